@@ -1,0 +1,334 @@
+//! Streaming FLAC writer over flacenc: the stream header, STREAMINFO, and
+//! one independently encoded frame per block.
+//!
+//! flacenc is used for what it does well (predictor search, residual coding)
+//! and bypassed where it does not fit a live service:
+//! - STREAMINFO is written here, because flacenc's `StreamInfo` refuses rates
+//!   above 96 kHz and the live stream needs a header before totals are known.
+//! - Each frame header is rebuilt with the real sample rate (192 kHz and any
+//!   rate up to 655,350 Hz are representable in a frame header).
+//! - Every frame is bounded by its verbatim size: flacenc 0.5 has no RICE2
+//!   escape and can emit frames far larger than the input for loud 24-bit
+//!   audio, so such frames are re-encoded with verbatim subframes.
+
+mod level;
+
+pub use level::{default_block_size, EncoderLevel, DEFAULT_LEVEL, MAX_LEVEL};
+
+use flacenc::bitsink::MemSink;
+use flacenc::component::{
+    BitRepr, ChannelAssignment, Frame, FrameHeader, FrameOffset, StreamInfo as FlacencStreamInfo,
+    SubFrame, Verbatim,
+};
+use flacenc::error::{Verified, Verify};
+use flacenc::source::{Fill, FrameBuf};
+use thiserror::Error;
+
+use crate::pcm::PcmLayout;
+
+/// Smallest block flacenc's predictors are given; shorter (final) blocks are
+/// written verbatim, which is both safe and optimal at that size.
+pub const MIN_PREDICTED_BLOCK: usize = 32;
+
+/// Largest block size accepted (inclusive). FLAC's streamable subset allows
+/// 16384 samples above 48 kHz (4608 at or below), and flacenc stops at 32767.
+pub const MAX_BLOCK_SIZE: usize = 16_384;
+
+/// Smallest block size a client may ask for (inclusive); only the last block
+/// of a stream may be shorter.
+pub const MIN_BLOCK_SIZE: usize = 32;
+
+/// Length of the STREAMINFO body in bytes.
+pub const STREAMINFO_BYTES: usize = 34;
+
+/// Offset of the STREAMINFO body within the stream (after `fLaC` and the
+/// 4-byte metadata block header).
+pub const STREAMINFO_OFFSET: usize = 8;
+
+/// A frame could not be encoded. Converted from flacenc's errors (which are not
+/// `Send`) at this boundary, keeping only their text.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum FlacError {
+    #[error("a block must hold between 1 and {MAX_BLOCK_SIZE} whole sample frames, got {samples} samples for {channels} channels")]
+    BadBlock { samples: usize, channels: usize },
+    #[error("the encoder rejected the block: {0}")]
+    Encoder(String),
+}
+
+/// The fixed parameters of a FLAC stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamFormat {
+    /// Samples per second, 1..=655,350.
+    pub sample_rate: u32,
+    /// Sample layout (channels and width).
+    pub layout: PcmLayout,
+    /// Samples per channel in every block but the last.
+    pub block_size: usize,
+}
+
+/// What STREAMINFO says about a stream; serialised by [`StreamInfo::to_bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Fixed parameters.
+    pub format: StreamFormat,
+    /// Smallest frame in bytes, 0 if unknown.
+    pub min_frame_bytes: u32,
+    /// Largest frame in bytes, 0 if unknown.
+    pub max_frame_bytes: u32,
+    /// Samples per channel, 0 if unknown.
+    pub total_samples: u64,
+    /// MD5 of the decoded audio, zeros if unknown.
+    pub md5: [u8; 16],
+}
+
+impl StreamInfo {
+    /// STREAMINFO for a stream whose totals are not known yet.
+    pub fn provisional(format: StreamFormat) -> Self {
+        Self {
+            format,
+            min_frame_bytes: 0,
+            max_frame_bytes: 0,
+            total_samples: 0,
+            md5: [0; 16],
+        }
+    }
+
+    /// The 34-byte STREAMINFO body.
+    pub fn to_bytes(&self) -> [u8; STREAMINFO_BYTES] {
+        let f = &self.format;
+        let mut out = [0u8; STREAMINFO_BYTES];
+        // Fixed blocking: min = max = the block size; the last block may be
+        // shorter, which the format allows.
+        let block = f.block_size as u16;
+        out[0..2].copy_from_slice(&block.to_be_bytes());
+        out[2..4].copy_from_slice(&block.to_be_bytes());
+        out[4..7].copy_from_slice(&self.min_frame_bytes.to_be_bytes()[1..]);
+        out[7..10].copy_from_slice(&self.max_frame_bytes.to_be_bytes()[1..]);
+        // 20 bits rate, 3 bits channels-1, 5 bits bps-1, 36 bits total samples.
+        let packed: u64 = (u64::from(f.sample_rate) << 44)
+            | (((f.layout.channels as u64) - 1) << 41)
+            | (((f.layout.bits_per_sample() as u64) - 1) << 36)
+            | (self.total_samples & 0xF_FFFF_FFFF);
+        out[10..18].copy_from_slice(&packed.to_be_bytes());
+        out[18..34].copy_from_slice(&self.md5);
+        out
+    }
+
+    /// `fLaC`, the STREAMINFO block header (marked last) and its body.
+    pub fn stream_header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(STREAMINFO_OFFSET + STREAMINFO_BYTES);
+        out.extend_from_slice(b"fLaC");
+        // Last-metadata-block flag set, type 0 (STREAMINFO), 24-bit length.
+        out.push(0x80);
+        out.extend_from_slice(&(STREAMINFO_BYTES as u32).to_be_bytes()[1..]);
+        out.extend_from_slice(&self.to_bytes());
+        out
+    }
+}
+
+/// Frame statistics folded into the final STREAMINFO.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameStats {
+    /// Frames written.
+    pub frames: u64,
+    /// Smallest frame in bytes (0 before the first frame).
+    pub min_frame_bytes: u32,
+    /// Largest frame in bytes.
+    pub max_frame_bytes: u32,
+    /// Frames replaced by verbatim subframes to stay within verbatim size.
+    pub verbatim_fallbacks: u64,
+}
+
+impl FrameStats {
+    /// Records one written frame.
+    pub fn record(&mut self, frame: &EncodedFrame) {
+        let len = frame.bytes.len() as u32;
+        self.min_frame_bytes = if self.frames == 0 {
+            len
+        } else {
+            self.min_frame_bytes.min(len)
+        };
+        self.max_frame_bytes = self.max_frame_bytes.max(len);
+        self.frames += 1;
+        self.verbatim_fallbacks += u64::from(frame.verbatim_fallback);
+    }
+}
+
+/// One encoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedFrame {
+    /// The frame's bytes, header to CRC-16.
+    pub bytes: Vec<u8>,
+    /// Samples per channel in the frame.
+    pub samples: usize,
+    /// Whether the verbatim bound replaced flacenc's output.
+    pub verbatim_fallback: bool,
+}
+
+/// Encodes blocks into frames. Holds reusable buffers; one per worker thread.
+pub struct FrameEncoder {
+    framebuf: Option<FrameBuf>,
+    channel_scratch: Vec<i32>,
+    configs: Vec<Option<Verified<flacenc::config::Encoder>>>,
+}
+
+impl Default for FrameEncoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameEncoder {
+    /// An encoder with empty buffers; they grow to the largest block seen.
+    pub fn new() -> Self {
+        Self {
+            framebuf: None,
+            channel_scratch: Vec::new(),
+            configs: vec![None; usize::from(MAX_LEVEL) + 1],
+        }
+    }
+
+    /// Encodes `interleaved` (whole sample frames of `format`) as frame number
+    /// `frame_number`, never larger than the same frame written verbatim.
+    pub fn encode(
+        &mut self,
+        format: &StreamFormat,
+        level: EncoderLevel,
+        frame_number: u32,
+        interleaved: &[i32],
+    ) -> Result<EncodedFrame, FlacError> {
+        let channels = format.layout.channels;
+        let bps = format.layout.bits_per_sample();
+        let samples = interleaved.len() / channels;
+        if interleaved.is_empty()
+            || interleaved.len() % channels != 0
+            || samples > MAX_BLOCK_SIZE.max(format.block_size)
+        {
+            return Err(FlacError::BadBlock {
+                samples: interleaved.len(),
+                channels,
+            });
+        }
+        let verbatim_bits: usize = channels * (8 + bps * samples);
+        let frame = if samples < MIN_PREDICTED_BLOCK {
+            None
+        } else {
+            let frame = self.predict(format, level, frame_number, interleaved)?;
+            let body: usize = (0..frame.subframe_count())
+                .filter_map(|ch| frame.subframe(ch))
+                .map(BitRepr::count_bits)
+                .sum();
+            (body <= verbatim_bits).then_some(frame)
+        };
+        let verbatim_fallback = frame.is_none() && samples >= MIN_PREDICTED_BLOCK;
+        let frame = match frame {
+            Some(frame) => frame,
+            None => self.verbatim(format, frame_number, interleaved)?,
+        };
+        let mut sink = MemSink::<u8>::with_capacity(frame.count_bits());
+        frame
+            .write(&mut sink)
+            .map_err(|e| FlacError::Encoder(e.to_string()))?;
+        Ok(EncodedFrame {
+            bytes: sink.into_inner(),
+            samples,
+            verbatim_fallback,
+        })
+    }
+
+    fn config(&mut self, level: EncoderLevel) -> &Verified<flacenc::config::Encoder> {
+        let slot = &mut self.configs[usize::from(level.get())];
+        slot.get_or_insert_with(|| level.config())
+    }
+
+    /// flacenc's best frame, with the header rebuilt for the real rate.
+    fn predict(
+        &mut self,
+        format: &StreamFormat,
+        level: EncoderLevel,
+        frame_number: u32,
+        interleaved: &[i32],
+    ) -> Result<Frame, FlacError> {
+        let channels = format.layout.channels;
+        let bps = format.layout.bits_per_sample();
+        let samples = interleaved.len() / channels;
+        // flacenc's StreamInfo only feeds the frame header, which is rebuilt
+        // below; any rate it accepts will do.
+        let encode_rate = (format.sample_rate as usize).min(96_000);
+        let info = FlacencStreamInfo::new(encode_rate, channels, bps).map_err(encoder_error)?;
+
+        let size = samples.max(MIN_PREDICTED_BLOCK);
+        let mut framebuf = match self.framebuf.take() {
+            Some(fb) if fb.channels() == channels => fb,
+            _ => FrameBuf::with_size(channels, size).map_err(encoder_error)?,
+        };
+        if framebuf.size() != size {
+            framebuf.resize(size);
+        }
+        framebuf
+            .fill_interleaved(interleaved)
+            .map_err(encoder_error)?;
+        let result = flacenc::encode_fixed_size_frame(self.config(level), &framebuf, 0, &info);
+        self.framebuf = Some(framebuf);
+        let frame = result.map_err(encoder_error)?;
+
+        let (header, subframes) = frame.into_parts();
+        let header = FrameHeader::new(
+            samples,
+            header.channel_assignment().clone(),
+            bps,
+            format.sample_rate as usize,
+            FrameOffset::Frame(frame_number),
+        )
+        .map_err(encoder_error)?;
+        Frame::new(header, subframes.into_iter()).map_err(encoder_error)
+    }
+
+    /// The frame with every channel stored verbatim.
+    fn verbatim(
+        &mut self,
+        format: &StreamFormat,
+        frame_number: u32,
+        interleaved: &[i32],
+    ) -> Result<Frame, FlacError> {
+        let channels = format.layout.channels;
+        let bps = format.layout.bits_per_sample();
+        let samples = interleaved.len() / channels;
+        let header = FrameHeader::new(
+            samples,
+            ChannelAssignment::Independent(channels as u8),
+            bps,
+            format.sample_rate as usize,
+            FrameOffset::Frame(frame_number),
+        )
+        .map_err(encoder_error)?;
+        let mut subframes = Vec::with_capacity(channels);
+        for ch in 0..channels {
+            self.channel_scratch.clear();
+            self.channel_scratch
+                .extend(interleaved.iter().skip(ch).step_by(channels));
+            let sub = Verbatim::new(&self.channel_scratch, bps).map_err(encoder_error)?;
+            subframes.push(SubFrame::from(sub));
+        }
+        Frame::new(header, subframes.into_iter()).map_err(encoder_error)
+    }
+}
+
+/// flacenc's errors are not `Send`; keep their text only.
+fn encoder_error(e: impl std::fmt::Display) -> FlacError {
+    FlacError::Encoder(e.to_string())
+}
+
+/// Checks a flacenc config once; used by [`EncoderLevel::config`].
+fn verify(config: flacenc::config::Encoder) -> Verified<flacenc::config::Encoder> {
+    // unwrap: the level table holds constant, in-range settings; the
+    // `every_level_config_verifies` test proves each one.
+    config
+        .into_verified()
+        .map_err(|(_, e)| e.to_string())
+        .unwrap()
+}
+
+#[cfg(test)]
+#[path = "flac_tests.rs"]
+mod tests;

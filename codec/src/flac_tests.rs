@@ -1,0 +1,176 @@
+use super::*;
+use crate::fixture::{pcm_bytes, test_signal};
+use crate::pcm::PcmDecoder;
+
+/// Encodes `samples` as a whole stream, final STREAMINFO patched in, the way
+/// a session does; returns the stream and its frame statistics.
+fn encode_stream(format: StreamFormat, level: u8, samples: &[i32]) -> (Vec<u8>, FrameStats) {
+    let level = EncoderLevel::new(level).unwrap();
+    let mut out = StreamInfo::provisional(format).stream_header();
+    let mut stats = FrameStats::default();
+    let mut encoder = FrameEncoder::new();
+    let per_block = format.block_size * format.layout.channels;
+    for (n, block) in samples.chunks(per_block).enumerate() {
+        let frame = encoder.encode(&format, level, n as u32, block).unwrap();
+        stats.record(&frame);
+        out.extend_from_slice(&frame.bytes);
+    }
+    let mut decoder = PcmDecoder::new(format.layout);
+    let bytes = pcm_bytes(samples, format.layout.bits_per_sample() as u16);
+    let mut decoded = vec![0; samples.len()];
+    decoder.decode(&mut bytes.as_slice(), &mut decoded);
+    assert_eq!(decoded, samples, "fixture round trip");
+    let info = StreamInfo {
+        format,
+        min_frame_bytes: stats.min_frame_bytes,
+        max_frame_bytes: stats.max_frame_bytes,
+        total_samples: decoder.frames_decoded(),
+        md5: decoder.md5_digest(),
+    };
+    out[STREAMINFO_OFFSET..STREAMINFO_OFFSET + STREAMINFO_BYTES].copy_from_slice(&info.to_bytes());
+    (out, stats)
+}
+
+/// Decodes with claxon and compares every sample, naming the first mismatch.
+fn assert_decodes_to(flac: &[u8], format: &StreamFormat, samples: &[i32]) {
+    let mut reader = claxon::FlacReader::new(flac).expect("claxon reads the header");
+    let info = reader.streaminfo();
+    assert_eq!(info.sample_rate, format.sample_rate);
+    assert_eq!(info.channels as usize, format.layout.channels);
+    assert_eq!(
+        info.bits_per_sample as usize,
+        format.layout.bits_per_sample()
+    );
+    let channels = format.layout.channels;
+    assert_eq!(info.samples, Some((samples.len() / channels) as u64));
+    let decoded: Vec<i32> = reader
+        .samples()
+        .map(|s| s.expect("claxon decodes"))
+        .collect();
+    assert_eq!(decoded.len(), samples.len(), "sample count");
+    if let Some(i) = decoded.iter().zip(samples).position(|(a, b)| a != b) {
+        panic!(
+            "sample {} channel {} (block {}) decoded {} expected {}",
+            i / channels,
+            i % channels,
+            i / channels / format.block_size,
+            decoded[i],
+            samples[i]
+        );
+    }
+}
+
+fn format(rate: u32, channels: usize, bytes: usize, block: usize) -> StreamFormat {
+    StreamFormat {
+        sample_rate: rate,
+        layout: PcmLayout {
+            channels,
+            bytes_per_sample: bytes,
+        },
+        block_size: block,
+    }
+}
+
+#[test]
+fn every_width_channel_count_and_level_round_trips() {
+    for (rate, channels, bytes) in [
+        (44_100, 2, 2),
+        (8_000, 1, 1),
+        (48_000, 6, 3),
+        (22_050, 8, 2),
+    ] {
+        for level in [0, 2, 5, 8] {
+            let f = format(rate, channels, bytes, 1024);
+            let samples = test_signal(3000, channels as u16, (bytes * 8) as u16, level.into());
+            let (flac, _) = encode_stream(f, level, &samples);
+            assert_decodes_to(&flac, &f, &samples);
+        }
+    }
+}
+
+#[test]
+fn rates_beyond_flacenc_and_odd_rates_round_trip() {
+    for rate in [
+        1, 7, 88_200, 96_000, 176_400, 192_000, 352_800, 384_000, 655_350,
+    ] {
+        let f = format(rate, 2, 3, 4096);
+        let samples = test_signal(5000, 2, 24, u64::from(rate));
+        let (flac, _) = encode_stream(f, 5, &samples);
+        assert_decodes_to(&flac, &f, &samples);
+    }
+}
+
+#[test]
+fn short_final_blocks_round_trip() {
+    for frames in [1, 2, 31, 32, 33, 1025] {
+        let f = format(16_000, 2, 2, 1024);
+        let samples = test_signal(frames, 2, 16, frames as u64);
+        let (flac, _) = encode_stream(f, 5, &samples);
+        assert_decodes_to(&flac, &f, &samples);
+    }
+}
+
+#[test]
+fn no_frame_is_larger_than_verbatim() {
+    // Loud 24-bit audio whose residuals need a Rice parameter above
+    // flacenc's cap of 14: flacenc's own frame exceeds verbatim.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let f = format(96_000, 2, 3, 4096);
+    let samples: Vec<i32> = (0..4096 * 8)
+        .flat_map(|t| {
+            let tone = ((t as f64 * 0.002).sin() * 6_000_000.0) as i32;
+            let a = tone + rng.random_range(-(1 << 21)..(1 << 21));
+            let b = -tone + rng.random_range(-(1 << 20)..(1 << 20));
+            [a, b]
+        })
+        .collect();
+    let (flac, stats) = encode_stream(f, 8, &samples);
+    assert_decodes_to(&flac, &f, &samples);
+    // Verbatim: header (≤ 16 bytes) + 2 × (1 + 3 × 4096) + CRC.
+    let bound = 16 + 2 * (1 + 3 * 4096) + 2;
+    assert!(stats.max_frame_bytes as usize <= bound, "{stats:?}");
+    assert!(
+        stats.verbatim_fallbacks > 0,
+        "the fallback was exercised: {stats:?}"
+    );
+}
+
+#[test]
+fn rejects_bad_blocks_without_panicking() {
+    let f = format(44_100, 2, 2, 1024);
+    let mut e = FrameEncoder::new();
+    let level = EncoderLevel::default();
+    assert!(matches!(
+        e.encode(&f, level, 0, &[]),
+        Err(FlacError::BadBlock { .. })
+    ));
+    assert!(matches!(
+        e.encode(&f, level, 0, &[1, 2, 3]),
+        Err(FlacError::BadBlock { .. })
+    ));
+    let too_big = vec![0; (MAX_BLOCK_SIZE + 1) * 2];
+    assert!(matches!(
+        e.encode(&f, level, 0, &too_big),
+        Err(FlacError::BadBlock { .. })
+    ));
+    let out_of_range = vec![40_000; 64];
+    assert!(matches!(
+        e.encode(&f, level, 0, &out_of_range),
+        Err(FlacError::Encoder(_))
+    ));
+    // A different channel count after use must not trip flacenc's buffer.
+    let mono = format(44_100, 1, 2, 1024);
+    e.encode(&f, level, 0, &vec![0; 2048]).unwrap();
+    e.encode(&mono, level, 0, &vec![0; 1024]).unwrap();
+}
+
+#[test]
+fn stream_header_layout_is_fixed() {
+    let f = format(44_100, 2, 2, 4096);
+    let header = StreamInfo::provisional(f).stream_header();
+    assert_eq!(&header[..4], b"fLaC");
+    assert_eq!(header[4], 0x80);
+    assert_eq!(&header[5..8], &[0, 0, 34]);
+    assert_eq!(header.len(), STREAMINFO_OFFSET + STREAMINFO_BYTES);
+}

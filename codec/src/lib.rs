@@ -1,0 +1,18 @@
+//! flacstream's codec layer: everything between WAV bytes and FLAC bytes,
+//! with no actors and no I/O, so it can be unit-tested and fuzzed alone.
+//!
+//! # Layout
+//! - [`wav`]: incremental, bounded RIFF/WAVE header parser ([`wav::WavParser`]).
+//! - [`pcm`]: little-endian PCM bytes → `i32` samples, split anywhere, with the
+//!   running MD5 FLAC's STREAMINFO needs ([`pcm::PcmDecoder`]).
+//! - [`flac`]: STREAMINFO and the stream header, compression levels, and
+//!   [`flac::FrameEncoder`], which turns one block into one bounded frame.
+//! - `fixture` (feature `fixtures`): WAV builders and test signals for tests
+//!   and benches.
+
+pub mod flac;
+pub mod pcm;
+pub mod wav;
+
+#[cfg(any(test, feature = "fixtures"))]
+pub mod fixture;
