@@ -1,1 +1,33 @@
+//! flacstream's concurrency core, shaped as the design card asks: one
+//! [`session::Session`] actor per stream, a supervised pool of
+//! [`encoder::Encoder`] actors on dedicated threads, lock-free PCM
+//! [`staging`], and a [`registry::Registry`] actor that admits, times out and
+//! drains sessions.
+//!
+//! # Layout
+//! - [`session`]: the per-stream actor: parses WAV, stages PCM, dispatches
+//!   blocks, reorders frames, and reports [`session::Outbound`] events to its
+//!   transport. Its inbound message is awaited by the transport's read loop,
+//!   which is how TCP backpressure reaches a fast client.
+//! - [`encoder`]: the encoder actor (one per pool thread) with panic
+//!   supervision; [`encoder::pool`] the bounded handle sessions use.
+//! - [`registry`]: the actor that knows every live session: global cap, idle
+//!   timeout, drain on shutdown.
+//! - [`staging`]: the bounded `ringbuf` ring that holds decoded PCM until a
+//!   whole block is ready.
+//! - [`error`]: [`error::StreamError`], every way a stream can fail, each with
+//!   a stable client code and a [`error::ErrorKind`] the service maps to
+//!   close codes and HTTP statuses.
+//! - [`activity`]: the lock-free "last heard from" clock the registry sweeps.
 
+pub mod activity;
+pub mod encoder;
+pub mod error;
+pub mod registry;
+pub mod session;
+pub mod staging;
+
+pub use encoder::pool::EncoderPool;
+pub use error::{ErrorKind, StreamError};
+pub use registry::Registry;
+pub use session::{Outbound, Session, SessionSettings};

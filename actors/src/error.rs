@@ -1,0 +1,92 @@
+//! Every way a stream can fail, with stable client codes.
+//!
+//! The service maps each [`ErrorKind`] to a WebSocket close code and an HTTP
+//! status in exactly one place (`flacstream::error`).
+
+use flacstream_codec::flac::FlacError;
+use flacstream_codec::wav::{WavError, WavErrorKind};
+use thiserror::Error;
+
+/// Broad class of a failure; decides the close code and HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The input is not valid WAV (close 1007).
+    Malformed,
+    /// Valid input FLAC or the service cannot hold (close 1003).
+    Unsupported,
+    /// A limit or timeout was hit, or the client broke the protocol (close 1008).
+    Policy,
+    /// A message or header was too big (close 1009).
+    TooLarge,
+    /// The service failed (close 1011).
+    Internal,
+    /// The server is shutting down (close 1001).
+    GoingAway,
+}
+
+/// Why a stream ended early.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum StreamError {
+    /// The WAV header was rejected.
+    #[error(transparent)]
+    Wav(#[from] WavError),
+    /// An encoder panicked on this stream's audio; it was restarted.
+    #[error("the encoder failed on this stream's audio; the stream cannot continue")]
+    EncoderPanicked,
+    /// The encoder refused a block (a bug if it happens: input is validated first).
+    #[error("encoding failed: {0}")]
+    Encode(#[from] FlacError),
+    /// The encoder pool has shut down.
+    #[error("the encoder pool is not running")]
+    PoolUnavailable,
+    /// No audio arrived for the configured idle timeout.
+    #[error("no audio arrived for {0} seconds")]
+    IdleTimeout(u64),
+    /// The client did not read output for the configured stall timeout.
+    #[error("the client stopped reading; output stalled for {0} seconds")]
+    SlowReader(u64),
+    /// A frame or reassembled message was over the configured size.
+    #[error("a message was larger than the limit of {0} bytes")]
+    MessageTooLarge(usize),
+    /// The client sent something the protocol does not allow.
+    #[error("{0}")]
+    BadMessage(String),
+    /// FLAC numbers frames with 31 bits; the stream would need more.
+    #[error("the stream is longer than FLAC's frame numbering allows")]
+    StreamTooLong,
+    /// The server shut down before the stream's header was complete.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+impl StreamError {
+    /// Stable, machine-readable code for clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Wav(e) => e.code(),
+            Self::EncoderPanicked | Self::Encode(_) | Self::PoolUnavailable => "internal",
+            Self::IdleTimeout(_) => "idle_timeout",
+            Self::SlowReader(_) => "slow_reader",
+            Self::MessageTooLarge(_) => "message_too_large",
+            Self::BadMessage(_) => "bad_message",
+            Self::StreamTooLong => "stream_too_long",
+            Self::ShuttingDown => "shutting_down",
+        }
+    }
+
+    /// The failure's class.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::Wav(e) => match e.kind() {
+                WavErrorKind::Malformed => ErrorKind::Malformed,
+                WavErrorKind::Unsupported => ErrorKind::Unsupported,
+                WavErrorKind::TooLarge => ErrorKind::TooLarge,
+            },
+            Self::EncoderPanicked | Self::Encode(_) | Self::PoolUnavailable => ErrorKind::Internal,
+            Self::IdleTimeout(_) | Self::SlowReader(_) | Self::BadMessage(_) => ErrorKind::Policy,
+            Self::StreamTooLong => ErrorKind::Policy,
+            Self::MessageTooLarge(_) => ErrorKind::TooLarge,
+            Self::ShuttingDown => ErrorKind::GoingAway,
+        }
+    }
+}

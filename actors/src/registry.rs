@@ -1,0 +1,239 @@
+//! The registry actor: knows every live session, enforces the global session
+//! cap and the idle timeout, and drains sessions on shutdown.
+//!
+//! A transport first [`Admit`]s a session (reserving a slot before any
+//! WebSocket upgrade, so a full server answers HTTP 503), then the session
+//! [`Attach`]es itself when it starts and [`Release`]s its slot when it stops.
+//! Per-session connection limits and resumable sessions will hang off the
+//! same entries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, Addr, AsyncContext, Context, Handler, Message, MessageResponse, ResponseFuture,
+};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::activity::Activity;
+use crate::session::{IdleTimeout, Session, Shutdown};
+
+/// How often idle sessions are looked for, in milliseconds. The idle timeout
+/// is therefore enforced to within this much.
+pub const IDLE_SWEEP_INTERVAL_MS: u64 = 500;
+
+/// Identifies a session.
+pub type SessionId = Uuid;
+
+/// The registry's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct RegistrySettings {
+    /// Sessions (admitted or live) at most, inclusive.
+    pub max_sessions: usize,
+    /// A session with no audio for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+struct Entry {
+    /// `None` while admitted but not yet started.
+    session: Option<(Addr<Session>, Arc<Activity>)>,
+}
+
+/// The registry actor; see the module docs.
+pub struct Registry {
+    settings: RegistrySettings,
+    sessions: HashMap<SessionId, Entry>,
+    draining: bool,
+    drained: Vec<oneshot::Sender<()>>,
+}
+
+impl Registry {
+    /// A registry with no sessions.
+    pub fn new(settings: RegistrySettings) -> Self {
+        Self {
+            settings,
+            sessions: HashMap::new(),
+            draining: false,
+            drained: Vec::new(),
+        }
+    }
+
+    fn sweep_idle(&mut self) {
+        let limit = self.settings.idle_timeout;
+        for (session, activity) in self.sessions.values().filter_map(|e| e.session.as_ref()) {
+            if activity.idle_for() >= limit {
+                session.do_send(IdleTimeout {
+                    after_seconds: limit.as_secs(),
+                });
+            }
+        }
+    }
+
+    fn notify_if_drained(&mut self) {
+        if self.draining && self.sessions.is_empty() {
+            for waiter in self.drained.drain(..) {
+                let _ = waiter.send(());
+            }
+        }
+    }
+}
+
+/// Starts the idle sweep.
+impl Actor for Registry {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.run_interval(Duration::from_millis(IDLE_SWEEP_INTERVAL_MS), |act, _| {
+            act.sweep_idle();
+        });
+    }
+
+    fn stopping(&mut self, _ctx: &mut Self::Context) -> actix::Running {
+        log::info!("Registry stopping with {} sessions.", self.sessions.len());
+        actix::Running::Stop
+    }
+}
+
+/// Why a new session was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    /// The global cap is reached.
+    #[error("the server is at its limit of {0} concurrent sessions")]
+    Full(usize),
+    /// The server is shutting down.
+    #[error("the server is shutting down and accepts no new streams")]
+    Draining,
+}
+
+/// Reserve a slot for a new session.
+#[derive(Message)]
+#[rtype(result = "Result<SessionId, AdmitError>")]
+pub struct Admit;
+
+/// Reserves a slot, or refuses over the cap or while draining.
+impl Handler<Admit> for Registry {
+    type Result = Result<SessionId, AdmitError>;
+
+    fn handle(&mut self, _msg: Admit, _ctx: &mut Self::Context) -> Self::Result {
+        if self.draining {
+            return Err(AdmitError::Draining);
+        }
+        if self.sessions.len() >= self.settings.max_sessions {
+            return Err(AdmitError::Full(self.settings.max_sessions));
+        }
+        let id = Uuid::new_v4();
+        self.sessions.insert(id, Entry { session: None });
+        Ok(id)
+    }
+}
+
+/// A started session takes its reserved slot.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Attach {
+    /// The id [`Admit`] returned.
+    pub id: SessionId,
+    /// The session actor.
+    pub session: Addr<Session>,
+    /// Its activity clock, swept for the idle timeout.
+    pub activity: Arc<Activity>,
+}
+
+/// Fills the reserved slot; a session that was never admitted is stopped.
+impl Handler<Attach> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Attach, _ctx: &mut Self::Context) {
+        match self.sessions.get_mut(&msg.id) {
+            Some(entry) => entry.session = Some((msg.session, msg.activity)),
+            None => {
+                log::error!(
+                    "Session {} attached without admission; stopping it.",
+                    msg.id
+                );
+                msg.session.do_send(Shutdown);
+            }
+        }
+    }
+}
+
+/// Give a slot back (the session stopped, or its upgrade failed).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Release {
+    /// The session whose slot is freed.
+    pub id: SessionId,
+}
+
+/// Frees the slot and completes a drain when the last one goes.
+impl Handler<Release> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Release, _ctx: &mut Self::Context) {
+        self.sessions.remove(&msg.id);
+        self.notify_if_drained();
+    }
+}
+
+/// Stop admitting; let sessions finish for up to `grace`, then shut the rest
+/// down (each flushes what it was sent and closes with "going away").
+/// Resolves when no session is left.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Drain {
+    /// How long open streams may run on before being told to finish.
+    pub grace: Duration,
+}
+
+/// Starts draining; see [`Drain`].
+impl Handler<Drain> for Registry {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
+        self.draining = true;
+        let (tx, rx) = oneshot::channel();
+        self.drained.push(tx);
+        log::info!(
+            "Draining {} sessions, grace {:?}.",
+            self.sessions.len(),
+            msg.grace
+        );
+        ctx.run_later(msg.grace, |act, _| {
+            for (session, _) in act.sessions.values().filter_map(|e| e.session.as_ref()) {
+                session.do_send(Shutdown);
+            }
+        });
+        self.notify_if_drained();
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// Counts for health checks, tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, MessageResponse)]
+pub struct RegistrySnapshot {
+    /// Sessions admitted or live.
+    pub sessions: usize,
+    /// Whether the registry is draining.
+    pub draining: bool,
+}
+
+/// Ask for a [`RegistrySnapshot`].
+#[derive(Message)]
+#[rtype(result = "RegistrySnapshot")]
+pub struct Snapshot;
+
+/// Reports current counts.
+impl Handler<Snapshot> for Registry {
+    type Result = RegistrySnapshot;
+
+    fn handle(&mut self, _msg: Snapshot, _ctx: &mut Self::Context) -> RegistrySnapshot {
+        RegistrySnapshot {
+            sessions: self.sessions.len(),
+            draining: self.draining,
+        }
+    }
+}
