@@ -1,0 +1,204 @@
+//! Configuration: embedded defaults, overridden by environment variables,
+//! overridden by command-line flags (clap with `env`). Validated once into
+//! [`Settings`], which the rest of the service takes as proof.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use flacstream_actors::encoder::pool::DEFAULT_QUEUE_PER_THREAD;
+use flacstream_actors::session::DEFAULT_MAX_BLOCKS_IN_FLIGHT;
+use flacstream_codec::wav::DEFAULT_MAX_HEADER_BYTES;
+
+/// Default per-frame and per-reassembled-message limit, in bytes (1 MiB):
+/// 6 s of CD audio, far more than any live client sends at once.
+pub const DEFAULT_MAX_MESSAGE_SIZE_BYTES: usize = 1024 * 1024;
+
+/// Default idle timeout in seconds: a stream that sends no audio this long is
+/// closed with `idle_timeout`.
+pub const DEFAULT_CONNECTION_TIMEOUT_SECONDS: u64 = 30;
+
+/// Default cap on concurrent sessions. A stereo 16-bit stream at the default
+/// block size holds at most ~1.5 MiB (one 1 MiB message being staged, a
+/// 128 KiB ring, six frames queued), so 1024 sessions stay under ~1.5 GiB.
+pub const DEFAULT_MAX_SESSIONS: usize = 1024;
+
+/// Default time a client may leave output unread before it is closed with
+/// `slow_reader`, in seconds.
+pub const DEFAULT_OUTBOUND_STALL_SECONDS: u64 = 10;
+
+/// Default time open streams may run on after SIGTERM before being flushed
+/// and closed with 1001, in seconds. A deployment's termination grace period
+/// must exceed this plus the outbound stall time.
+pub const DEFAULT_DRAIN_GRACE_SECONDS: u64 = 30;
+
+/// Command-line flags and environment variables.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "flacstream", version, about = "Live WAV to FLAC over WebSocket")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "FLACSTREAM_BIND", default_value = "0.0.0.0:8080")]
+    pub bind: SocketAddr,
+
+    /// Directory for recordings (created if missing).
+    #[arg(long, env = "FLACSTREAM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Largest WebSocket frame and reassembled message, in bytes.
+    #[arg(long, env = "MAX_MESSAGE_SIZE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_SIZE_BYTES)]
+    pub max_message_size_bytes: usize,
+
+    /// Seconds without audio before a stream is closed.
+    #[arg(long, env = "CONNECTION_TIMEOUT_SECONDS", default_value_t = DEFAULT_CONNECTION_TIMEOUT_SECONDS)]
+    pub connection_timeout_seconds: u64,
+
+    /// Concurrent sessions at most; more are refused with HTTP 503.
+    #[arg(long, env = "FLACSTREAM_MAX_SESSIONS", default_value_t = DEFAULT_MAX_SESSIONS)]
+    pub max_sessions: usize,
+
+    /// Encoder threads (default: one per core).
+    #[arg(long, env = "FLACSTREAM_ENCODER_THREADS")]
+    pub encoder_threads: Option<NonZeroUsize>,
+
+    /// Blocks queued or encoding across the pool (default: 64 per encoder thread).
+    #[arg(long, env = "FLACSTREAM_ENCODER_QUEUE")]
+    pub encoder_queue: Option<NonZeroUsize>,
+
+    /// Blocks one stream may have encoding or waiting for its client.
+    #[arg(long, env = "FLACSTREAM_MAX_BLOCKS_IN_FLIGHT", default_value_t = DEFAULT_MAX_BLOCKS_IN_FLIGHT)]
+    pub max_blocks_in_flight: usize,
+
+    /// Seconds a client may leave output unread before it is closed.
+    #[arg(long, env = "FLACSTREAM_OUTBOUND_STALL_SECONDS", default_value_t = DEFAULT_OUTBOUND_STALL_SECONDS)]
+    pub outbound_stall_seconds: u64,
+
+    /// Seconds open streams may run on after SIGTERM.
+    #[arg(long, env = "FLACSTREAM_DRAIN_GRACE_SECONDS", default_value_t = DEFAULT_DRAIN_GRACE_SECONDS)]
+    pub drain_grace_seconds: u64,
+
+    /// Bytes of WAV chunks allowed before the audio data.
+    #[arg(long, env = "FLACSTREAM_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
+    pub max_header_bytes: u64,
+
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "FLACSTREAM_HTTP_WORKERS")]
+    pub http_workers: Option<NonZeroUsize>,
+}
+
+/// A setting that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is out of its range.
+    #[error("{name} must be {expected}, got {got}")]
+    OutOfRange {
+        /// The setting's flag name.
+        name: &'static str,
+        /// The allowed range, in words.
+        expected: &'static str,
+        /// The value given.
+        got: u64,
+    },
+}
+
+/// Validated settings; see [`Config::validate`].
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Directory for recordings.
+    pub data_dir: PathBuf,
+    /// Largest frame and reassembled message, in bytes.
+    pub max_message_size_bytes: usize,
+    /// Idle timeout.
+    pub connection_timeout: Duration,
+    /// Session cap.
+    pub max_sessions: usize,
+    /// Encoder threads.
+    pub encoder_threads: usize,
+    /// Encoder queue capacity in blocks.
+    pub encoder_queue: usize,
+    /// Blocks in flight per stream.
+    pub max_blocks_in_flight: usize,
+    /// Slow-reader cut-off.
+    pub outbound_stall: Duration,
+    /// Drain grace period.
+    pub drain_grace: Duration,
+    /// Header bound in bytes.
+    pub max_header_bytes: u64,
+    /// HTTP workers.
+    pub http_workers: usize,
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
+fn at_least_one(name: &'static str, got: u64) -> Result<(), ConfigError> {
+    if got == 0 {
+        return Err(ConfigError::OutOfRange {
+            name,
+            expected: "at least 1",
+            got,
+        });
+    }
+    Ok(())
+}
+
+impl Config {
+    /// The embedded defaults, as if no flag or variable were given.
+    pub fn defaults() -> Self {
+        Self::parse_from(["flacstream"])
+    }
+
+    /// Checks every value once.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        at_least_one("--max-message-size-bytes", self.max_message_size_bytes as u64)?;
+        at_least_one("--connection-timeout-seconds", self.connection_timeout_seconds)?;
+        at_least_one("--max-sessions", self.max_sessions as u64)?;
+        at_least_one("--max-blocks-in-flight", self.max_blocks_in_flight as u64)?;
+        at_least_one("--outbound-stall-seconds", self.outbound_stall_seconds)?;
+        let encoder_threads = self.encoder_threads.map_or_else(cores, NonZeroUsize::get);
+        Ok(Settings {
+            bind: self.bind,
+            data_dir: self.data_dir,
+            max_message_size_bytes: self.max_message_size_bytes,
+            connection_timeout: Duration::from_secs(self.connection_timeout_seconds),
+            max_sessions: self.max_sessions,
+            encoder_threads,
+            encoder_queue: self
+                .encoder_queue
+                .map_or(encoder_threads * DEFAULT_QUEUE_PER_THREAD, NonZeroUsize::get),
+            max_blocks_in_flight: self.max_blocks_in_flight,
+            outbound_stall: Duration::from_secs(self.outbound_stall_seconds),
+            drain_grace: Duration::from_secs(self.drain_grace_seconds),
+            max_header_bytes: self.max_header_bytes,
+            http_workers: self.http_workers.map_or_else(cores, NonZeroUsize::get),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let s = Config::defaults().validate().unwrap();
+        assert_eq!(s.bind.port(), 8080);
+        assert_eq!(s.max_message_size_bytes, 1 << 20);
+        assert_eq!(s.connection_timeout, Duration::from_secs(30));
+        assert!(s.encoder_threads >= 1);
+    }
+
+    #[test]
+    fn flags_override_and_zero_is_refused() {
+        let c = Config::parse_from(["flacstream", "--max-sessions", "0"]);
+        assert!(c.validate().is_err());
+        let c = Config::parse_from(["flacstream", "--bind", "127.0.0.1:0", "--encoder-threads", "3"]);
+        let s = c.validate().unwrap();
+        assert_eq!(s.encoder_threads, 3);
+        assert_eq!(s.bind.port(), 0);
+    }
+}

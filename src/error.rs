@@ -1,0 +1,151 @@
+//! The service's errors and the one place that maps every error code to an
+//! HTTP status and a WebSocket close code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use actix_ws::CloseCode;
+use flacstream_actors::registry::AdmitError;
+use flacstream_actors::{ErrorKind, StreamError};
+use serde::Serialize;
+
+/// Everything a client can be told went wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A stream failed after the upgrade.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// A query parameter is missing, malformed or out of range.
+    #[error("{0}")]
+    BadParameter(String),
+    /// The request to a WebSocket endpoint is not a WebSocket upgrade.
+    #[error("this endpoint takes WebSocket connections only")]
+    NotWebSocket,
+    /// The session cap is reached.
+    #[error("{0}; try again later")]
+    ServerBusy(AdmitError),
+    /// The server is draining before shutdown.
+    #[error("{0}")]
+    Draining(AdmitError),
+    /// An internal actor did not answer.
+    #[error("the service is not able to take this request: {0}")]
+    Unavailable(String),
+}
+
+impl From<AdmitError> for ApiError {
+    fn from(e: AdmitError) -> Self {
+        match e {
+            AdmitError::Full(_) => Self::ServerBusy(e),
+            AdmitError::Draining => Self::Draining(e),
+        }
+    }
+}
+
+/// The JSON body of every error, on HTTP and WebSocket alike.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody {
+    /// Always `"error"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Stable machine-readable code.
+    pub code: &'static str,
+    /// A sentence for humans.
+    pub message: String,
+}
+
+impl ApiError {
+    /// Stable, machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Stream(e) => e.code(),
+            Self::BadParameter(_) => "bad_parameter",
+            Self::NotWebSocket => "not_websocket",
+            Self::ServerBusy(_) => "server_busy",
+            Self::Draining(_) => "draining",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            kind: "error",
+            code: self.code(),
+            message: self.to_string(),
+        }
+    }
+
+    /// The body as JSON text.
+    pub fn json(&self) -> String {
+        // A struct of strings always serialises.
+        serde_json::to_string(&self.body()).unwrap_or_default()
+    }
+
+    /// The WebSocket close code for this error.
+    pub fn close_code(&self) -> CloseCode {
+        match self {
+            Self::Stream(e) => match e.kind() {
+                ErrorKind::Malformed => CloseCode::Invalid,
+                ErrorKind::Unsupported => CloseCode::Unsupported,
+                ErrorKind::Policy => CloseCode::Policy,
+                ErrorKind::TooLarge => CloseCode::Size,
+                ErrorKind::Internal => CloseCode::Error,
+                ErrorKind::GoingAway => CloseCode::Away,
+            },
+            Self::BadParameter(_) | Self::NotWebSocket => CloseCode::Policy,
+            Self::ServerBusy(_) => CloseCode::Again,
+            Self::Draining(_) => CloseCode::Away,
+            Self::Unavailable(_) => CloseCode::Error,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::Stream(e) => match e.kind() {
+                ErrorKind::Malformed => StatusCode::BAD_REQUEST,
+                ErrorKind::Unsupported => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                ErrorKind::Policy => StatusCode::BAD_REQUEST,
+                ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorKind::GoingAway => StatusCode::SERVICE_UNAVAILABLE,
+            },
+            Self::BadParameter(_) | Self::NotWebSocket => StatusCode::BAD_REQUEST,
+            Self::ServerBusy(_) | Self::Draining(_) | Self::Unavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flacstream_codec::wav::WavError;
+
+    #[test]
+    fn each_kind_maps_to_its_close_code_and_status() {
+        let cases = [
+            (StreamError::Wav(WavError::NotRiff), 1007, 400),
+            (StreamError::Wav(WavError::TooManyChannels(9)), 1003, 415),
+            (StreamError::Wav(WavError::HeaderTooLarge(1)), 1009, 413),
+            (StreamError::IdleTimeout(30), 1008, 400),
+            (StreamError::MessageTooLarge(1), 1009, 413),
+            (StreamError::EncoderPanicked, 1011, 500),
+            (StreamError::ShuttingDown, 1001, 503),
+        ];
+        for (e, close, status) in cases {
+            let e = ApiError::from(e);
+            assert_eq!(u16::from(e.close_code()), close, "{e}");
+            assert_eq!(e.status_code().as_u16(), status, "{e}");
+        }
+        let busy = ApiError::from(AdmitError::Full(3));
+        assert_eq!(busy.status_code().as_u16(), 503);
+        assert_eq!(busy.code(), "server_busy");
+        assert!(busy.json().contains("\"type\":\"error\""));
+    }
+}

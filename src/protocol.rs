@@ -1,0 +1,93 @@
+//! The JSON text messages of the WebSocket protocol (docs/protocol.md).
+
+use base64::Engine;
+use flacstream_actors::session::DoneSummary;
+use serde::{Deserialize, Serialize};
+
+/// A text message from the client.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// No more audio will be sent.
+    End,
+}
+
+impl ClientMessage {
+    /// Parses a text message, with a sentence for the client if it is not one.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        serde_json::from_str(text)
+            .map_err(|e| format!("text messages must be {{\"type\":\"end\"}}: {e}"))
+    }
+}
+
+/// The last text message of a completed stream.
+#[derive(Debug, Serialize)]
+pub struct DoneMessage {
+    /// Always `"done"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Samples per channel.
+    pub samples: u64,
+    /// MD5 of the decoded audio, 32 lowercase hex digits.
+    pub md5: String,
+    /// The final 34-byte STREAMINFO body, base64: write it over bytes 8..42.
+    pub streaminfo: String,
+    /// Bytes of a trailing partial sample frame that were dropped.
+    pub dropped_bytes: usize,
+    /// FLAC frames sent.
+    pub frames: u64,
+    /// Frames stored verbatim because prediction would have been larger.
+    pub verbatim_frames: u64,
+    /// WAV bytes received.
+    pub bytes_in: u64,
+    /// FLAC bytes sent.
+    pub bytes_out: u64,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: usize,
+    /// Bits per sample in the FLAC stream.
+    pub bits_per_sample: usize,
+    /// True when the server ended the stream because it is shutting down.
+    pub going_away: bool,
+}
+
+impl From<&DoneSummary> for DoneMessage {
+    fn from(s: &DoneSummary) -> Self {
+        Self {
+            kind: "done",
+            samples: s.samples,
+            md5: s.md5.iter().map(|b| format!("{b:02x}")).collect(),
+            streaminfo: base64::engine::general_purpose::STANDARD.encode(s.streaminfo),
+            dropped_bytes: s.dropped_bytes,
+            frames: s.frames,
+            verbatim_frames: s.verbatim_frames,
+            bytes_in: s.bytes_in,
+            bytes_out: s.bytes_out,
+            sample_rate: s.sample_rate,
+            channels: s.channels,
+            bits_per_sample: s.bits_per_sample,
+            going_away: s.going_away,
+        }
+    }
+}
+
+impl DoneMessage {
+    /// The message as JSON text.
+    pub fn json(&self) -> String {
+        // Numbers, booleans and strings always serialise.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_end_is_a_client_message() {
+        assert_eq!(ClientMessage::parse(r#"{"type":"end"}"#), Ok(ClientMessage::End));
+        assert!(ClientMessage::parse(r#"{"type":"stop"}"#).is_err());
+        assert!(ClientMessage::parse("end").is_err());
+    }
+}

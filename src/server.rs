@@ -1,0 +1,153 @@
+//! Assembles the service: encoder pool, registry, HTTP routes, and the
+//! running server with its drain.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+use flacstream_actors::registry::{Drain, RegistrySettings};
+use flacstream_actors::{EncoderPool, Registry};
+
+use crate::config::Settings;
+use crate::{health, stream};
+
+/// Extra time, beyond the grace period and the stall timeout, that a drain
+/// waits for sessions to flush before stopping regardless, in seconds.
+const DRAIN_FLUSH_MARGIN_SECONDS: u64 = 5;
+
+/// Shared by every request handler.
+pub struct AppState {
+    /// Validated settings.
+    pub settings: Settings,
+    /// The session registry.
+    pub registry: Addr<Registry>,
+    /// The encoder pool.
+    pub pool: EncoderPool,
+    /// Set once draining starts; `/readyz` reports it.
+    pub draining: Arc<AtomicBool>,
+}
+
+/// A started service. Dropping it does not stop it; call [`Service::drain`].
+pub struct Service {
+    /// The address actually bound (port 0 resolves here).
+    pub addr: SocketAddr,
+    /// The encoder pool, for its counters.
+    pub pool: EncoderPool,
+    /// The registry.
+    pub registry: Addr<Registry>,
+    handle: ServerHandle,
+    server: Option<actix_web::dev::Server>,
+    draining: Arc<AtomicBool>,
+    drain_deadline: Duration,
+    grace: Duration,
+}
+
+impl Service {
+    /// Binds and starts serving. Must run inside an actix system.
+    pub fn start(settings: Settings) -> io::Result<Self> {
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let pool = EncoderPool::start(settings.encoder_threads, settings.encoder_queue);
+        let registry = Registry::new(RegistrySettings {
+            max_sessions: settings.max_sessions,
+            idle_timeout: settings.connection_timeout,
+        })
+        .start();
+        let draining = Arc::new(AtomicBool::new(false));
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            registry: registry.clone(),
+            pool: pool.clone(),
+            draining: Arc::clone(&draining),
+        });
+        let grace = settings.drain_grace;
+        let drain_deadline =
+            grace + settings.outbound_stall + Duration::from_secs(DRAIN_FLUSH_MARGIN_SECONDS);
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .route("/stream", web::get().to(stream::stream))
+                .route("/healthz", web::get().to(health::healthz))
+                .route("/readyz", web::get().to(health::readyz))
+        })
+        .workers(settings.http_workers)
+        .disable_signals()
+        .shutdown_timeout(DRAIN_FLUSH_MARGIN_SECONDS)
+        .bind(settings.bind)?;
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| io::Error::other("the server bound no address"))?;
+        let server = server.run();
+        log::info!(
+            "Listening on {addr} with {} encoder threads.",
+            settings.encoder_threads
+        );
+        Ok(Self {
+            addr,
+            pool,
+            registry,
+            handle: server.handle(),
+            server: Some(server),
+            draining,
+            drain_deadline,
+            grace,
+        })
+    }
+
+    /// Runs until the server stops (after [`Service::drain`] or a fatal error).
+    pub async fn run(&mut self) -> io::Result<()> {
+        match self.server.take() {
+            Some(server) => server.await,
+            None => Ok(()),
+        }
+    }
+
+    /// A handle for stopping the service from another task.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            handle: self.handle.clone(),
+            registry: self.registry.clone(),
+            draining: Arc::clone(&self.draining),
+            grace: self.grace,
+            deadline: self.drain_deadline,
+        }
+    }
+
+    /// Drains and stops; see [`Stopper::drain`].
+    pub async fn drain(&self) {
+        self.stopper().drain().await;
+    }
+}
+
+/// Drains and stops a [`Service`] from anywhere.
+#[derive(Clone)]
+pub struct Stopper {
+    handle: ServerHandle,
+    registry: Addr<Registry>,
+    draining: Arc<AtomicBool>,
+    grace: Duration,
+    deadline: Duration,
+}
+
+impl Stopper {
+    /// Stops taking streams (`/readyz` turns 503, new streams get 503
+    /// `draining`), lets open streams run for the grace period, then flushes
+    /// and closes the rest with 1001, and stops the server.
+    pub async fn drain(&self) {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        log::info!("Draining: no new streams; {:?} grace.", self.grace);
+        let drained = self.registry.send(Drain { grace: self.grace });
+        if tokio::time::timeout(self.deadline, drained).await.is_err() {
+            log::warn!("Drain deadline passed with streams still open; stopping anyway.");
+        }
+        self.handle.stop(true).await;
+    }
+}
