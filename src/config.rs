@@ -36,7 +36,11 @@ pub const DEFAULT_DRAIN_GRACE_SECONDS: u64 = 30;
 
 /// Command-line flags and environment variables.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "flacstream", version, about = "Live WAV to FLAC over WebSocket")]
+#[command(
+    name = "flacstream",
+    version,
+    about = "Live WAV to FLAC over WebSocket"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "FLACSTREAM_BIND", default_value = "0.0.0.0:8080")]
@@ -154,8 +158,14 @@ impl Config {
 
     /// Checks every value once.
     pub fn validate(self) -> Result<Settings, ConfigError> {
-        at_least_one("--max-message-size-bytes", self.max_message_size_bytes as u64)?;
-        at_least_one("--connection-timeout-seconds", self.connection_timeout_seconds)?;
+        at_least_one(
+            "--max-message-size-bytes",
+            self.max_message_size_bytes as u64,
+        )?;
+        at_least_one(
+            "--connection-timeout-seconds",
+            self.connection_timeout_seconds,
+        )?;
         at_least_one("--max-sessions", self.max_sessions as u64)?;
         at_least_one("--max-blocks-in-flight", self.max_blocks_in_flight as u64)?;
         at_least_one("--outbound-stall-seconds", self.outbound_stall_seconds)?;
@@ -167,9 +177,10 @@ impl Config {
             connection_timeout: Duration::from_secs(self.connection_timeout_seconds),
             max_sessions: self.max_sessions,
             encoder_threads,
-            encoder_queue: self
-                .encoder_queue
-                .map_or(encoder_threads * DEFAULT_QUEUE_PER_THREAD, NonZeroUsize::get),
+            encoder_queue: self.encoder_queue.map_or(
+                encoder_threads * DEFAULT_QUEUE_PER_THREAD,
+                NonZeroUsize::get,
+            ),
             max_blocks_in_flight: self.max_blocks_in_flight,
             outbound_stall: Duration::from_secs(self.outbound_stall_seconds),
             drain_grace: Duration::from_secs(self.drain_grace_seconds),
@@ -196,7 +207,13 @@ mod tests {
     fn flags_override_and_zero_is_refused() {
         let c = Config::parse_from(["flacstream", "--max-sessions", "0"]);
         assert!(c.validate().is_err());
-        let c = Config::parse_from(["flacstream", "--bind", "127.0.0.1:0", "--encoder-threads", "3"]);
+        let c = Config::parse_from([
+            "flacstream",
+            "--bind",
+            "127.0.0.1:0",
+            "--encoder-threads",
+            "3",
+        ]);
         let s = c.validate().unwrap();
         assert_eq!(s.encoder_threads, 3);
         assert_eq!(s.bind.port(), 0);

@@ -86,7 +86,10 @@ mod tests {
 
     #[test]
     fn only_end_is_a_client_message() {
-        assert_eq!(ClientMessage::parse(r#"{"type":"end"}"#), Ok(ClientMessage::End));
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"end"}"#),
+            Ok(ClientMessage::End)
+        );
         assert!(ClientMessage::parse(r#"{"type":"stop"}"#).is_err());
         assert!(ClientMessage::parse("end").is_err());
     }

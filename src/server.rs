@@ -41,7 +41,9 @@ pub struct Service {
     /// The registry.
     pub registry: Addr<Registry>,
     handle: ServerHandle,
-    server: Option<actix_web::dev::Server>,
+    /// The running server; it only makes progress once polled, so it is
+    /// spawned at start and awaited by [`Service::run`].
+    server: Option<actix_web::rt::task::JoinHandle<io::Result<()>>>,
     draining: Arc<AtomicBool>,
     drain_deadline: Duration,
     grace: Duration,
@@ -93,7 +95,7 @@ impl Service {
             pool,
             registry,
             handle: server.handle(),
-            server: Some(server),
+            server: Some(actix_web::rt::spawn(server)),
             draining,
             drain_deadline,
             grace,
@@ -103,7 +105,7 @@ impl Service {
     /// Runs until the server stops (after [`Service::drain`] or a fatal error).
     pub async fn run(&mut self) -> io::Result<()> {
         match self.server.take() {
-            Some(server) => server.await,
+            Some(server) => server.await.map_err(io::Error::other)?,
             None => Ok(()),
         }
     }

@@ -77,7 +77,8 @@ pub async fn stream(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
-    let (response, ws, messages) = actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
+    let (response, ws, messages) =
+        actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
     let id = state
         .registry
         .send(Admit)
@@ -85,10 +86,7 @@ pub async fn stream(
         .map_err(|e| ApiError::Unavailable(e.to_string()))??;
 
     let settings = SessionSettings {
-        level: params
-            .level
-            .and_then(EncoderLevel::new)
-            .unwrap_or_default(),
+        level: params.level.and_then(EncoderLevel::new).unwrap_or_default(),
         block_size: params.block_size,
         max_header_bytes: state.settings.max_header_bytes,
         max_blocks_in_flight: state.settings.max_blocks_in_flight,
@@ -238,7 +236,14 @@ mod tests {
     fn params_are_range_checked() {
         assert!(StreamParams::parse("").is_ok());
         assert!(StreamParams::parse("level=8&block_size=32").is_ok());
-        for bad in ["level=9", "level=-1", "level=x", "block_size=31", "block_size=16385", "foo=1"] {
+        for bad in [
+            "level=9",
+            "level=-1",
+            "level=x",
+            "block_size=31",
+            "block_size=16385",
+            "foo=1",
+        ] {
             let e = StreamParams::parse(bad).unwrap_err();
             assert_eq!(e.code(), "bad_parameter", "{bad}");
         }

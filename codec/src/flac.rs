@@ -201,7 +201,7 @@ impl FrameEncoder {
         let bps = format.layout.bits_per_sample();
         let samples = interleaved.len() / channels;
         if interleaved.is_empty()
-            || interleaved.len() % channels != 0
+            || !interleaved.len().is_multiple_of(channels)
             || samples > MAX_BLOCK_SIZE.max(format.block_size)
         {
             return Err(FlacError::BadBlock {

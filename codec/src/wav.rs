@@ -449,7 +449,7 @@ fn parse_fmt(b: &[u8]) -> Result<WavFormat, WavError> {
         return Err(WavError::ZeroBitsPerSample);
     }
     if tag == FORMAT_EXTENSIBLE {
-        if bits % 8 != 0 {
+        if !bits.is_multiple_of(8) {
             return Err(WavError::BadExtensible(
                 "container bits are not a multiple of 8",
             ));

@@ -322,9 +322,10 @@ def check_success(case: WavCase, out: Outcome, sent: int) -> tuple[bytes, dict]:
     check(idx == len(out.order) - 1, "done is not the last message")
     check(out.binaries, "no FLAC bytes received")
     first = out.binaries[0]
-    check(len(first) >= 42 and first[:4] == b"fLaC", f"first message is not fLaC+STREAMINFO ({first[:8]!r})")
-    check(first[4] & 0x7F == 0 and int.from_bytes(first[5:8], "big") == 34,
-          "first metadata block is not a 34-byte STREAMINFO")
+    check(len(first) == 42 and first[:4] == b"fLaC",
+          f"first message is not 42 bytes of fLaC+STREAMINFO ({len(first)} bytes, {first[:8]!r})")
+    check(first[4] == 0x80 and int.from_bytes(first[5:8], "big") == 34,
+          "first metadata block is not a 34-byte STREAMINFO flagged last")
     prov = parse_streaminfo(first[8:42])
     check(prov["total"] == 0 and prov["md5"] == "0" * 32 and prov["min_frame"] == 0
           and prov["max_frame"] == 0, f"provisional STREAMINFO not zeroed: {prov}")

@@ -1,0 +1,213 @@
+//! Shared by the integration tests: a real server on 127.0.0.1:0 and a real
+//! WebSocket client (tokio-tungstenite), plus an independent decoder check.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use base64::Engine;
+use clap::Parser;
+use flacstream::config::Config;
+use flacstream::server::Service;
+use futures_util::{SinkExt, StreamExt};
+use md5::{Digest, Md5};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Upper bound on any one client exchange in tests.
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starts a service on a free loopback port with extra flags.
+pub fn start(flags: &[&str]) -> Service {
+    let data = std::env::temp_dir().join(format!("flacstream-test-{}", std::process::id()));
+    let data = data.to_string_lossy().to_string();
+    let mut args = vec!["flacstream", "--bind", "127.0.0.1:0", "--data-dir", &data];
+    args.extend_from_slice(flags);
+    let settings = Config::parse_from(args)
+        .validate()
+        .expect("valid test flags");
+    Service::start(settings).expect("server starts")
+}
+
+/// What a client saw on one stream.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every binary message, concatenated.
+    pub flac: Vec<u8>,
+    /// Binary messages received.
+    pub binary_messages: usize,
+    /// Binary messages that arrived before the client had sent everything.
+    pub binary_before_last_send: usize,
+    /// Text messages, parsed.
+    pub texts: Vec<Value>,
+    /// The close code, if the server closed.
+    pub close: Option<u16>,
+}
+
+impl Outcome {
+    /// The last text message.
+    pub fn last_text(&self) -> &Value {
+        self.texts.last().expect("a text message")
+    }
+
+    /// The error code of an error outcome.
+    pub fn error_code(&self) -> &str {
+        let t = self.last_text();
+        assert_eq!(t["type"], "error", "{t}");
+        assert!(t["message"].as_str().is_some_and(|m| !m.is_empty()), "{t}");
+        t["code"].as_str().expect("code")
+    }
+
+    /// The FLAC with the final STREAMINFO from `done` written over bytes 8..42.
+    pub fn patched_flac(&self) -> Vec<u8> {
+        let done = self.last_text();
+        assert_eq!(done["type"], "done", "{done}");
+        let info = base64::engine::general_purpose::STANDARD
+            .decode(done["streaminfo"].as_str().expect("streaminfo"))
+            .expect("base64");
+        assert_eq!(info.len(), 34);
+        let mut flac = self.flac.clone();
+        flac[8..42].copy_from_slice(&info);
+        flac
+    }
+}
+
+/// Streams `pieces` to `/stream?query`, then `{"type":"end"}` if `end`, and
+/// reads until the server closes.
+pub async fn stream(
+    addr: std::net::SocketAddr,
+    query: &str,
+    pieces: &[&[u8]],
+    end: bool,
+) -> Outcome {
+    stream_paced(addr, query, pieces, end, None).await
+}
+
+/// Like [`stream`], sleeping `pace` after each message, as a live source would.
+pub async fn stream_paced(
+    addr: std::net::SocketAddr,
+    query: &str,
+    pieces: &[&[u8]],
+    end: bool,
+    pace: Option<Duration>,
+) -> Outcome {
+    let url = format!("ws://{addr}/stream?{query}");
+    let (ws, _) = tokio_tungstenite::connect_async(&url)
+        .await
+        .expect("upgrade");
+    let (mut tx, mut rx) = ws.split();
+    let sent_all = std::sync::atomic::AtomicBool::new(false);
+    let send = async {
+        for piece in pieces {
+            if tx.send(Message::binary(piece.to_vec())).await.is_err() {
+                break;
+            }
+            if let Some(pace) = pace {
+                tokio::time::sleep(pace).await;
+            }
+        }
+        sent_all.store(true, std::sync::atomic::Ordering::SeqCst);
+        if end {
+            let _ = tx.send(Message::text(r#"{"type":"end"}"#)).await;
+        }
+        tx
+    };
+    let receive = async {
+        let mut out = Outcome::default();
+        while let Some(message) = rx.next().await {
+            match message {
+                Ok(Message::Binary(b)) => {
+                    out.flac.extend_from_slice(&b);
+                    out.binary_messages += 1;
+                    if !sent_all.load(std::sync::atomic::Ordering::SeqCst) {
+                        out.binary_before_last_send += 1;
+                    }
+                }
+                Ok(Message::Text(t)) => {
+                    out.texts.push(serde_json::from_str(&t).expect("JSON text"))
+                }
+                Ok(Message::Close(frame)) => {
+                    out.close = frame.map(|f| u16::from(f.code));
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        out
+    };
+    let run = async {
+        let (tx, out) = tokio::join!(send, receive);
+        drop(tx);
+        out
+    };
+    tokio::time::timeout(CLIENT_TIMEOUT, run)
+        .await
+        .expect("stream finished in time")
+}
+
+/// Decodes with claxon (independent of flacenc) and checks every sample,
+/// naming the first mismatch by sample, channel and block. Also checks the
+/// STREAMINFO totals and MD5 against the input computed here.
+pub fn assert_exact(flac: &[u8], expected: &[i32], channels: usize, bits: u16, block: usize) {
+    let mut reader = claxon::FlacReader::new(flac).expect("claxon reads the stream");
+    let info = reader.streaminfo();
+    assert_eq!(info.channels as usize, channels);
+    assert_eq!(info.bits_per_sample as u16, bits);
+    let frames = (expected.len() / channels) as u64;
+    assert_eq!(
+        info.samples.unwrap_or(0),
+        frames,
+        "STREAMINFO total samples"
+    );
+    let mut md5 = Md5::new();
+    for &s in expected {
+        md5.update(&s.to_le_bytes()[..usize::from(bits / 8)]);
+    }
+    assert_eq!(
+        info.md5sum,
+        <[u8; 16]>::from(md5.finalize()),
+        "STREAMINFO MD5"
+    );
+    let decoded: Vec<i32> = reader.samples().map(|s| s.expect("decodes")).collect();
+    if let Some(i) = decoded.iter().zip(expected).position(|(a, b)| a != b) {
+        panic!(
+            "sample {} channel {} block {}: decoded {} expected {}",
+            i / channels,
+            i % channels,
+            i / channels / block,
+            decoded[i],
+            expected[i]
+        );
+    }
+    assert_eq!(decoded.len(), expected.len(), "sample count");
+}
+
+/// Sends a plain HTTP/1.1 GET and returns (status, body).
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).await.expect("read");
+    let text = String::from_utf8_lossy(&buf).to_string();
+    let status = text[9..12].parse().expect("status");
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    (status, body)
+}
+
+/// Tries an upgrade that should be refused; returns (status, body).
+pub async fn refused_upgrade(addr: std::net::SocketAddr, query: &str) -> (u16, Value) {
+    let url = format!("ws://{addr}/stream?{query}");
+    match tokio_tungstenite::connect_async(&url).await {
+        Ok(_) => panic!("upgrade to {url} was accepted"),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp.body().clone().unwrap_or_default();
+            (
+                resp.status().as_u16(),
+                serde_json::from_slice(&body).expect("JSON body"),
+            )
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
