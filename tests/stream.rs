@@ -505,3 +505,52 @@ async fn draining_flushes_open_streams_with_1001_and_refuses_new_ones() {
     assert_eq!(out.last_text()["going_away"], true);
     assert_exact(&out.patched_flac(), &c.samples, 2, 16, 4096);
 }
+
+#[actix_rt::test]
+async fn a_client_that_stops_reading_is_cut_off_after_the_stall_time() {
+    use flacstream_actors::registry::Snapshot;
+    use futures_util::SinkExt;
+    let service = start(&["--outbound-stall-seconds", "1"]);
+    // Loud 24-bit noise: FLAC output as large as the input, more than the
+    // loopback socket buffers can hide.
+    let mut spec = WavSpec::pcm(2, 48_000, 24);
+    spec.data_size = DataSize::StreamingMax;
+    let header = wav_bytes(&spec, &[]);
+    let chunk = pcm_bytes(
+        &test_signal(100_000, 2, 24, 70)
+            .iter()
+            .map(|s| s ^ 0x5A5A5)
+            .map(|s| s.clamp(-(1 << 23), (1 << 23) - 1))
+            .collect::<Vec<_>>(),
+        24,
+    );
+    let url = format!("ws://{}/stream", service.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    ws.send(tokio_tungstenite::tungstenite::Message::binary(header))
+        .await
+        .unwrap();
+    // Send up to 120 MB without ever reading; stop when the server stops taking it.
+    let flood = async {
+        for _ in 0..200 {
+            let send = ws.send(tokio_tungstenite::tungstenite::Message::binary(
+                chunk.clone(),
+            ));
+            match tokio::time::timeout(Duration::from_secs(3), send).await {
+                Ok(Ok(())) => {}
+                _ => break,
+            }
+        }
+    };
+    flood.await;
+    let mut sessions = usize::MAX;
+    for _ in 0..100 {
+        sessions = service.registry.send(Snapshot).await.unwrap().sessions;
+        if sessions == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sessions, 0, "the stalled session was not cut off");
+    drop(ws);
+    service.drain().await;
+}
