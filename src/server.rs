@@ -20,6 +20,13 @@ use crate::{health, stream};
 /// waits for sessions to flush before stopping regardless, in seconds.
 const DRAIN_FLUSH_MARGIN_SECONDS: u64 = 5;
 
+/// How long a finished connection may take to shut down, in milliseconds.
+/// actix's default (1000) made every WebSocket close take a second: after the
+/// close frame the server waited that long for the client's side. The close
+/// frame is queued before this starts; a client too slow to take it in this
+/// time still has the `done`/`error` message that preceded it.
+const CONNECTION_SHUTDOWN_TIMEOUT_MS: u64 = 250;
+
 /// Shared by every request handler.
 pub struct AppState {
     /// Validated settings.
@@ -78,6 +85,7 @@ impl Service {
         })
         .workers(settings.http_workers)
         .disable_signals()
+        .client_disconnect_timeout(Duration::from_millis(CONNECTION_SHUTDOWN_TIMEOUT_MS))
         .shutdown_timeout(DRAIN_FLUSH_MARGIN_SECONDS)
         .bind(settings.bind)?;
         let addr = server

@@ -314,13 +314,13 @@ impl Session {
                 ready.push(result);
             }
         }
+        let mut frames = Vec::with_capacity(ready.len());
         for result in ready {
             match result {
                 Ok(frame) => {
-                    let stream = self.stream.as_mut().expect("stream exists: checked above");
                     stream.stats.record(&frame);
                     stream.bytes_out += frame.bytes.len() as u64;
-                    self.send(Outbound::Flac(Bytes::from(frame.bytes)));
+                    frames.push(frame);
                 }
                 Err(EncodeFailure::Panicked) => {
                     return self.fail(StreamError::EncoderPanicked, ctx);
@@ -330,6 +330,9 @@ impl Session {
                     return self.fail(StreamError::PoolUnavailable, ctx);
                 }
             }
+        }
+        for frame in frames {
+            self.send(Outbound::Flac(Bytes::from(frame.bytes)));
         }
         self.pump(ctx);
     }

@@ -259,6 +259,12 @@ impl WavParser {
         loop {
             match self.state {
                 State::RiffHeader => {
+                    // Check the magic as soon as it is here, so junk is
+                    // refused at once rather than waiting for 12 bytes.
+                    if self.scratch.len() < 4 && !self.fill(input, 4) {
+                        return Ok(None);
+                    }
+                    check_magic(&self.scratch[..4])?;
                     if !self.fill(input, RIFF_HEADER_BYTES) {
                         return Ok(None);
                     }
@@ -337,11 +343,6 @@ impl WavParser {
 
     fn parse_riff_header(&mut self) -> Result<(), WavError> {
         let h = &self.scratch;
-        match &h[0..4] {
-            b"RIFF" => {}
-            b"RIFX" | b"RF64" => return Err(WavError::UnsupportedContainer),
-            _ => return Err(WavError::NotRiff),
-        }
         if &h[8..12] != b"WAVE" {
             return Err(WavError::NotRiff);
         }
@@ -393,6 +394,14 @@ impl WavParser {
                 Ok(None)
             }
         }
+    }
+}
+
+fn check_magic(magic: &[u8]) -> Result<(), WavError> {
+    match magic {
+        b"RIFF" => Ok(()),
+        b"RIFX" | b"RF64" => Err(WavError::UnsupportedContainer),
+        _ => Err(WavError::NotRiff),
     }
 }
 

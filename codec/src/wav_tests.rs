@@ -192,6 +192,18 @@ fn malformed_headers_get_their_codes() {
 }
 
 #[test]
+fn junk_is_refused_after_four_bytes() {
+    let mut parser = WavParser::new(DEFAULT_MAX_HEADER_BYTES);
+    assert_eq!(parser.next(&mut &b"hel"[..]), Ok(None));
+    assert_eq!(parser.next(&mut &b"lo"[..]), Err(WavError::NotRiff));
+    let mut parser = WavParser::new(DEFAULT_MAX_HEADER_BYTES);
+    assert_eq!(
+        parser.next(&mut &b"RF64"[..]),
+        Err(WavError::UnsupportedContainer)
+    );
+}
+
+#[test]
 fn truncated_header_is_reported_at_finish() {
     let bytes = wav_bytes(&WavSpec::pcm(2, 44_100, 16), &[0; 4]);
     for cut in 0..44 {
