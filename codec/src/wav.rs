@@ -89,6 +89,8 @@ pub enum WavError {
     },
     #[error("WAVE_FORMAT_EXTENSIBLE header is malformed: {0}")]
     BadExtensible(&'static str),
+    #[error("a chunk id is not text ({0:02X?}): the file is corrupt or its chunks are misaligned")]
+    BadChunkId([u8; 4]),
     #[error("the input ended inside the WAV header, before any audio data")]
     TruncatedHeader,
     #[error("{0} audio is not supported; send integer PCM")]
@@ -119,6 +121,7 @@ impl WavError {
             Self::ZeroBitsPerSample => "zero_bits_per_sample",
             Self::BadBlockAlign { .. } => "bad_block_align",
             Self::BadExtensible(_) => "bad_extensible",
+            Self::BadChunkId(_) => "bad_chunk_id",
             Self::TruncatedHeader => "truncated_header",
             Self::UnsupportedEncoding(_) | Self::UnsupportedFormatTag(_) => "unsupported_format",
             Self::UnsupportedBitDepth(_) => "unsupported_bit_depth",
@@ -140,6 +143,7 @@ impl WavError {
             | Self::ZeroBitsPerSample
             | Self::BadBlockAlign { .. }
             | Self::BadExtensible(_)
+            | Self::BadChunkId(_)
             | Self::TruncatedHeader => WavErrorKind::Malformed,
             Self::UnsupportedContainer
             | Self::UnsupportedEncoding(_)
@@ -198,9 +202,20 @@ pub enum WavEvent<'a> {
 enum State {
     RiffHeader,
     ChunkHeader,
-    Fmt { size: u32 },
-    Skip { remaining: u64 },
-    Data { remaining: Option<u64> },
+    Fmt {
+        size: u32,
+    },
+    Skip {
+        remaining: u64,
+        pad: bool,
+    },
+    /// Where a pad byte should follow an odd-sized chunk. Writers that omit it
+    /// are common; a pad byte must be zero and a chunk id never starts with
+    /// zero, so a non-zero byte here is taken as the next chunk's first byte.
+    Pad,
+    Data {
+        remaining: Option<u64>,
+    },
     Done,
 }
 
@@ -285,18 +300,28 @@ impl WavParser {
                     self.format = Some(parse_fmt(&self.scratch)?);
                     self.scratch.clear();
                     self.state = match size % 2 {
-                        1 => State::Skip { remaining: 1 },
+                        1 => State::Pad,
                         _ => State::ChunkHeader,
                     };
                 }
-                State::Skip { remaining } => {
+                State::Skip { remaining, pad } => {
                     let n = remaining.min(input.len() as u64);
                     *input = &input[n as usize..];
                     if n < remaining {
                         self.state = State::Skip {
                             remaining: remaining - n,
+                            pad,
                         };
                         return Ok(None);
+                    }
+                    self.state = if pad { State::Pad } else { State::ChunkHeader };
+                }
+                State::Pad => {
+                    let Some(&first) = input.first() else {
+                        return Ok(None);
+                    };
+                    if first == 0 {
+                        *input = &input[1..];
                     }
                     self.state = State::ChunkHeader;
                 }
@@ -363,6 +388,9 @@ impl WavParser {
         ];
         let size = le_u32(&self.scratch[4..8]);
         self.scratch.clear();
+        if !id.iter().all(|b| (0x20..=0x7E).contains(b)) {
+            return Err(WavError::BadChunkId(id));
+        }
         self.count_header_bytes(CHUNK_HEADER_BYTES as u64)?;
         match &id {
             b"fmt " => {
@@ -388,9 +416,11 @@ impl WavParser {
                 Ok(Some(format))
             }
             _ => {
-                let padded = u64::from(size) + u64::from(size % 2);
-                self.count_header_bytes(padded)?;
-                self.state = State::Skip { remaining: padded };
+                self.count_header_bytes(u64::from(size))?;
+                self.state = State::Skip {
+                    remaining: u64::from(size),
+                    pad: size % 2 == 1,
+                };
                 Ok(None)
             }
         }
@@ -427,8 +457,14 @@ fn parse_fmt(b: &[u8]) -> Result<WavFormat, WavError> {
                 "the fmt chunk is shorter than 40 bytes",
             ));
         }
-        if le_u16(&b[16..18]) < 22 {
+        let cb_size = usize::from(le_u16(&b[16..18]));
+        if cb_size < 22 {
             return Err(WavError::BadExtensible("cbSize is below 22"));
+        }
+        if 18 + cb_size > b.len() {
+            return Err(WavError::BadExtensible(
+                "cbSize runs past the end of the fmt chunk",
+            ));
         }
         if b[26..40] != SUBTYPE_GUID_TAIL {
             return Err(WavError::UnsupportedEncoding(

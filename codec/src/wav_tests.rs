@@ -183,12 +183,51 @@ fn malformed_headers_get_their_codes() {
             },
             "bad_extensible",
         ),
+        (
+            {
+                let mut spec = WavSpec::pcm(2, 44_100, 16);
+                spec.extensible_mask = Some(3);
+                let mut fmt = crate::fixture::fmt_body(&spec);
+                set_u16(&mut fmt, 16, 26);
+                wav_with_fmt(&spec, &fmt, &[])
+            },
+            "bad_extensible",
+        ),
     ];
     for (bytes, code) in cases {
         let err = parse(&bytes).unwrap_err();
         assert_eq!(err.code(), code, "{err}");
         assert_eq!(err.kind(), WavErrorKind::Malformed, "{err}");
     }
+}
+
+#[test]
+fn a_missing_pad_byte_is_tolerated() {
+    let data = pcm_bytes(&test_signal(8, 1, 16, 4), 16);
+    let mut spec = WavSpec::pcm(1, 8_000, 16);
+    spec.chunks_before_data = vec![(*b"LIST", vec![7; 5])];
+    let with_pad = wav_bytes(&spec, &data);
+    // Drop the pad byte after the 5-byte LIST body.
+    let at = with_pad.windows(4).position(|w| w == b"LIST").unwrap() + 8 + 5;
+    assert_eq!(with_pad[at], 0);
+    let mut without_pad = with_pad.clone();
+    without_pad.remove(at);
+    for bytes in [with_pad, without_pad] {
+        for split in [1, 3, 1000] {
+            let pieces: Vec<&[u8]> = bytes.chunks(split).collect();
+            assert_eq!(parse_pieces(&pieces).unwrap().1, data);
+        }
+    }
+}
+
+#[test]
+fn misaligned_chunks_are_malformed_not_oversized() {
+    let mut bytes = wav_bytes(&WavSpec::pcm(1, 8_000, 16), &[0; 4]);
+    // Two stray bytes after fmt shift every later chunk header.
+    bytes.splice(36..36, [0u8, 0]);
+    let err = parse(&bytes).unwrap_err();
+    assert_eq!(err.code(), "bad_chunk_id");
+    assert_eq!(err.kind(), WavErrorKind::Malformed);
 }
 
 #[test]
