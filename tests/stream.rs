@@ -5,11 +5,12 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_exact, http_get, refused_upgrade, start, stream, stream_paced};
+use common::{assert_exact, exchange, http_get, refused_upgrade, start, stream, stream_paced};
 use flacstream_actors::encoder::POISON_BLOCK_PREFIX;
 use flacstream_codec::fixture::{
     pcm_bytes, random_splits, test_signal, wav_bytes, DataSize, WavSpec,
 };
+use tokio_tungstenite::tungstenite::Message;
 
 /// One input case: a WAV, the samples it carries, and how to stream it.
 struct Case {
@@ -292,28 +293,10 @@ async fn protocol_misuse_and_limits_are_refused_cleanly() {
     assert_eq!(out.error_code(), "message_too_large");
     assert_eq!(out.close, Some(1009));
 
-    let url = format!("ws://{}/stream", service.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    use futures_util::{SinkExt, StreamExt};
-    ws.send(tokio_tungstenite::tungstenite::Message::text(
-        "{\"type\":\"pause\"}",
-    ))
-    .await
-    .unwrap();
-    let mut texts = Vec::new();
-    let mut close = None;
-    while let Some(Ok(m)) = ws.next().await {
-        match m {
-            tokio_tungstenite::tungstenite::Message::Text(t) => texts.push(t.to_string()),
-            tokio_tungstenite::tungstenite::Message::Close(f) => {
-                close = f.map(|f| u16::from(f.code));
-                break;
-            }
-            _ => {}
-        }
-    }
-    assert!(texts[0].contains("\"code\":\"bad_message\""), "{texts:?}");
-    assert_eq!(close, Some(1008));
+    let bad_text = vec![Message::text(r#"{"type":"pause"}"#)];
+    let out = exchange(service.addr, "", bad_text, None).await;
+    assert_eq!(out.error_code(), "bad_message");
+    assert_eq!(out.close, Some(1008));
 
     for query in ["level=9", "block_size=7", "level=abc", "unknown=1"] {
         let (status, body) = refused_upgrade(service.addr, query).await;
@@ -418,26 +401,9 @@ async fn an_idle_stream_is_closed_with_1008() {
     let header = wav_bytes(&spec, &[]);
     let started = std::time::Instant::now();
     // Header only, then silence: no end, no more audio.
-    let url = format!("ws://{}/stream", service.addr);
-    let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    use futures_util::{SinkExt, StreamExt};
-    ws.send(tokio_tungstenite::tungstenite::Message::binary(header))
-        .await
-        .unwrap();
-    let mut error = None;
-    let mut close = None;
-    while let Some(Ok(m)) = ws.next().await {
-        match m {
-            tokio_tungstenite::tungstenite::Message::Text(t) => error = Some(t.to_string()),
-            tokio_tungstenite::tungstenite::Message::Close(f) => {
-                close = f.map(|f| u16::from(f.code));
-                break;
-            }
-            _ => {}
-        }
-    }
-    assert!(error.unwrap().contains("idle_timeout"));
-    assert_eq!(close, Some(1008));
+    let out = stream(service.addr, "", &[&header], false).await;
+    assert_eq!(out.error_code(), "idle_timeout");
+    assert_eq!(out.close, Some(1008));
     let waited = started.elapsed();
     assert!(waited >= Duration::from_millis(900), "{waited:?}");
     service.drain().await;

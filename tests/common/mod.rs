@@ -91,6 +91,21 @@ pub async fn stream_paced(
     end: bool,
     pace: Option<Duration>,
 ) -> Outcome {
+    let mut messages: Vec<Message> = pieces.iter().map(|p| Message::binary(p.to_vec())).collect();
+    if end {
+        messages.push(Message::text(r#"{"type":"end"}"#));
+    }
+    exchange(addr, query, messages, pace).await
+}
+
+/// Sends `messages` to `/stream?query` (pausing `pace` after each) while
+/// reading everything the server sends, until it closes.
+pub async fn exchange(
+    addr: std::net::SocketAddr,
+    query: &str,
+    messages: Vec<Message>,
+    pace: Option<Duration>,
+) -> Outcome {
     let url = format!("ws://{addr}/stream?{query}");
     let (ws, _) = tokio_tungstenite::connect_async(&url)
         .await
@@ -98,8 +113,8 @@ pub async fn stream_paced(
     let (mut tx, mut rx) = ws.split();
     let sent_all = std::sync::atomic::AtomicBool::new(false);
     let send = async {
-        for piece in pieces {
-            if tx.send(Message::binary(piece.to_vec())).await.is_err() {
+        for message in messages {
+            if tx.send(message).await.is_err() {
                 break;
             }
             if let Some(pace) = pace {
@@ -107,9 +122,6 @@ pub async fn stream_paced(
             }
         }
         sent_all.store(true, std::sync::atomic::Ordering::SeqCst);
-        if end {
-            let _ = tx.send(Message::text(r#"{"type":"end"}"#)).await;
-        }
         tx
     };
     let receive = async {
