@@ -5,8 +5,25 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use actix_ws::CloseCode;
 use flacstream_actors::registry::AdmitError;
+use flacstream_actors::session::EndReason;
+use flacstream_actors::store::StoreError;
 use flacstream_actors::{ErrorKind, StreamError};
 use serde::Serialize;
+
+/// Close code for a producer replaced by a newer connection to its session
+/// (application range 4000–4999).
+pub const SUPERSEDED_CLOSE_CODE: u16 = 4001;
+
+/// The close code that follows a `done` message.
+pub fn done_close_code(reason: EndReason) -> CloseCode {
+    match reason {
+        EndReason::Complete | EndReason::Closed | EndReason::ResumeWindowExpired => {
+            CloseCode::Normal
+        }
+        EndReason::GoingAway => CloseCode::Away,
+        EndReason::MaxDuration => CloseCode::Policy,
+    }
+}
 
 /// Everything a client can be told went wrong.
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +43,24 @@ pub enum ApiError {
     /// The server is draining before shutdown.
     #[error("{0}")]
     Draining(AdmitError),
+    /// No session has this id.
+    #[error("no session has this id")]
+    SessionNotFound,
+    /// The session is finalized and takes no more connections or audio.
+    #[error("the session is closed")]
+    SessionClosed,
+    /// The session is live; close it first.
+    #[error("the session is live; close it first")]
+    SessionLive,
+    /// The session has its maximum of connections.
+    #[error("the session already has its maximum of {0} connections")]
+    TooManyConnections(usize),
+    /// The session was not recorded.
+    #[error("this session was not recorded (record=false)")]
+    NoRecording,
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
     /// An internal actor did not answer.
     #[error("the service is not able to take this request: {0}")]
     Unavailable(String),
@@ -61,6 +96,12 @@ impl ApiError {
             Self::NotWebSocket => "not_websocket",
             Self::ServerBusy(_) => "server_busy",
             Self::Draining(_) => "draining",
+            Self::SessionNotFound => "session_not_found",
+            Self::SessionClosed => "session_closed",
+            Self::SessionLive => "session_live",
+            Self::TooManyConnections(_) => "too_many_connections",
+            Self::NoRecording => "no_recording",
+            Self::Storage(_) => "storage",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -90,8 +131,16 @@ impl ApiError {
                 ErrorKind::TooLarge => CloseCode::Size,
                 ErrorKind::Internal => CloseCode::Error,
                 ErrorKind::GoingAway => CloseCode::Away,
+                ErrorKind::Superseded => CloseCode::Other(SUPERSEDED_CLOSE_CODE),
             },
-            Self::BadParameter(_) | Self::NotWebSocket => CloseCode::Policy,
+            Self::BadParameter(_)
+            | Self::NotWebSocket
+            | Self::SessionNotFound
+            | Self::SessionClosed
+            | Self::SessionLive
+            | Self::TooManyConnections(_)
+            | Self::NoRecording => CloseCode::Policy,
+            Self::Storage(_) => CloseCode::Error,
             Self::ServerBusy(_) => CloseCode::Again,
             Self::Draining(_) => CloseCode::Away,
             Self::Unavailable(_) => CloseCode::Error,
@@ -109,8 +158,13 @@ impl ResponseError for ApiError {
                 ErrorKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
                 ErrorKind::GoingAway => StatusCode::SERVICE_UNAVAILABLE,
+                ErrorKind::Superseded => StatusCode::CONFLICT,
             },
             Self::BadParameter(_) | Self::NotWebSocket => StatusCode::BAD_REQUEST,
+            Self::SessionNotFound | Self::NoRecording => StatusCode::NOT_FOUND,
+            Self::SessionClosed | Self::SessionLive => StatusCode::CONFLICT,
+            Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::ServerBusy(_) | Self::Draining(_) | Self::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -25,3 +25,4 @@ pub mod protocol;
 pub mod server;
 pub mod shutdown;
 pub mod stream;
+pub mod transport;

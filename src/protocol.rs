@@ -1,7 +1,8 @@
 //! The JSON text messages of the WebSocket protocol (docs/protocol.md).
 
 use base64::Engine;
-use flacstream_actors::session::DoneSummary;
+use flacstream_actors::registry::SessionId;
+use flacstream_actors::session::{DoneSummary, EndReason, IngestAck};
 use serde::{Deserialize, Serialize};
 
 /// A text message from the client.
@@ -10,13 +11,30 @@ use serde::{Deserialize, Serialize};
 pub enum ClientMessage {
     /// No more audio will be sent.
     End,
+    /// A session control (`/api/ws/audio` only).
+    Control {
+        /// What to do.
+        action: ControlAction,
+    },
+}
+
+/// Actions a control message can ask for.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ControlAction {
+    /// Finalize the session: flush, write the final STREAMINFO, close 1000.
+    CloseSession,
 }
 
 impl ClientMessage {
     /// Parses a text message, with a sentence for the client if it is not one.
     pub fn parse(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text)
-            .map_err(|e| format!("text messages must be {{\"type\":\"end\"}}: {e}"))
+        serde_json::from_str(text).map_err(|e| {
+            format!(
+                "text messages must be {{\"type\":\"end\"}} or \
+                     {{\"type\":\"control\",\"action\":\"close_session\"}}: {e}"
+            )
+        })
     }
 }
 
@@ -26,6 +44,11 @@ pub struct DoneMessage {
     /// Always `"done"`.
     #[serde(rename = "type")]
     pub kind: &'static str,
+    /// The session.
+    pub session_id: String,
+    /// Why the session ended: `complete`, `closed`, `going_away`,
+    /// `max_session_length` or `resume_window_expired`.
+    pub reason: &'static str,
     /// Samples per channel.
     pub samples: u64,
     /// MD5 of the decoded audio, 32 lowercase hex digits.
@@ -56,6 +79,8 @@ impl From<&DoneSummary> for DoneMessage {
     fn from(s: &DoneSummary) -> Self {
         Self {
             kind: "done",
+            session_id: s.session_id.to_string(),
+            reason: s.reason.as_str(),
             samples: s.samples,
             md5: s.md5.iter().map(|b| format!("{b:02x}")).collect(),
             streaminfo: base64::engine::general_purpose::STANDARD.encode(s.streaminfo),
@@ -67,7 +92,7 @@ impl From<&DoneSummary> for DoneMessage {
             sample_rate: s.sample_rate,
             channels: s.channels,
             bits_per_sample: s.bits_per_sample,
-            going_away: s.going_away,
+            going_away: s.reason == EndReason::GoingAway,
         }
     }
 }
@@ -76,6 +101,40 @@ impl DoneMessage {
     /// The message as JSON text.
     pub fn json(&self) -> String {
         // Numbers, booleans and strings always serialise.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Sent after each binary message on `/api/ws/audio` (unless `acks=false`).
+#[derive(Debug, Serialize)]
+pub struct AckMessage {
+    /// Always `"ack"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The session.
+    pub session_id: String,
+    /// Binary messages taken so far.
+    pub chunk_count: u64,
+    /// Samples per channel accepted, in order; a resuming producer continues here.
+    pub samples_received: u64,
+    /// Samples per channel synced to the recording file (survive a crash).
+    pub samples_durable: u64,
+}
+
+impl AckMessage {
+    /// The ack for `ack`.
+    pub fn new(session_id: SessionId, ack: &IngestAck) -> Self {
+        Self {
+            kind: "ack",
+            session_id: session_id.to_string(),
+            chunk_count: ack.chunk_count,
+            samples_received: ack.samples_received,
+            samples_durable: ack.samples_durable,
+        }
+    }
+
+    /// The message as JSON text.
+    pub fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
 }
@@ -91,6 +150,13 @@ mod tests {
             Ok(ClientMessage::End)
         );
         assert!(ClientMessage::parse(r#"{"type":"stop"}"#).is_err());
+        assert_eq!(
+            ClientMessage::parse(r#"{"type":"control","action":"close_session"}"#),
+            Ok(ClientMessage::Control {
+                action: ControlAction::CloseSession
+            })
+        );
+        assert!(ClientMessage::parse(r#"{"type":"control","action":"reboot"}"#).is_err());
         assert!(ClientMessage::parse("end").is_err());
     }
 }

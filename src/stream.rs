@@ -1,37 +1,18 @@
-//! `GET /stream`: the WebSocket transport of one session.
-//!
-//! The transport is `actix-ws` (not the deprecated `actix-web-actors`, which
-//! reads without backpressure: a flooding client drove a prototype to 5.8 GiB
-//! in 8 s where actix-ws stayed at 6 MiB). Two tasks serve a connection:
-//! - the read loop takes one message at a time and awaits the session actor's
-//!   answer before reading the next, so a client that sends faster than the
-//!   encoders drain is slowed by TCP itself;
-//! - the write loop sends the session's [`Outbound`] events, closing a client
-//!   that leaves output unread for the stall timeout.
+//! `GET /stream`: convert one WAV stream to FLAC over a WebSocket; the
+//! session ends with the connection. The connection plumbing (backpressure,
+//! slow-reader cut-off) is [`crate::transport`].
 
-use std::time::Duration;
-
-use actix::{Actor, Addr};
+use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason};
 use flacstream_actors::registry::Admit;
-use flacstream_actors::session::{
-    outbound_channel, Abort, ClientGone, Delivered, EndOfInput, Ingest,
-};
-use flacstream_actors::{Outbound, Session, SessionSettings, StreamError};
+use flacstream_actors::session::{outbound_channel, Connect, InputFormat, Role, SessionKind};
+use flacstream_actors::{Session, SessionSettings};
 use flacstream_codec::flac::{EncoderLevel, MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
 
 use crate::error::ApiError;
-use crate::protocol::{ClientMessage, DoneMessage};
 use crate::server::AppState;
-
-/// Time allowed for the final `done`/`error` text and the close frame to be
-/// queued once the stream is over, in seconds. Short: a client that reads
-/// nothing must not hold the connection open.
-const FINAL_MESSAGE_TIMEOUT_SECONDS: u64 = 2;
-
+use crate::transport::{next_connection_id, Dialect, Link};
 /// Query parameters of `/stream`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,142 +71,40 @@ pub async fn stream(
         block_size: params.block_size,
         max_header_bytes: state.settings.max_header_bytes,
         max_blocks_in_flight: state.settings.max_blocks_in_flight,
+        input: InputFormat::Wav,
     };
+    let session = Session::new(
+        id,
+        settings,
+        SessionKind::Stream,
+        state.pool.clone(),
+        state.registry.clone(),
+    )
+    .start();
     let (tx, rx) = outbound_channel(&settings);
-    let session = Session::new(id, settings, state.pool.clone(), state.registry.clone(), tx);
-    let session = session.start();
-    let (finished_tx, finished_rx) = oneshot::channel();
-    let max = state.settings.max_message_size_bytes;
-    let messages = messages
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
-    actix_web::rt::spawn(write_loop(
-        ws.clone(),
-        rx,
-        session.clone(),
-        state.settings.outbound_stall,
-        finished_tx,
-    ));
-    actix_web::rt::spawn(read_loop(ws, messages, session, max, finished_rx));
-    Ok(response)
-}
-
-/// Feeds client messages to the session, one at a time.
-async fn read_loop(
-    mut ws: actix_ws::Session,
-    mut messages: AggregatedMessageStream,
-    session: Addr<Session>,
-    max_message_bytes: usize,
-    mut finished: oneshot::Receiver<()>,
-) {
-    loop {
-        let message = tokio::select! {
-            biased;
-            _ = &mut finished => return,
-            message = messages.recv() => message,
-        };
-        let Some(message) = message else {
-            session.do_send(ClientGone);
-            return;
-        };
-        match message {
-            Ok(AggregatedMessage::Binary(bytes)) => {
-                // Awaiting the answer is the backpressure: the next message
-                // is read only once this one is staged.
-                match session.send(Ingest { bytes }).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) | Err(_) => return,
-                }
-            }
-            Ok(AggregatedMessage::Text(text)) => match ClientMessage::parse(&text) {
-                Ok(ClientMessage::End) => session.do_send(EndOfInput),
-                Err(reason) => {
-                    session.do_send(Abort {
-                        error: StreamError::BadMessage(reason),
-                    });
-                    return;
-                }
-            },
-            Ok(AggregatedMessage::Ping(payload)) => {
-                if ws.pong(&payload).await.is_err() {
-                    session.do_send(ClientGone);
-                    return;
-                }
-            }
-            Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => {
-                session.do_send(ClientGone);
-                return;
-            }
-            Err(actix_ws::ProtocolError::Overflow) => {
-                session.do_send(Abort {
-                    error: StreamError::MessageTooLarge(max_message_bytes),
-                });
-                return;
-            }
-            Err(e) => {
-                session.do_send(Abort {
-                    error: StreamError::BadMessage(format!("WebSocket protocol error: {e}")),
-                });
-                return;
-            }
-        }
-    }
-}
-
-/// Sends the session's events to the client and closes the connection at the end.
-async fn write_loop(
-    mut ws: actix_ws::Session,
-    mut events: mpsc::Receiver<Outbound>,
-    session: Addr<Session>,
-    stall: Duration,
-    finished: oneshot::Sender<()>,
-) {
-    let final_timeout = Duration::from_secs(FINAL_MESSAGE_TIMEOUT_SECONDS);
-    let (text, close) = loop {
-        let Some(event) = events.recv().await else {
-            // The session stopped without a final event: the client left.
-            break (None, None);
-        };
-        match event {
-            Outbound::Flac(bytes) => match tokio::time::timeout(stall, ws.binary(bytes)).await {
-                Ok(Ok(())) => session.do_send(Delivered),
-                Ok(Err(_closed)) => {
-                    session.do_send(ClientGone);
-                    break (None, None);
-                }
-                Err(_elapsed) => {
-                    let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
-                    session.do_send(Abort {
-                        error: StreamError::SlowReader(stall.as_secs()),
-                    });
-                    break (Some(error.json()), Some(error.close_code()));
-                }
-            },
-            Outbound::Done(summary) => {
-                let code = if summary.going_away {
-                    CloseCode::Away
-                } else {
-                    CloseCode::Normal
-                };
-                break (Some(DoneMessage::from(&summary).json()), Some(code));
-            }
-            Outbound::Failed(error) => {
-                let error = ApiError::from(error);
-                break (Some(error.json()), Some(error.close_code()));
-            }
-        }
+    let conn = next_connection_id();
+    let connect = Connect {
+        conn,
+        role: Role::Producer,
+        flac: true,
+        tx,
     };
-    let _ = finished.send(());
-    if let Some(text) = text {
-        let _ = tokio::time::timeout(final_timeout, ws.text(text)).await;
+    match session.send(connect).await {
+        Ok(Ok(_welcome)) => {}
+        _ => return Err(ApiError::Unavailable("the session did not start".into())),
     }
-    let reason = close.map(|code| CloseReason {
-        code,
-        description: None,
-    });
-    let _ = tokio::time::timeout(final_timeout, ws.close(reason)).await;
+    Link {
+        session,
+        session_id: id,
+        registry: state.registry.clone(),
+        conn,
+        role: Role::Producer,
+        dialect: Dialect::Stream,
+        max_message_bytes: state.settings.max_message_size_bytes,
+        stall: state.settings.outbound_stall,
+    }
+    .spawn(ws, messages, rx);
+    Ok(response)
 }
 
 #[cfg(test)]

@@ -147,6 +147,16 @@ async fn levels_and_block_sizes_are_honoured() {
         assert_eq!(out.last_text()["frames"], frames, "{query}");
         assert_exact(&out.patched_flac(), &c.samples, 2, 16, block);
     }
+    // The level really changes the encoding: level 8 beats level 0 on a tonal signal.
+    let bytes_at = |level: u8| {
+        let pieces = [wav.as_slice()];
+        async move {
+            let out = stream(service.addr, &format!("level={level}"), &pieces, false).await;
+            out.last_text()["bytes_out"].as_u64().unwrap()
+        }
+    };
+    let (fast, small) = (bytes_at(0).await, bytes_at(8).await);
+    assert!(small < fast, "level 8 gave {small} bytes, level 0 {fast}");
     service.drain().await;
 }
 
@@ -293,6 +303,31 @@ async fn protocol_misuse_and_limits_are_refused_cleanly() {
     assert_eq!(out.error_code(), "message_too_large");
     assert_eq!(out.close, Some(1009));
 
+    // The same limit holds for a message reassembled from small fragments.
+    let fragments = vec![
+        Message::Frame(
+            tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+                wav[..3000].to_vec(),
+                tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+                    tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Binary,
+                ),
+                false,
+            ),
+        ),
+        Message::Frame(
+            tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+                wav[3000..6000].to_vec(),
+                tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+                    tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Continue,
+                ),
+                true,
+            ),
+        ),
+    ];
+    let out = exchange(service.addr, "", fragments, None).await;
+    assert_eq!(out.error_code(), "message_too_large");
+    assert_eq!(out.close, Some(1009));
+
     let bad_text = vec![Message::text(r#"{"type":"pause"}"#)];
     let out = exchange(service.addr, "", bad_text, None).await;
     assert_eq!(out.error_code(), "bad_message");
@@ -303,6 +338,13 @@ async fn protocol_misuse_and_limits_are_refused_cleanly() {
         assert_eq!(status, 400, "{query}");
         assert_eq!(body["code"], "bad_parameter", "{query}");
     }
+    // Stray text after a complete upload does not spoil it.
+    let c = case("complete", WavSpec::pcm(1, 8_000, 16), 1_500, 15);
+    let messages = vec![Message::binary(wav_of(&c)), Message::text("hello")];
+    let out = exchange(service.addr, "", messages, None).await;
+    assert_eq!(out.close, Some(1000), "{:?}", out.texts);
+    assert_exact(&out.patched_flac(), &c.samples, 1, 16, 512);
+
     let (status, body) = http_get(service.addr, "/stream").await;
     assert_eq!(status, 400);
     assert!(body.contains("not_websocket"), "{body}");

@@ -56,6 +56,10 @@ pub struct EncodeBlock {
     pub frame_number: u32,
     /// Interleaved samples: whole sample frames, at most one block.
     pub samples: Vec<i32>,
+    /// The pool queue slot this job holds; set by [`pool::EncoderPool::encode`].
+    /// It is freed when the message is dropped, after encoding or when actix
+    /// discards a cancelled job, so the queue bound holds either way.
+    pub permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Why a block was not encoded. `Send`, unlike flacenc's own error.

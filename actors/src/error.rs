@@ -22,6 +22,8 @@ pub enum ErrorKind {
     Internal,
     /// The server is shutting down (close 1001).
     GoingAway,
+    /// A newer producer took over the session (close 4001).
+    Superseded,
 }
 
 /// Why a stream ended early.
@@ -45,6 +47,9 @@ pub enum StreamError {
     /// The client did not read output for the configured stall timeout.
     #[error("the client stopped reading; output stalled for {0} seconds")]
     SlowReader(u64),
+    /// A listener fell a whole outbound queue behind the stream.
+    #[error("this listener fell too far behind the live stream")]
+    ListenerTooSlow,
     /// A frame or reassembled message was over the configured size.
     #[error("a message was larger than the limit of {0} bytes")]
     MessageTooLarge(usize),
@@ -54,6 +59,12 @@ pub enum StreamError {
     /// FLAC numbers frames with 31 bits; the stream would need more.
     #[error("the stream is longer than FLAC's frame numbering allows")]
     StreamTooLong,
+    /// Writing the recording or its metadata failed.
+    #[error("storing the recording failed: {0}")]
+    Storage(String),
+    /// Another connection became the session's producer.
+    #[error("another connection took over as this session's producer")]
+    Superseded,
     /// The server shut down before the stream's header was complete.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -66,11 +77,13 @@ impl StreamError {
             Self::Wav(e) => e.code(),
             Self::EncoderPanicked | Self::Encode(_) | Self::PoolUnavailable => "internal",
             Self::IdleTimeout(_) => "idle_timeout",
-            Self::SlowReader(_) => "slow_reader",
+            Self::SlowReader(_) | Self::ListenerTooSlow => "slow_reader",
             Self::MessageTooLarge(_) => "message_too_large",
             Self::BadMessage(_) => "bad_message",
             Self::StreamTooLong => "stream_too_long",
             Self::ShuttingDown => "shutting_down",
+            Self::Storage(_) => "storage",
+            Self::Superseded => "superseded",
         }
     }
 
@@ -83,10 +96,15 @@ impl StreamError {
                 WavErrorKind::TooLarge => ErrorKind::TooLarge,
             },
             Self::EncoderPanicked | Self::Encode(_) | Self::PoolUnavailable => ErrorKind::Internal,
-            Self::IdleTimeout(_) | Self::SlowReader(_) | Self::BadMessage(_) => ErrorKind::Policy,
+            Self::IdleTimeout(_)
+            | Self::SlowReader(_)
+            | Self::ListenerTooSlow
+            | Self::BadMessage(_) => ErrorKind::Policy,
             Self::StreamTooLong => ErrorKind::Policy,
             Self::MessageTooLarge(_) => ErrorKind::TooLarge,
             Self::ShuttingDown => ErrorKind::GoingAway,
+            Self::Storage(_) => ErrorKind::Internal,
+            Self::Superseded => ErrorKind::Superseded,
         }
     }
 }

@@ -23,9 +23,11 @@
 pub mod activity;
 pub mod encoder;
 pub mod error;
+pub mod recording;
 pub mod registry;
 pub mod session;
 pub mod staging;
+pub mod store;
 
 pub use encoder::pool::EncoderPool;
 pub use error::{ErrorKind, StreamError};

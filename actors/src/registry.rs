@@ -39,6 +39,8 @@ pub struct RegistrySettings {
 struct Entry {
     /// `None` while admitted but not yet started.
     session: Option<(Addr<Session>, Arc<Activity>)>,
+    /// Connections attached (or being attached) to the session.
+    connections: usize,
 }
 
 /// The registry actor; see the module docs.
@@ -46,6 +48,8 @@ pub struct Registry {
     settings: RegistrySettings,
     sessions: HashMap<SessionId, Entry>,
     draining: bool,
+    /// The drain's grace period is over: late starters are shut down at once.
+    grace_over: bool,
     drained: Vec<oneshot::Sender<()>>,
 }
 
@@ -56,6 +60,7 @@ impl Registry {
             settings,
             sessions: HashMap::new(),
             draining: false,
+            grace_over: false,
             drained: Vec::new(),
         }
     }
@@ -107,7 +112,7 @@ pub enum AdmitError {
     Draining,
 }
 
-/// Reserve a slot for a new session.
+/// Reserve a slot for a new session, counting its first connection.
 #[derive(Message)]
 #[rtype(result = "Result<SessionId, AdmitError>")]
 pub struct Admit;
@@ -124,7 +129,13 @@ impl Handler<Admit> for Registry {
             return Err(AdmitError::Full(self.settings.max_sessions));
         }
         let id = Uuid::new_v4();
-        self.sessions.insert(id, Entry { session: None });
+        self.sessions.insert(
+            id,
+            Entry {
+                session: None,
+                connections: 1,
+            },
+        );
         Ok(id)
     }
 }
@@ -147,7 +158,12 @@ impl Handler<Attach> for Registry {
 
     fn handle(&mut self, msg: Attach, _ctx: &mut Self::Context) {
         match self.sessions.get_mut(&msg.id) {
-            Some(entry) => entry.session = Some((msg.session, msg.activity)),
+            Some(entry) => {
+                if self.grace_over {
+                    msg.session.do_send(Shutdown);
+                }
+                entry.session = Some((msg.session, msg.activity));
+            }
             None => {
                 log::error!(
                     "Session {} attached without admission; stopping it.",
@@ -201,6 +217,7 @@ impl Handler<Drain> for Registry {
             msg.grace
         );
         ctx.run_later(msg.grace, |act, _| {
+            act.grace_over = true;
             for (session, _) in act.sessions.values().filter_map(|e| e.session.as_ref()) {
                 session.do_send(Shutdown);
             }
@@ -209,6 +226,82 @@ impl Handler<Drain> for Registry {
         Box::pin(async move {
             let _ = rx.await;
         })
+    }
+}
+
+/// Why a connection may not join a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// No live session has that id.
+    #[error("no live session has this id")]
+    NotLive,
+    /// The session has its maximum of connections.
+    #[error("the session already has its maximum of {0} connections")]
+    TooMany(usize),
+}
+
+/// Join a live session, counting the connection against its limit.
+#[derive(Message)]
+#[rtype(result = "Result<Addr<Session>, JoinError>")]
+pub struct Join {
+    /// The session.
+    pub id: SessionId,
+    /// Connections allowed per session (inclusive).
+    pub max_connections: usize,
+}
+
+/// Counts the connection, or refuses it.
+impl Handler<Join> for Registry {
+    type Result = Result<Addr<Session>, JoinError>;
+
+    fn handle(&mut self, msg: Join, _ctx: &mut Self::Context) -> Self::Result {
+        let entry = self.sessions.get_mut(&msg.id).ok_or(JoinError::NotLive)?;
+        let (session, _) = entry.session.as_ref().ok_or(JoinError::NotLive)?;
+        if entry.connections >= msg.max_connections {
+            return Err(JoinError::TooMany(msg.max_connections));
+        }
+        entry.connections += 1;
+        Ok(session.clone())
+    }
+}
+
+/// A connection to a session ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Leave {
+    /// The session.
+    pub id: SessionId,
+}
+
+/// Uncounts the connection.
+impl Handler<Leave> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) {
+        if let Some(entry) = self.sessions.get_mut(&msg.id) {
+            entry.connections = entry.connections.saturating_sub(1);
+        }
+    }
+}
+
+/// Find a live session.
+#[derive(Message)]
+#[rtype(result = "Option<Addr<Session>>")]
+pub struct Lookup {
+    /// The session.
+    pub id: SessionId,
+}
+
+/// Answers the session's address if it is live.
+impl Handler<Lookup> for Registry {
+    type Result = Option<Addr<Session>>;
+
+    fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> Self::Result {
+        self.sessions
+            .get(&msg.id)?
+            .session
+            .as_ref()
+            .map(|(s, _)| s.clone())
     }
 }
 

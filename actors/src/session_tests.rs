@@ -30,11 +30,29 @@ impl Harness {
             block_size: Some(256),
             max_header_bytes: 1 << 20,
             max_blocks_in_flight: 2,
+            input: InputFormat::Wav,
         };
         let id = self.registry.send(Admit).await.unwrap().unwrap();
         let (tx, mut rx) = outbound_channel(&settings);
-        let session =
-            Session::new(id, settings, self.pool.clone(), self.registry.clone(), tx).start();
+        let session = Session::new(
+            id,
+            settings,
+            SessionKind::Stream,
+            self.pool.clone(),
+            self.registry.clone(),
+        )
+        .start();
+        let conn = 1;
+        session
+            .send(Connect {
+                conn,
+                role: Role::Producer,
+                flac: true,
+                tx,
+            })
+            .await
+            .unwrap()
+            .unwrap();
         let reader = async {
             let mut flac = Vec::new();
             while let Some(event) = rx.recv().await {
@@ -52,6 +70,7 @@ impl Harness {
             for piece in pieces {
                 if session
                     .send(Ingest {
+                        conn,
                         bytes: Bytes::copy_from_slice(piece),
                     })
                     .await
@@ -61,7 +80,12 @@ impl Harness {
                 }
             }
             if end {
-                let _ = session.send(EndOfInput).await;
+                let _ = session
+                    .send(EndOfInput {
+                        conn,
+                        reason: EndReason::Complete,
+                    })
+                    .await;
             }
         };
         let (out, ()) = tokio::join!(reader, writer);

@@ -114,6 +114,38 @@ impl StreamInfo {
         out
     }
 
+    /// Reads a STREAMINFO body written by [`StreamInfo::to_bytes`]; `None`
+    /// if a field is outside what this service writes.
+    pub fn parse(b: &[u8; STREAMINFO_BYTES]) -> Option<Self> {
+        let block_size = usize::from(u16::from_be_bytes([b[2], b[3]]));
+        let u24 = |i: usize| u32::from_be_bytes([0, b[i], b[i + 1], b[i + 2]]);
+        let mut packed = [0u8; 8];
+        packed.copy_from_slice(&b[10..18]);
+        let packed = u64::from_be_bytes(packed);
+        let sample_rate = (packed >> 44) as u32;
+        let channels = ((packed >> 41) & 0x7) as usize + 1;
+        let bits = ((packed >> 36) & 0x1F) as usize + 1;
+        if !matches!(bits, 8 | 16 | 24) || sample_rate == 0 || block_size == 0 {
+            return None;
+        }
+        let mut md5 = [0u8; 16];
+        md5.copy_from_slice(&b[18..34]);
+        Some(Self {
+            format: StreamFormat {
+                sample_rate,
+                layout: PcmLayout {
+                    channels,
+                    bytes_per_sample: bits / 8,
+                },
+                block_size,
+            },
+            min_frame_bytes: u24(4),
+            max_frame_bytes: u24(7),
+            total_samples: packed & 0xF_FFFF_FFFF,
+            md5,
+        })
+    }
+
     /// `fLaC`, the STREAMINFO block header (marked last) and its body.
     pub fn stream_header(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(STREAMINFO_OFFSET + STREAMINFO_BYTES);

@@ -174,3 +174,15 @@ fn stream_header_layout_is_fixed() {
     assert_eq!(&header[5..8], &[0, 0, 34]);
     assert_eq!(header.len(), STREAMINFO_OFFSET + STREAMINFO_BYTES);
 }
+
+#[test]
+fn streaminfo_parses_back() {
+    let info = StreamInfo {
+        format: format(192_000, 6, 3, 16_384),
+        min_frame_bytes: 17,
+        max_frame_bytes: 0xAB_CDEF,
+        total_samples: 0xF_1234_5678,
+        md5: [7; 16],
+    };
+    assert_eq!(StreamInfo::parse(&info.to_bytes()), Some(info));
+}

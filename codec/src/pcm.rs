@@ -67,6 +67,12 @@ impl PcmDecoder {
         self.carry_len
     }
 
+    /// Forgets a held partial sample frame (its producer went away and will
+    /// resend from the last whole frame); returns the bytes dropped.
+    pub fn discard_partial(&mut self) -> usize {
+        std::mem::take(&mut self.carry_len)
+    }
+
     /// Sample frames (per channel) decoded so far.
     pub fn frames_decoded(&self) -> u64 {
         self.md5.total_samples() as u64

@@ -26,6 +26,13 @@ pub const MAX_CHANNELS: u16 = 8;
 /// not name its rate, so higher rates are refused as unsupported.
 pub const MAX_SAMPLE_RATE_HZ: u32 = 655_350;
 
+/// Whether a FLAC frame header can state `rate` exactly: any rate up to
+/// 65,535 Hz, and above that multiples of 10 Hz up to [`MAX_SAMPLE_RATE_HZ`].
+pub fn frame_header_can_state(rate: u32) -> bool {
+    (1..=65_535).contains(&rate)
+        || ((1..=MAX_SAMPLE_RATE_HZ).contains(&rate) && rate.is_multiple_of(10))
+}
+
 /// A RIFF or `data` size that streaming writers use for "unknown length".
 pub const UNKNOWN_SIZE: u32 = 0xFFFF_FFFF;
 
@@ -101,7 +108,7 @@ pub enum WavError {
     UnsupportedBitDepth(u16),
     #[error("{0} channels is more than FLAC's 8")]
     TooManyChannels(u16),
-    #[error("a sample rate of {0} Hz is above the supported {MAX_SAMPLE_RATE_HZ} Hz")]
+    #[error("a sample rate of {0} Hz cannot be stated in a FLAC frame header: use up to 65535 Hz, or a multiple of 10 Hz up to {MAX_SAMPLE_RATE_HZ} Hz")]
     SampleRateTooHigh(u32),
     #[error("more than {0} bytes of chunks came before the audio data")]
     HeaderTooLarge(u64),
@@ -521,7 +528,7 @@ fn parse_fmt(b: &[u8]) -> Result<WavFormat, WavError> {
     if !(1..=3).contains(&bytes_per_sample) {
         return Err(WavError::UnsupportedBitDepth(bits));
     }
-    if sample_rate > MAX_SAMPLE_RATE_HZ {
+    if !frame_header_can_state(sample_rate) {
         return Err(WavError::SampleRateTooHigh(sample_rate));
     }
     Ok(WavFormat {

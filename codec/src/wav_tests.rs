@@ -268,6 +268,7 @@ fn unsupported_formats_get_their_codes() {
         set_u16(f, 12, 18);
     });
     let fast = fmt_with(|f| f[4..8].copy_from_slice(&700_000u32.to_le_bytes()));
+    let odd_hi_res = fmt_with(|f| f[4..8].copy_from_slice(&88_201u32.to_le_bytes()));
     let mut rifx = wav_bytes(&WavSpec::pcm(2, 44_100, 16), &[]);
     rifx[..4].copy_from_slice(b"RIFX");
     let cases = [
@@ -278,6 +279,7 @@ fn unsupported_formats_get_their_codes() {
         (bits32, "unsupported_bit_depth"),
         (nine, "too_many_channels"),
         (fast, "unsupported_sample_rate"),
+        (odd_hi_res, "unsupported_sample_rate"),
         (rifx, "unsupported_container"),
     ];
     for (bytes, code) in cases {
@@ -307,4 +309,14 @@ fn a_huge_declared_chunk_is_skipped_not_buffered_and_bounded() {
         assert!(parser.scratch.capacity() <= MAX_FMT_CHUNK_BYTES as usize);
     }
     assert!(parser.is_done());
+}
+
+#[test]
+fn every_accepted_rate_fits_a_frame_header() {
+    for rate in [1, 7, 44_100, 65_535, 65_540, 88_200, 384_000, 655_350] {
+        assert!(frame_header_can_state(rate), "{rate}");
+    }
+    for rate in [0, 65_537, 88_201, 655_360, 1_000_000] {
+        assert!(!frame_header_can_state(rate), "{rate}");
+    }
 }

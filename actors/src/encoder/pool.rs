@@ -86,10 +86,14 @@ impl EncoderPool {
         let slots = Arc::clone(&self.slots);
         let addr = self.addr.clone();
         async move {
-            let _permit = slots
+            let permit = slots
                 .acquire_owned()
                 .await
                 .map_err(|_| EncodeFailure::PoolGone)?;
+            let job = EncodeBlock {
+                permit: Some(permit),
+                ..job
+            };
             addr.send(job).await.map_err(|_| EncodeFailure::PoolGone)?
         }
     }

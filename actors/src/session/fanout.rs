@@ -1,0 +1,131 @@
+//! The connections attached to a session and what each is sent.
+//!
+//! At most one connection is the producer (the newest wins); any number of
+//! listeners receive the FLAC live. Every connection has its own bounded
+//! outbound channel. The producer's channel throttles block dispatch (see the
+//! session); a listener that falls a whole channel behind is cut off with
+//! `slow_reader` instead of holding memory or slowing the producer.
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::Outbound;
+use crate::StreamError;
+
+/// Identifies one connection within a session.
+pub type ConnectionId = u64;
+
+/// What a connection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends audio; may also receive FLAC.
+    Producer,
+    /// Receives FLAC only.
+    Listener,
+}
+
+/// One attached connection.
+#[derive(Debug)]
+pub struct Connection {
+    /// Its outbound channel.
+    pub tx: mpsc::Sender<Outbound>,
+    /// What it does.
+    pub role: Role,
+    /// Whether it receives FLAC frames.
+    pub flac: bool,
+}
+
+/// The session's connections.
+#[derive(Debug, Default)]
+pub struct Fanout {
+    connections: Vec<(ConnectionId, Connection)>,
+}
+
+impl Fanout {
+    /// Attaches a connection. A new producer replaces the old one, which is
+    /// told it was superseded and returned.
+    pub fn attach(&mut self, id: ConnectionId, connection: Connection) -> Option<ConnectionId> {
+        let superseded = if connection.role == Role::Producer {
+            self.producer()
+        } else {
+            None
+        };
+        if let Some(old) = superseded {
+            self.fail(old, StreamError::Superseded);
+        }
+        self.connections.push((id, connection));
+        superseded
+    }
+
+    /// Detaches a connection; returns it if it was attached.
+    pub fn detach(&mut self, id: ConnectionId) -> Option<Connection> {
+        let at = self.connections.iter().position(|(c, _)| *c == id)?;
+        Some(self.connections.remove(at).1)
+    }
+
+    /// The producer's id.
+    pub fn producer(&self) -> Option<ConnectionId> {
+        self.connections
+            .iter()
+            .find(|(_, c)| c.role == Role::Producer)
+            .map(|(id, _)| *id)
+    }
+
+    /// Whether `id` is the current producer.
+    pub fn is_producer(&self, id: ConnectionId) -> bool {
+        self.producer() == Some(id)
+    }
+
+    /// Connections attached.
+    pub fn len(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Whether none is attached.
+    pub fn is_empty(&self) -> bool {
+        self.connections.is_empty()
+    }
+
+    /// Events queued and not yet written on the producer's channel.
+    pub fn producer_backlog(&self) -> usize {
+        self.connections
+            .iter()
+            .find(|(_, c)| c.role == Role::Producer && c.flac)
+            .map_or(0, |(_, c)| c.tx.max_capacity() - c.tx.capacity())
+    }
+
+    /// Sends FLAC bytes to every connection that wants them. A listener with
+    /// only the final slot left is cut off as a slow reader.
+    pub fn flac(&mut self, bytes: &Bytes) {
+        let mut slow = Vec::new();
+        for (id, c) in &self.connections {
+            if !c.flac {
+                continue;
+            }
+            if c.role == Role::Listener && c.tx.capacity() <= 1 {
+                slow.push(*id);
+                continue;
+            }
+            // The producer's channel has room by construction (the session
+            // counts its backlog before dispatching).
+            let _ = c.tx.try_send(Outbound::Flac(bytes.clone()));
+        }
+        for id in slow {
+            self.fail(id, StreamError::ListenerTooSlow);
+        }
+    }
+
+    /// Sends a final event to one connection and detaches it.
+    pub fn fail(&mut self, id: ConnectionId, error: StreamError) {
+        if let Some(c) = self.detach(id) {
+            let _ = c.tx.try_send(Outbound::Failed(error));
+        }
+    }
+
+    /// Sends the same final event to every connection and detaches them all.
+    pub fn finish_all(&mut self, event: &Outbound) {
+        for (_, c) in self.connections.drain(..) {
+            let _ = c.tx.try_send(event.clone());
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! Durable storage for recorded sessions, off the I/O threads.
+//!
+//! [`Store`] is a sync actor (a `SyncArbiter` pool) that does every blocking
+//! storage operation: session metadata through a [`Catalog`] (SQLite in the
+//! service; a Postgres or object-store backend would be a second
+//! implementation of the same trait) and the recording files' appends,
+//! syncs and finalization. Each thread has its own catalog connection.
+
+use std::io;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix::{Actor, Addr, Handler, Message, SyncArbiter, SyncContext};
+use flacstream_codec::flac::STREAMINFO_BYTES;
+use parking_lot::Mutex;
+use uuid::Uuid;
+
+use crate::recording::{recover, RecordingFile, RecoverError, Recovered};
+
+/// Where a session is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionStatus {
+    /// Open, with or without connections (within the resume window).
+    Live,
+    /// Finalized: the FLAC file is complete.
+    Closed,
+    /// Ended by an error; what was recorded is finalized and kept.
+    Failed,
+}
+
+impl SessionStatus {
+    /// The stored and reported name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::Closed => "closed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "live" => Some(Self::Live),
+            "closed" => Some(Self::Closed),
+            "failed" => Some(Self::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// Everything stored about a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session id.
+    pub id: Uuid,
+    /// Caller-supplied owner, for listing.
+    pub user_id: Option<String>,
+    /// Life-cycle state.
+    pub status: SessionStatus,
+    /// Input encoding as requested: `s16le`, `s24le`, `u8` or `wav`.
+    pub encoding: String,
+    /// Samples per second, once known (a `wav` session learns it from the header).
+    pub sample_rate: Option<u32>,
+    /// Channels, once known.
+    pub channels: Option<u16>,
+    /// Bits per sample in the FLAC, once known.
+    pub bits_per_sample: Option<u16>,
+    /// Compression level.
+    pub level: u8,
+    /// Samples per block, once known.
+    pub block_size: Option<u32>,
+    /// Whether the session is recorded to a file.
+    pub record: bool,
+    /// Binary messages received.
+    pub chunk_count: u64,
+    /// Samples per channel accepted.
+    pub samples: u64,
+    /// Input bytes received.
+    pub bytes_in: u64,
+    /// FLAC bytes produced.
+    pub bytes_out: u64,
+    /// Creation time, milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Last change, milliseconds since the Unix epoch.
+    pub updated_at_ms: i64,
+    /// When the session was finalized.
+    pub closed_at_ms: Option<i64>,
+    /// The recording's path relative to the data directory.
+    pub file: Option<String>,
+    /// Why a failed session failed (its error code).
+    pub error: Option<String>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// A storage failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The catalog backend failed.
+    #[error("session catalog failed: {0}")]
+    Catalog(String),
+    /// A recording file operation failed.
+    #[error("recording file failed: {0}")]
+    File(String),
+    /// The store actor is gone.
+    #[error("the store is not running")]
+    Unavailable,
+}
+
+impl From<io::Error> for StoreError {
+    fn from(e: io::Error) -> Self {
+        Self::File(e.to_string())
+    }
+}
+
+/// Session metadata storage. Methods block; they run on [`Store`] threads.
+pub trait Catalog: Send {
+    /// Inserts or replaces a record.
+    fn save(&mut self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// Loads one record.
+    fn load(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
+    /// Lists records, newest first, optionally for one user.
+    fn list(
+        &mut self,
+        user_id: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Deletes a record; whether it existed.
+    fn remove(&mut self, id: Uuid) -> Result<bool, StoreError>;
+    /// Records still `live` (to recover after a restart).
+    fn unfinished(&mut self) -> Result<Vec<SessionRecord>, StoreError>;
+}
+
+/// Makes one catalog connection per store thread.
+pub type CatalogFactory = Arc<dyn Fn() -> Box<dyn Catalog> + Send + Sync>;
+
+/// A recording shared between a session and the store threads. Only one
+/// write per session is in flight at a time, so the lock is uncontended.
+pub type SharedRecording = Arc<Mutex<RecordingFile>>;
+
+/// The store actor; see the module docs.
+pub struct Store {
+    catalog: Box<dyn Catalog>,
+}
+
+impl Actor for Store {
+    type Context = SyncContext<Self>;
+}
+
+impl Store {
+    /// Starts `threads` store threads, each with a catalog from `factory`.
+    pub fn start(threads: usize, factory: CatalogFactory) -> Addr<Self> {
+        SyncArbiter::start(threads.max(1), move || Store { catalog: factory() })
+    }
+}
+
+/// Insert or replace a session's metadata.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct Save {
+    /// The record to store.
+    pub record: SessionRecord,
+}
+
+/// Writes the record.
+impl Handler<Save> for Store {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: Save, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog.save(&msg.record)
+    }
+}
+
+/// Load one session's metadata.
+#[derive(Message)]
+#[rtype(result = "Result<Option<SessionRecord>, StoreError>")]
+pub struct Load {
+    /// The session.
+    pub id: Uuid,
+}
+
+/// Reads the record.
+impl Handler<Load> for Store {
+    type Result = Result<Option<SessionRecord>, StoreError>;
+
+    fn handle(&mut self, msg: Load, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog.load(msg.id)
+    }
+}
+
+/// List sessions, newest first.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<SessionRecord>, StoreError>")]
+pub struct List {
+    /// Only this user's sessions.
+    pub user_id: Option<String>,
+    /// Page size.
+    pub limit: u32,
+    /// Records to skip.
+    pub offset: u64,
+}
+
+/// Reads a page of records.
+impl Handler<List> for Store {
+    type Result = Result<Vec<SessionRecord>, StoreError>;
+
+    fn handle(&mut self, msg: List, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog
+            .list(msg.user_id.as_deref(), msg.limit, msg.offset)
+            .map(|mut page| {
+                page.truncate(msg.limit as usize);
+                page
+            })
+    }
+}
+
+/// Delete a session's metadata and its recording file.
+#[derive(Message)]
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct Remove {
+    /// The session.
+    pub id: Uuid,
+    /// The recording file, if any, to delete too.
+    pub file: Option<std::path::PathBuf>,
+}
+
+/// Deletes the file, then the record.
+impl Handler<Remove> for Store {
+    type Result = Result<bool, StoreError>;
+
+    fn handle(&mut self, msg: Remove, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        if let Some(path) = msg.file {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.catalog.remove(msg.id)
+    }
+}
+
+/// Sessions left `live` by a previous run.
+#[derive(Message)]
+#[rtype(result = "Result<Vec<SessionRecord>, StoreError>")]
+pub struct Unfinished;
+
+/// Reads the unfinished records.
+impl Handler<Unfinished> for Store {
+    type Result = Result<Vec<SessionRecord>, StoreError>;
+
+    fn handle(&mut self, _msg: Unfinished, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog.unfinished()
+    }
+}
+
+/// Create a recording file holding the stream header.
+#[derive(Message)]
+#[rtype(result = "Result<SharedRecording, StoreError>")]
+pub struct CreateRecording {
+    /// Absolute path of the new file.
+    pub path: std::path::PathBuf,
+    /// `fLaC` and the provisional STREAMINFO.
+    pub header: Vec<u8>,
+}
+
+/// Creates and syncs the file.
+impl Handler<CreateRecording> for Store {
+    type Result = Result<SharedRecording, StoreError>;
+
+    fn handle(&mut self, msg: CreateRecording, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        let file = RecordingFile::create(&msg.path, &msg.header)?;
+        Ok(Arc::new(Mutex::new(file)))
+    }
+}
+
+/// Append frames to a recording and sync them.
+#[derive(Message)]
+#[rtype(result = "Result<u64, StoreError>")]
+pub struct AppendFrames {
+    /// The recording.
+    pub file: SharedRecording,
+    /// Whole frames, in order.
+    pub bytes: Vec<u8>,
+}
+
+/// Appends and syncs; answers the file's new length.
+impl Handler<AppendFrames> for Store {
+    type Result = Result<u64, StoreError>;
+
+    fn handle(&mut self, msg: AppendFrames, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        Ok(msg.file.lock().append(&msg.bytes)?)
+    }
+}
+
+/// Write the final STREAMINFO into a recording.
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct FinalizeRecording {
+    /// The recording.
+    pub file: SharedRecording,
+    /// The final STREAMINFO body.
+    pub streaminfo: [u8; STREAMINFO_BYTES],
+}
+
+/// Patches and syncs.
+impl Handler<FinalizeRecording> for Store {
+    type Result = Result<(), StoreError>;
+
+    fn handle(&mut self, msg: FinalizeRecording, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        Ok(msg.file.lock().finalize(&msg.streaminfo)?)
+    }
+}
+
+/// Repair a recording left by a crash or a failed session (see [`recover`]).
+#[derive(Message)]
+#[rtype(result = "Result<Recovered, StoreError>")]
+pub struct Recover {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// The open recording, if a session still holds it: its lock keeps a
+    /// write in flight from racing the repair.
+    pub file: Option<SharedRecording>,
+}
+
+/// Repairs and finalizes the file.
+impl Handler<Recover> for Store {
+    type Result = Result<Recovered, StoreError>;
+
+    fn handle(&mut self, msg: Recover, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        let _guard = msg.file.as_ref().map(|f| f.lock());
+        recover(&msg.path, true).map_err(|e| match e {
+            RecoverError::Io(e) => StoreError::File(e.to_string()),
+            other => StoreError::File(other.to_string()),
+        })
+    }
+}

@@ -1,0 +1,244 @@
+//! The WebSocket side of one connection to a session, shared by `/stream`
+//! and `/api/ws/audio`.
+//!
+//! The transport is `actix-ws` (not the deprecated `actix-web-actors`, which
+//! reads without backpressure: a flooding client drove a prototype to 5.8 GiB
+//! in 8 s where actix-ws stayed at 6 MiB). Two tasks serve a connection:
+//! - the read loop takes one message at a time and awaits the session actor's
+//!   answer before reading the next, so a client that sends faster than the
+//!   encoders drain is slowed by TCP itself;
+//! - the write loop sends the session's [`Outbound`] events, closing a client
+//!   that leaves output unread for the stall timeout.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use actix::Addr;
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, MessageStream};
+use flacstream_actors::registry::{Leave, Registry, SessionId};
+use flacstream_actors::session::{
+    Abort, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason, Ingest, Role,
+};
+use flacstream_actors::{Outbound, Session, StreamError};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{done_close_code, ApiError};
+use crate::protocol::{AckMessage, ClientMessage, DoneMessage};
+
+/// Time allowed for the final `done`/`error` text and the close frame to be
+/// queued once the stream is over, in seconds. Short: a client that reads
+/// nothing must not hold the connection open.
+const FINAL_MESSAGE_TIMEOUT_SECONDS: u64 = 2;
+
+static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
+
+/// A process-wide unique connection id.
+pub fn next_connection_id() -> ConnectionId {
+    NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Which endpoint's rules the read loop follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `/stream`: `{"type":"end"}` ends the stream.
+    Stream,
+    /// `/api/ws/audio`: also `close_session` control messages and acks.
+    Audio {
+        /// Send an ack after each binary message.
+        acks: bool,
+    },
+}
+
+/// One connection's plumbing, ready to run.
+pub struct Link {
+    /// The session.
+    pub session: Addr<Session>,
+    /// Its id, for the registry.
+    pub session_id: SessionId,
+    /// The registry, told when the connection ends.
+    pub registry: Addr<Registry>,
+    /// This connection.
+    pub conn: ConnectionId,
+    /// Producer or listener.
+    pub role: Role,
+    /// Endpoint rules.
+    pub dialect: Dialect,
+    /// Per-frame and per-message limit in bytes.
+    pub max_message_bytes: usize,
+    /// Slow-reader cut-off.
+    pub stall: Duration,
+}
+
+impl Link {
+    /// Spawns the read and write loops for an upgraded connection.
+    pub fn spawn(
+        self,
+        ws: actix_ws::Session,
+        messages: MessageStream,
+        events: mpsc::Receiver<Outbound>,
+    ) {
+        let messages = messages
+            .max_frame_size(self.max_message_bytes)
+            .aggregate_continuations()
+            .max_continuation_size(self.max_message_bytes);
+        let (finished_tx, finished_rx) = oneshot::channel();
+        actix_web::rt::spawn(write_loop(
+            ws.clone(),
+            events,
+            self.session.clone(),
+            self.stall,
+            finished_tx,
+        ));
+        actix_web::rt::spawn(async move {
+            read_loop(&self, ws, messages, finished_rx).await;
+            self.session.do_send(Disconnect { conn: self.conn });
+            self.registry.do_send(Leave {
+                id: self.session_id,
+            });
+        });
+    }
+}
+
+/// Feeds client messages to the session, one at a time.
+async fn read_loop(
+    link: &Link,
+    mut ws: actix_ws::Session,
+    mut messages: AggregatedMessageStream,
+    mut finished: oneshot::Receiver<()>,
+) {
+    let abort = |error: StreamError| {
+        link.session.do_send(Abort {
+            conn: link.conn,
+            error,
+        })
+    };
+    loop {
+        let message = tokio::select! {
+            biased;
+            _ = &mut finished => return,
+            message = messages.recv() => message,
+        };
+        let Some(message) = message else {
+            return;
+        };
+        match message {
+            Ok(AggregatedMessage::Binary(bytes)) => {
+                if link.role == Role::Listener {
+                    abort(StreamError::BadMessage(
+                        "a listener may not send audio".into(),
+                    ));
+                    continue;
+                }
+                // Awaiting the answer is the backpressure: the next message
+                // is read only once this one is staged.
+                let ingest = link.session.send(Ingest {
+                    conn: link.conn,
+                    bytes,
+                });
+                let ack = tokio::select! {
+                    // The write loop gave up on this client (slow reader).
+                    _ = &mut finished => return,
+                    answer = ingest => match answer {
+                        Ok(Ok(ack)) => ack,
+                        Ok(Err(_)) | Err(_) => return,
+                    },
+                };
+                if link.dialect == (Dialect::Audio { acks: true }) {
+                    let text = AckMessage::new(link.session_id, &ack).json();
+                    if ws.text(text).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(AggregatedMessage::Text(text)) => match ClientMessage::parse(&text) {
+                Ok(ClientMessage::End) => link.session.do_send(EndOfInput {
+                    conn: link.conn,
+                    reason: EndReason::Complete,
+                }),
+                Ok(ClientMessage::Control { .. }) if link.dialect != Dialect::Stream => {
+                    link.session.do_send(EndOfInput {
+                        conn: link.conn,
+                        reason: EndReason::Closed,
+                    })
+                }
+                // The session decides: it fails the connection, or ignores
+                // the text if the input is already complete. Reading goes
+                // on until the write loop says the connection is over.
+                Ok(ClientMessage::Control { .. }) => abort(StreamError::BadMessage(
+                    "control messages belong to /api/ws/audio".into(),
+                )),
+                Err(reason) => abort(StreamError::BadMessage(reason)),
+            },
+            Ok(AggregatedMessage::Ping(payload)) => {
+                if ws.pong(&payload).await.is_err() {
+                    return;
+                }
+            }
+            Ok(AggregatedMessage::Pong(_)) => {}
+            Ok(AggregatedMessage::Close(_)) => return,
+            Err(e) if is_oversize(&e) => {
+                return abort(StreamError::MessageTooLarge(link.max_message_bytes));
+            }
+            Err(e) => {
+                return abort(StreamError::BadMessage(format!(
+                    "WebSocket protocol error: {e}"
+                )));
+            }
+        }
+    }
+}
+
+/// Whether a protocol error means a frame or a reassembled message was over
+/// the limit. actix-ws reports an oversize frame as `Overflow` but an
+/// oversize run of continuations only as an I/O error with this text.
+fn is_oversize(e: &actix_ws::ProtocolError) -> bool {
+    match e {
+        actix_ws::ProtocolError::Overflow => true,
+        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        _ => false,
+    }
+}
+
+/// Sends the session's events to the client and closes the connection at the end.
+async fn write_loop(
+    mut ws: actix_ws::Session,
+    mut events: mpsc::Receiver<Outbound>,
+    session: Addr<Session>,
+    stall: Duration,
+    finished: oneshot::Sender<()>,
+) {
+    let final_timeout = Duration::from_secs(FINAL_MESSAGE_TIMEOUT_SECONDS);
+    let (text, close) = loop {
+        let Some(event) = events.recv().await else {
+            // The session dropped this connection without a final event.
+            break (None, None);
+        };
+        match event {
+            Outbound::Flac(bytes) => match tokio::time::timeout(stall, ws.binary(bytes)).await {
+                Ok(Ok(())) => session.do_send(Delivered),
+                Ok(Err(_closed)) => break (None, None),
+                Err(_elapsed) => {
+                    let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
+                    break (Some(error.json()), Some(error.close_code()));
+                }
+            },
+            Outbound::Done(summary) => {
+                let code = done_close_code(summary.reason);
+                break (Some(DoneMessage::from(&summary).json()), Some(code));
+            }
+            Outbound::Failed(error) => {
+                let error = ApiError::from(error);
+                break (Some(error.json()), Some(error.close_code()));
+            }
+        }
+    };
+    let _ = finished.send(());
+    if let Some(text) = text {
+        let _ = tokio::time::timeout(final_timeout, ws.text(text)).await;
+    }
+    let reason = close.map(|code| CloseReason {
+        code,
+        description: None,
+    });
+    let _ = tokio::time::timeout(final_timeout, ws.close(reason)).await;
+}
