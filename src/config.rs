@@ -20,9 +20,11 @@ pub const DEFAULT_MAX_MESSAGE_SIZE_BYTES: usize = 1024 * 1024;
 /// closed with `idle_timeout`.
 pub const DEFAULT_CONNECTION_TIMEOUT_SECONDS: u64 = 30;
 
-/// Default cap on concurrent sessions. A stereo 16-bit stream at the default
-/// block size holds at most ~1.5 MiB (one 1 MiB message being staged, a
-/// 128 KiB ring, six frames queued), so 1024 sessions stay under ~1.5 GiB.
+/// Default cap on concurrent sessions. A 16-bit stereo stream at the default
+/// block size holds about 1.5 MiB at worst (one 1 MiB message being staged, a
+/// 128 KiB ring, and up to ~37 ~10 KB frames between the encoder and the
+/// socket), so 1024 sessions stay near 1.5 GiB. Wide hi-res formats cost more
+/// (README "Bounds"); size this for the formats you expect.
 pub const DEFAULT_MAX_SESSIONS: usize = 1024;
 
 /// Default time a client may leave output unread before it is closed with

@@ -24,5 +24,6 @@ pub mod health;
 pub mod protocol;
 pub mod server;
 pub mod shutdown;
+pub mod storage;
 pub mod stream;
 pub mod transport;

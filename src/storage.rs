@@ -1,0 +1,295 @@
+//! The session catalog in SQLite (rusqlite, bundled), with migrations.
+//!
+//! One [`SqliteCatalog`] per store thread (see `flacstream_actors::store`),
+//! all on one database file in WAL mode. Another backend (Postgres, an
+//! object store) would be a second implementation of
+//! [`flacstream_actors::store::Catalog`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flacstream_actors::store::{Catalog, CatalogFactory, SessionRecord, SessionStatus, StoreError};
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite_migration::{Migrations, M};
+use uuid::Uuid;
+
+/// The catalog's file name inside the data directory.
+pub const DATABASE_FILE: &str = "flacstream.sqlite3";
+
+/// How long a store thread waits for another's write lock, in milliseconds.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+
+/// Schema versions, oldest first. Append; never edit a released one.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE sessions (
+            id TEXT PRIMARY KEY NOT NULL,
+            user_id TEXT,
+            status TEXT NOT NULL,
+            encoding TEXT NOT NULL,
+            sample_rate INTEGER,
+            channels INTEGER,
+            bits_per_sample INTEGER,
+            level INTEGER NOT NULL,
+            block_size INTEGER,
+            record INTEGER NOT NULL,
+            chunk_count INTEGER NOT NULL,
+            samples INTEGER NOT NULL,
+            bytes_in INTEGER NOT NULL,
+            bytes_out INTEGER NOT NULL,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL,
+            closed_at_ms INTEGER,
+            file TEXT,
+            error TEXT
+        );
+        CREATE INDEX sessions_by_user ON sessions (user_id, created_at_ms DESC);
+        CREATE INDEX sessions_by_status ON sessions (status);",
+    )])
+}
+
+/// A catalog connection; see the module docs.
+pub struct SqliteCatalog {
+    conn: Connection,
+}
+
+fn db_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Catalog(e.to_string())
+}
+
+impl SqliteCatalog {
+    /// Opens (creating and migrating if needed) the catalog at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let mut conn = Connection::open(path).map_err(db_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db_error)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db_error)?;
+        conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))
+            .map_err(db_error)?;
+        migrations().to_latest(&mut conn).map_err(db_error)?;
+        Ok(Self { conn })
+    }
+
+    /// A factory for store threads: each opens its own connection. Migrates
+    /// once up front so a bad database fails at start, not on first use.
+    pub fn factory(data_dir: &Path) -> Result<CatalogFactory, StoreError> {
+        let path: PathBuf = data_dir.join(DATABASE_FILE);
+        Self::open(&path)?;
+        Ok(Arc::new(move || -> Box<dyn Catalog> {
+            match Self::open(&path) {
+                Ok(catalog) => Box::new(catalog),
+                Err(e) => Box::new(Unavailable(e)),
+            }
+        }))
+    }
+}
+
+const COLUMNS: &str = "id, user_id, status, encoding, sample_rate, channels, bits_per_sample, \
+     level, block_size, record, chunk_count, samples, bytes_in, bytes_out, created_at_ms, \
+     updated_at_ms, closed_at_ms, file, error";
+
+fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
+    let id: String = row.get(0)?;
+    let status: String = row.get(2)?;
+    let bad = |what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into())
+    };
+    Ok(SessionRecord {
+        id: Uuid::parse_str(&id).map_err(|_| bad("bad session id"))?,
+        user_id: row.get(1)?,
+        status: SessionStatus::parse(&status).ok_or_else(|| bad("bad status"))?,
+        encoding: row.get(3)?,
+        sample_rate: row.get(4)?,
+        channels: row.get(5)?,
+        bits_per_sample: row.get(6)?,
+        level: row.get(7)?,
+        block_size: row.get(8)?,
+        record: row.get(9)?,
+        chunk_count: row.get::<_, i64>(10)? as u64,
+        samples: row.get::<_, i64>(11)? as u64,
+        bytes_in: row.get::<_, i64>(12)? as u64,
+        bytes_out: row.get::<_, i64>(13)? as u64,
+        created_at_ms: row.get(14)?,
+        updated_at_ms: row.get(15)?,
+        closed_at_ms: row.get(16)?,
+        file: row.get(17)?,
+        error: row.get(18)?,
+    })
+}
+
+impl Catalog for SqliteCatalog {
+    fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
+        // A finished session never goes back to live, whatever order the
+        // store threads apply saves in.
+        let sql = format!(
+            "INSERT INTO sessions ({COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
+             ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status, \
+             encoding = excluded.encoding, sample_rate = excluded.sample_rate, \
+             channels = excluded.channels, bits_per_sample = excluded.bits_per_sample, \
+             level = excluded.level, block_size = excluded.block_size, record = excluded.record, \
+             chunk_count = excluded.chunk_count, samples = excluded.samples, \
+             bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, \
+             updated_at_ms = excluded.updated_at_ms, closed_at_ms = excluded.closed_at_ms, \
+             file = excluded.file, error = excluded.error \
+             WHERE sessions.status = 'live'"
+        );
+        self.conn
+            .execute(
+                &sql,
+                params![
+                    r.id.to_string(),
+                    r.user_id,
+                    r.status.as_str(),
+                    r.encoding,
+                    r.sample_rate,
+                    r.channels,
+                    r.bits_per_sample,
+                    r.level,
+                    r.block_size,
+                    r.record,
+                    r.chunk_count as i64,
+                    r.samples as i64,
+                    r.bytes_in as i64,
+                    r.bytes_out as i64,
+                    r.created_at_ms,
+                    r.updated_at_ms,
+                    r.closed_at_ms,
+                    r.file,
+                    r.error,
+                ],
+            )
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    fn load(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = ?1");
+        self.conn
+            .query_row(&sql, [id.to_string()], from_row)
+            .optional()
+            .map_err(db_error)
+    }
+
+    fn list(
+        &mut self,
+        user_id: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sessions WHERE (?1 IS NULL OR user_id = ?1) \
+             ORDER BY created_at_ms DESC, id LIMIT ?2 OFFSET ?3"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![user_id, limit, offset as i64], from_row)
+            .map_err(db_error)?;
+        rows.collect::<Result<_, _>>().map_err(db_error)
+    }
+
+    fn remove(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute("DELETE FROM sessions WHERE id = ?1", [id.to_string()])
+            .map_err(db_error)?;
+        Ok(n > 0)
+    }
+
+    fn unfinished(&mut self) -> Result<Vec<SessionRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM sessions WHERE status = 'live'");
+        let mut stmt = self.conn.prepare(&sql).map_err(db_error)?;
+        let rows = stmt.query_map([], from_row).map_err(db_error)?;
+        rows.collect::<Result<_, _>>().map_err(db_error)
+    }
+}
+
+/// A catalog whose connection could not be opened: every call reports why.
+struct Unavailable(StoreError);
+
+impl Catalog for Unavailable {
+    fn save(&mut self, _: &SessionRecord) -> Result<(), StoreError> {
+        Err(self.0.clone())
+    }
+    fn load(&mut self, _: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        Err(self.0.clone())
+    }
+    fn list(&mut self, _: Option<&str>, _: u32, _: u64) -> Result<Vec<SessionRecord>, StoreError> {
+        Err(self.0.clone())
+    }
+    fn remove(&mut self, _: Uuid) -> Result<bool, StoreError> {
+        Err(self.0.clone())
+    }
+    fn unfinished(&mut self) -> Result<Vec<SessionRecord>, StoreError> {
+        Err(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: Uuid, user: &str, created: i64) -> SessionRecord {
+        SessionRecord {
+            id,
+            user_id: Some(user.into()),
+            status: SessionStatus::Live,
+            encoding: "s16le".into(),
+            sample_rate: Some(16_000),
+            channels: Some(1),
+            bits_per_sample: Some(16),
+            level: 5,
+            block_size: Some(1024),
+            record: true,
+            chunk_count: 3,
+            samples: 4800,
+            bytes_in: 9600,
+            bytes_out: 5000,
+            created_at_ms: created,
+            updated_at_ms: created,
+            closed_at_ms: None,
+            file: Some(format!("recordings/{id}.flac")),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn saves_loads_lists_and_never_reopens_a_closed_session() {
+        let dir = std::env::temp_dir().join(format!("flacstream-db-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join("t.sqlite3"));
+        let mut db = SqliteCatalog::open(&dir.join("t.sqlite3")).unwrap();
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        db.save(&record(a, "ann", 1)).unwrap();
+        db.save(&record(b, "bob", 2)).unwrap();
+        db.save(&record(c, "ann", 3)).unwrap();
+        assert_eq!(db.load(a).unwrap(), Some(record(a, "ann", 1)));
+        let anns: Vec<Uuid> = db
+            .list(Some("ann"), 10, 0)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(anns, vec![c, a]);
+        assert_eq!(db.list(None, 2, 1).unwrap().len(), 2);
+
+        let mut closed = record(a, "ann", 1);
+        closed.status = SessionStatus::Closed;
+        closed.samples = 9000;
+        db.save(&closed).unwrap();
+        db.save(&record(a, "ann", 1)).unwrap(); // a late "live" progress save
+        assert_eq!(db.load(a).unwrap().unwrap().status, SessionStatus::Closed);
+        assert_eq!(db.load(a).unwrap().unwrap().samples, 9000);
+        assert_eq!(db.unfinished().unwrap().len(), 2);
+
+        assert!(db.remove(b).unwrap());
+        assert!(!db.remove(b).unwrap());
+        assert_eq!(db.load(b).unwrap(), None);
+    }
+}
