@@ -36,6 +36,16 @@ pub const DEFAULT_OUTBOUND_STALL_SECONDS: u64 = 10;
 /// must exceed this plus the outbound stall time.
 pub const DEFAULT_DRAIN_GRACE_SECONDS: u64 = 30;
 
+/// Default connections one session may have at once (producer + listeners).
+pub const DEFAULT_MAX_CONNECTIONS_PER_SESSION: usize = 5;
+
+/// Default time a recorded session waits for a connection after its last one
+/// left, in seconds; then it is finalized.
+pub const DEFAULT_SESSION_RESUME_SECONDS: u64 = 60;
+
+/// Default longest recorded session, in seconds (4 hours); then it is finalized.
+pub const DEFAULT_MAX_SESSION_SECONDS: u64 = 4 * 60 * 60;
+
 /// Command-line flags and environment variables.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -88,6 +98,18 @@ pub struct Config {
     #[arg(long, env = "FLACSTREAM_MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES)]
     pub max_header_bytes: u64,
 
+    /// Connections (producer + listeners) one session may have at once.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_SESSION", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_SESSION)]
+    pub max_connections_per_session: usize,
+
+    /// Seconds a recorded session waits for a connection to come back.
+    #[arg(long, env = "SESSION_RESUME_SECONDS", default_value_t = DEFAULT_SESSION_RESUME_SECONDS)]
+    pub session_resume_seconds: u64,
+
+    /// Longest a recorded session may run, in seconds.
+    #[arg(long, env = "MAX_SESSION_SECONDS", default_value_t = DEFAULT_MAX_SESSION_SECONDS)]
+    pub max_session_seconds: u64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FLACSTREAM_HTTP_WORKERS")]
     pub http_workers: Option<NonZeroUsize>,
@@ -135,6 +157,12 @@ pub struct Settings {
     pub max_header_bytes: u64,
     /// HTTP workers.
     pub http_workers: usize,
+    /// Connections per session.
+    pub max_connections_per_session: usize,
+    /// Resume window of recorded sessions.
+    pub session_resume: Duration,
+    /// Longest recorded session.
+    pub max_session: Duration,
 }
 
 fn cores() -> usize {
@@ -171,6 +199,11 @@ impl Config {
         at_least_one("--max-sessions", self.max_sessions as u64)?;
         at_least_one("--max-blocks-in-flight", self.max_blocks_in_flight as u64)?;
         at_least_one("--outbound-stall-seconds", self.outbound_stall_seconds)?;
+        at_least_one(
+            "--max-connections-per-session",
+            self.max_connections_per_session as u64,
+        )?;
+        at_least_one("--max-session-seconds", self.max_session_seconds)?;
         let encoder_threads = self.encoder_threads.map_or_else(cores, NonZeroUsize::get);
         Ok(Settings {
             bind: self.bind,
@@ -188,6 +221,9 @@ impl Config {
             drain_grace: Duration::from_secs(self.drain_grace_seconds),
             max_header_bytes: self.max_header_bytes,
             http_workers: self.http_workers.map_or_else(cores, NonZeroUsize::get),
+            max_connections_per_session: self.max_connections_per_session,
+            session_resume: Duration::from_secs(self.session_resume_seconds),
+            max_session: Duration::from_secs(self.max_session_seconds),
         })
     }
 }

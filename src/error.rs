@@ -34,6 +34,9 @@ pub enum ApiError {
     /// A query parameter is missing, malformed or out of range.
     #[error("{0}")]
     BadParameter(String),
+    /// A parameter asks for something valid that the service cannot do.
+    #[error("{0}")]
+    UnsupportedParameter(String),
     /// The request to a WebSocket endpoint is not a WebSocket upgrade.
     #[error("this endpoint takes WebSocket connections only")]
     NotWebSocket,
@@ -93,6 +96,7 @@ impl ApiError {
         match self {
             Self::Stream(e) => e.code(),
             Self::BadParameter(_) => "bad_parameter",
+            Self::UnsupportedParameter(_) => "unsupported_format",
             Self::NotWebSocket => "not_websocket",
             Self::ServerBusy(_) => "server_busy",
             Self::Draining(_) => "draining",
@@ -133,6 +137,7 @@ impl ApiError {
                 ErrorKind::GoingAway => CloseCode::Away,
                 ErrorKind::Superseded => CloseCode::Other(SUPERSEDED_CLOSE_CODE),
             },
+            Self::UnsupportedParameter(_) => CloseCode::Unsupported,
             Self::BadParameter(_)
             | Self::NotWebSocket
             | Self::SessionNotFound
@@ -161,6 +166,7 @@ impl ResponseError for ApiError {
                 ErrorKind::Superseded => StatusCode::CONFLICT,
             },
             Self::BadParameter(_) | Self::NotWebSocket => StatusCode::BAD_REQUEST,
+            Self::UnsupportedParameter(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::SessionNotFound | Self::NoRecording => StatusCode::NOT_FOUND,
             Self::SessionClosed | Self::SessionLive => StatusCode::CONFLICT,
             Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,

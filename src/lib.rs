@@ -18,11 +18,13 @@
 //! `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing are
 //! the actix-free `flacstream-codec` crate in `codec/`.
 
+pub mod audio;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod protocol;
 pub mod server;
+pub mod sessions;
 pub mod shutdown;
 pub mod storage;
 pub mod stream;

@@ -11,10 +11,12 @@ use actix::{Actor, Addr};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use flacstream_actors::registry::{Drain, RegistrySettings};
+use flacstream_actors::store::{now_ms, Recover, Save, SessionStatus, Store, Unfinished};
 use flacstream_actors::{EncoderPool, Registry};
 
 use crate::config::Settings;
-use crate::{health, stream};
+use crate::storage::SqliteCatalog;
+use crate::{audio, health, sessions, stream};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
 /// waits for sessions to flush before stopping regardless, in seconds.
@@ -27,6 +29,10 @@ const DRAIN_FLUSH_MARGIN_SECONDS: u64 = 5;
 /// time still has the `done`/`error` message that preceded it.
 const CONNECTION_SHUTDOWN_TIMEOUT_MS: u64 = 250;
 
+/// Store threads: catalog queries and recording appends. Two let one sync
+/// wait while another proceeds; appends are serialised per session anyway.
+const STORE_THREADS: usize = 2;
+
 /// Shared by every request handler.
 pub struct AppState {
     /// Validated settings.
@@ -35,6 +41,8 @@ pub struct AppState {
     pub registry: Addr<Registry>,
     /// The encoder pool.
     pub pool: EncoderPool,
+    /// The store: recordings and the session catalog.
+    pub store: Addr<Store>,
     /// Set once draining starts; `/readyz` reports it.
     pub draining: Arc<AtomicBool>,
 }
@@ -61,6 +69,9 @@ impl Service {
     pub fn start(settings: Settings) -> io::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)?;
         let pool = EncoderPool::start(settings.encoder_threads, settings.encoder_queue);
+        let catalog = SqliteCatalog::factory(&settings.data_dir).map_err(io::Error::other)?;
+        let store = Store::start(STORE_THREADS, catalog);
+        actix_web::rt::spawn(recover_unfinished(store.clone(), settings.data_dir.clone()));
         let registry = Registry::new(RegistrySettings {
             max_sessions: settings.max_sessions,
             idle_timeout: settings.connection_timeout,
@@ -71,6 +82,7 @@ impl Service {
             settings: settings.clone(),
             registry: registry.clone(),
             pool: pool.clone(),
+            store: store.clone(),
             draining: Arc::clone(&draining),
         });
         let grace = settings.drain_grace;
@@ -82,6 +94,22 @@ impl Service {
                 .route("/stream", web::get().to(stream::stream))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
+                .route("/api/ws/audio", web::get().to(audio::open))
+                .route("/api/ws/audio/{id}", web::get().to(audio::join))
+                .route("/api/audio/sessions", web::get().to(sessions::list))
+                .route("/api/audio/sessions/{id}", web::get().to(sessions::get))
+                .route(
+                    "/api/audio/sessions/{id}",
+                    web::delete().to(sessions::delete),
+                )
+                .route(
+                    "/api/audio/sessions/{id}/close",
+                    web::post().to(sessions::close),
+                )
+                .route(
+                    "/api/audio/sessions/{id}/audio",
+                    web::get().to(sessions::audio),
+                )
         })
         .workers(settings.http_workers)
         .disable_signals()
@@ -159,5 +187,41 @@ impl Stopper {
             log::warn!("Drain deadline passed with streams still open; stopping anyway.");
         }
         self.handle.stop(true).await;
+    }
+}
+
+/// Finalizes sessions a previous run left live (it crashed or was killed):
+/// each recording is repaired from its own frames and closed.
+async fn recover_unfinished(store: Addr<Store>, data_dir: std::path::PathBuf) {
+    let unfinished = match store.send(Unfinished).await {
+        Ok(Ok(list)) => list,
+        Ok(Err(e)) => return log::error!("Cannot list unfinished sessions: {e}."),
+        Err(e) => return log::error!("Cannot list unfinished sessions: {e}."),
+    };
+    for mut record in unfinished {
+        if let Some(file) = record.file.clone().filter(|_| record.record) {
+            let recover = Recover {
+                path: data_dir.join(file),
+                file: None,
+            };
+            match store.send(recover).await {
+                Ok(Ok(recovered)) => {
+                    record.samples = recovered.info.total_samples;
+                    log::info!(
+                        "Recovered session {}: {} samples, {} torn bytes cut.",
+                        record.id,
+                        recovered.info.total_samples,
+                        recovered.truncated_bytes
+                    );
+                }
+                Ok(Err(e)) => log::error!("Cannot recover session {}: {e}.", record.id),
+                Err(e) => log::error!("Cannot recover session {}: {e}.", record.id),
+            }
+        }
+        record.status = SessionStatus::Closed;
+        record.closed_at_ms = Some(now_ms());
+        record.updated_at_ms = now_ms();
+        record.error = Some("recovered_after_restart".into());
+        store.do_send(Save { record });
     }
 }

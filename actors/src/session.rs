@@ -731,7 +731,7 @@ impl Session {
 
     /// Forgets input from a producer that is gone: bytes not yet staged were
     /// never acknowledged, and its successor resends from `samples_received`.
-    fn drop_producer_input(&mut self) {
+    pub(super) fn drop_producer_input(&mut self) {
         self.input.clear();
         self.audio.clear();
         if let Some(reply) = self.reply.take() {
@@ -929,8 +929,7 @@ impl Handler<IdleTimeout> for Session {
         match (&self.kind, self.fanout.producer()) {
             (SessionKind::Stream, _) => self.fail(error, ctx),
             (SessionKind::Recording(_), Some(producer)) => {
-                self.fanout.fail(producer, error);
-                self.arm_resume_window(ctx);
+                self.remove_connection(producer, Some(error), ctx)
             }
             (SessionKind::Recording(_), None) => {}
         }

@@ -19,7 +19,10 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts a service on a free loopback port with extra flags.
 pub fn start(flags: &[&str]) -> Service {
-    let data = std::env::temp_dir().join(format!("flacstream-test-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let data = std::env::temp_dir().join(format!("flacstream-test-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
     let data = data.to_string_lossy().to_string();
     let mut args = vec!["flacstream", "--bind", "127.0.0.1:0", "--data-dir", &data];
     args.extend_from_slice(flags);
@@ -106,7 +109,17 @@ pub async fn exchange(
     messages: Vec<Message>,
     pace: Option<Duration>,
 ) -> Outcome {
-    let url = format!("ws://{addr}/stream?{query}");
+    exchange_at(addr, &format!("/stream?{query}"), messages, pace).await
+}
+
+/// Like [`exchange`] on any WebSocket path (with its query).
+pub async fn exchange_at(
+    addr: std::net::SocketAddr,
+    path: &str,
+    messages: Vec<Message>,
+    pace: Option<Duration>,
+) -> Outcome {
+    let url = format!("ws://{addr}{path}");
     let (ws, _) = tokio_tungstenite::connect_async(&url)
         .await
         .expect("upgrade");
@@ -172,15 +185,6 @@ pub fn assert_exact(flac: &[u8], expected: &[i32], channels: usize, bits: u16, b
         frames,
         "STREAMINFO total samples"
     );
-    let mut md5 = Md5::new();
-    for &s in expected {
-        md5.update(&s.to_le_bytes()[..usize::from(bits / 8)]);
-    }
-    assert_eq!(
-        info.md5sum,
-        <[u8; 16]>::from(md5.finalize()),
-        "STREAMINFO MD5"
-    );
     let decoded: Vec<i32> = reader.samples().map(|s| s.expect("decodes")).collect();
     if let Some(i) = decoded.iter().zip(expected).position(|(a, b)| a != b) {
         panic!(
@@ -193,24 +197,61 @@ pub fn assert_exact(flac: &[u8], expected: &[i32], channels: usize, bits: u16, b
         );
     }
     assert_eq!(decoded.len(), expected.len(), "sample count");
+    let mut md5 = Md5::new();
+    for &s in expected {
+        md5.update(&s.to_le_bytes()[..usize::from(bits / 8)]);
+    }
+    assert_eq!(
+        info.md5sum,
+        <[u8; 16]>::from(md5.finalize()),
+        "STREAMINFO MD5"
+    );
 }
 
 /// Sends a plain HTTP/1.1 GET and returns (status, body).
 pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    let (status, body) = http(addr, "GET", path).await;
+    (status, String::from_utf8_lossy(&body).to_string())
+}
+
+/// Sends a bodiless HTTP/1.1 request and returns (status, body bytes).
+pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Vec<u8>) {
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
-    let text = String::from_utf8_lossy(&buf).to_string();
-    let status = text[9..12].parse().expect("status");
-    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-    (status, body)
+    let status = String::from_utf8_lossy(&buf[9..12])
+        .parse()
+        .expect("status");
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("header end");
+    (status, buf[split + 4..].to_vec())
+}
+
+/// Sends a bodiless request and parses a JSON answer.
+pub async fn http_json(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, Value) {
+    let (status, body) = http(addr, method, path).await;
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).expect("JSON body")
+    };
+    (status, json)
 }
 
 /// Tries an upgrade that should be refused; returns (status, body).
 pub async fn refused_upgrade(addr: std::net::SocketAddr, query: &str) -> (u16, Value) {
-    let url = format!("ws://{addr}/stream?{query}");
+    refused_upgrade_at(addr, &format!("/stream?{query}")).await
+}
+
+/// Like [`refused_upgrade`] on any path.
+pub async fn refused_upgrade_at(addr: std::net::SocketAddr, path: &str) -> (u16, Value) {
+    let url = format!("ws://{addr}{path}");
     match tokio_tungstenite::connect_async(&url).await {
         Ok(_) => panic!("upgrade to {url} was accepted"),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {

@@ -8,6 +8,31 @@ use super::{Outbound, Session, SessionClosed, SessionKind};
 use crate::store::{SessionRecord, SessionStatus};
 use crate::StreamError;
 
+impl Session {
+    /// Detaches a connection of a recorded session (telling it `error`, if
+    /// any). A departing producer's unstaged input is dropped; the last
+    /// connection to leave arms the resume window.
+    pub(super) fn remove_connection(
+        &mut self,
+        conn: ConnectionId,
+        error: Option<StreamError>,
+        ctx: &mut actix::Context<Self>,
+    ) {
+        let was_producer = self.fanout.is_producer(conn);
+        let removed = match error {
+            Some(error) => self.fanout.fail(conn, error),
+            None => self.fanout.detach(conn).is_some(),
+        };
+        if !removed || self.finished {
+            return;
+        }
+        if was_producer && self.ending.is_none() {
+            self.drop_producer_input();
+        }
+        self.arm_resume_window(ctx);
+    }
+}
+
 /// Attach a connection to the session.
 #[derive(Message)]
 #[rtype(result = "Result<Welcome, SessionClosed>")]
@@ -98,20 +123,15 @@ impl Handler<Disconnect> for Session {
     type Result = ();
 
     fn handle(&mut self, msg: Disconnect, ctx: &mut Self::Context) {
-        let was_producer = self.fanout.is_producer(msg.conn);
-        if self.fanout.detach(msg.conn).is_none() || self.finished {
-            return;
-        }
-        if was_producer && self.ending.is_none() {
-            self.drop_producer_input();
-        }
         match self.kind {
             SessionKind::Stream => {
-                log::info!("Session {} ended by the client.", self.id);
-                self.finished = true;
-                ctx.stop();
+                if self.fanout.detach(msg.conn).is_some() && !self.finished {
+                    log::info!("Session {} ended by the client.", self.id);
+                    self.finished = true;
+                    ctx.stop();
+                }
             }
-            SessionKind::Recording(_) => self.arm_resume_window(ctx),
+            SessionKind::Recording(_) => self.remove_connection(msg.conn, None, ctx),
         }
     }
 }
@@ -140,10 +160,7 @@ impl Handler<Abort> for Session {
         }
         match self.kind {
             SessionKind::Stream => self.fail(msg.error, ctx),
-            SessionKind::Recording(_) => {
-                self.fanout.fail(msg.conn, msg.error);
-                self.arm_resume_window(ctx);
-            }
+            SessionKind::Recording(_) => self.remove_connection(msg.conn, Some(msg.error), ctx),
         }
     }
 }

@@ -115,10 +115,15 @@ impl Fanout {
         }
     }
 
-    /// Sends a final event to one connection and detaches it.
-    pub fn fail(&mut self, id: ConnectionId, error: StreamError) {
-        if let Some(c) = self.detach(id) {
-            let _ = c.tx.try_send(Outbound::Failed(error));
+    /// Sends a final event to one connection and detaches it; whether it
+    /// was attached.
+    pub fn fail(&mut self, id: ConnectionId, error: StreamError) -> bool {
+        match self.detach(id) {
+            Some(c) => {
+                let _ = c.tx.try_send(Outbound::Failed(error));
+                true
+            }
+            None => false,
         }
     }
 

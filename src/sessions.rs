@@ -1,0 +1,290 @@
+//! The sessions HTTP API: look up, list, close, download and delete
+//! recorded sessions.
+//!
+//! | method | path | answer |
+//! | --- | --- | --- |
+//! | GET | `/api/audio/sessions/{id}` | the session (live counters while live) |
+//! | POST | `/api/audio/sessions/{id}/close` | finalizes a live session, then returns it |
+//! | GET | `/api/audio/sessions/{id}/audio` | the FLAC (finalized, or growing while live) |
+//! | GET | `/api/audio/sessions?user_id=&limit=&offset=` | a page, newest first |
+//! | DELETE | `/api/audio/sessions/{id}` | removes a finished session and its file |
+
+use actix_files::NamedFile;
+use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
+use actix_web::{web, HttpRequest, HttpResponse};
+use flacstream_actors::registry::{Lookup, SessionId};
+use flacstream_actors::session::{Describe, Finalize};
+use flacstream_actors::store::{List, Load, Remove, SessionRecord, SessionStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// Default page size of the list, and its maximum (inclusive).
+const DEFAULT_PAGE: u32 = 50;
+const MAX_PAGE: u32 = 500;
+
+/// A session as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct SessionJson {
+    /// The session.
+    pub session_id: String,
+    /// `live`, `closed` or `failed`.
+    pub status: &'static str,
+    /// Owner.
+    pub user_id: Option<String>,
+    /// Input encoding: `s16le`, `s24le`, `u8` or `wav`.
+    pub format: String,
+    /// Samples per second (once known).
+    pub sample_rate: Option<u32>,
+    /// Channels (once known).
+    pub channels: Option<u16>,
+    /// Bits per sample in the FLAC (once known).
+    pub bits_per_sample: Option<u16>,
+    /// Compression level.
+    pub level: u8,
+    /// Samples per block (once known).
+    pub block_size: Option<u32>,
+    /// Whether it is recorded.
+    pub record: bool,
+    /// Binary messages received.
+    pub chunk_count: u64,
+    /// Samples per channel received.
+    pub samples: u64,
+    /// `samples / sample_rate`.
+    pub duration_seconds: f64,
+    /// Input bytes.
+    pub bytes_in: u64,
+    /// FLAC bytes.
+    pub bytes_out: u64,
+    /// Connections attached now (0 unless live).
+    pub connections: usize,
+    /// Milliseconds since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Milliseconds since the Unix epoch.
+    pub updated_at_ms: i64,
+    /// Milliseconds since the Unix epoch, once finished.
+    pub closed_at_ms: Option<i64>,
+    /// Error code of a failed session.
+    pub error: Option<String>,
+    /// Where the FLAC is, if recorded.
+    pub audio_url: Option<String>,
+}
+
+impl SessionJson {
+    fn new(r: &SessionRecord, connections: usize) -> Self {
+        Self {
+            session_id: r.id.to_string(),
+            status: r.status.as_str(),
+            user_id: r.user_id.clone(),
+            format: r.encoding.clone(),
+            sample_rate: r.sample_rate,
+            channels: r.channels,
+            bits_per_sample: r.bits_per_sample,
+            level: r.level,
+            block_size: r.block_size,
+            record: r.record,
+            chunk_count: r.chunk_count,
+            samples: r.samples,
+            duration_seconds: r
+                .sample_rate
+                .map_or(0.0, |rate| r.samples as f64 / f64::from(rate)),
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            connections,
+            created_at_ms: r.created_at_ms,
+            updated_at_ms: r.updated_at_ms,
+            closed_at_ms: r.closed_at_ms,
+            error: r.error.clone(),
+            audio_url: r
+                .record
+                .then(|| format!("/api/audio/sessions/{}/audio", r.id)),
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse_str(raw).map_err(|_| ApiError::SessionNotFound)
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
+/// The stored record, with live counters if the session is running.
+async fn current(state: &AppState, id: SessionId) -> Result<(SessionRecord, usize), ApiError> {
+    if let Some(session) = state
+        .registry
+        .send(Lookup { id })
+        .await
+        .map_err(unavailable)?
+    {
+        if let Ok(view) = session.send(Describe).await {
+            if let Some(record) = view.record {
+                return Ok((record, view.connections));
+            }
+        }
+    }
+    let record = state
+        .store
+        .send(Load { id })
+        .await
+        .map_err(unavailable)??
+        .ok_or(ApiError::SessionNotFound)?;
+    Ok((record, 0))
+}
+
+/// `GET /api/audio/sessions/{id}`.
+pub async fn get(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (record, connections) = current(&state, parse_id(&path)?).await?;
+    Ok(HttpResponse::Ok().json(SessionJson::new(&record, connections)))
+}
+
+/// `POST /api/audio/sessions/{id}/close`: finalizes, then answers the final record.
+pub async fn close(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    let Some(session) = state
+        .registry
+        .send(Lookup { id })
+        .await
+        .map_err(unavailable)?
+    else {
+        let stored = state.store.send(Load { id }).await.map_err(unavailable)??;
+        return Err(match stored {
+            Some(_) => ApiError::SessionClosed,
+            None => ApiError::SessionNotFound,
+        });
+    };
+    session.send(Finalize).await.map_err(unavailable)?;
+    // The final save is queued before the session stops; read it back.
+    for _ in 0..FINAL_SAVE_POLLS {
+        let stored = state.store.send(Load { id }).await.map_err(unavailable)??;
+        if let Some(record) = stored.filter(|r| r.status != SessionStatus::Live) {
+            return Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0)));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(FINAL_SAVE_POLL_MS)).await;
+    }
+    Err(ApiError::Unavailable(
+        "the session did not finish in time".into(),
+    ))
+}
+
+/// Polls for the final catalog save after a close: up to 5 s in 50 ms steps.
+const FINAL_SAVE_POLLS: u32 = 100;
+const FINAL_SAVE_POLL_MS: u64 = 50;
+
+/// `GET /api/audio/sessions/{id}/audio`: the FLAC file.
+pub async fn audio(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (record, _) = current(&state, parse_id(&path)?).await?;
+    let file = record
+        .file
+        .as_ref()
+        .filter(|_| record.record)
+        .ok_or(ApiError::NoRecording)?;
+    let named = NamedFile::open_async(state.settings.data_dir.join(file))
+        .await
+        .map_err(|_| ApiError::NoRecording)?
+        .set_content_type(flac_mime())
+        .set_content_disposition(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(format!("{}.flac", record.id))],
+        });
+    Ok(named.into_response(&req))
+}
+
+/// `audio/flac` (not among `mime`'s constants).
+fn flac_mime() -> actix_web::mime::Mime {
+    // unwrap: a constant, well-formed media type.
+    "audio/flac".parse().unwrap()
+}
+
+/// Query of the list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Only this owner's sessions.
+    pub user_id: Option<String>,
+    /// Page size, 1–500 (default 50).
+    pub limit: Option<u32>,
+    /// Sessions to skip.
+    pub offset: Option<u64>,
+}
+
+/// A page of sessions.
+#[derive(Debug, Serialize)]
+pub struct SessionPage {
+    /// Newest first.
+    pub sessions: Vec<SessionJson>,
+    /// The offset of the next page, if there may be one.
+    pub next_offset: Option<u64>,
+}
+
+/// `GET /api/audio/sessions`.
+pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let params = web::Query::<ListParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?;
+    let limit = params.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::BadParameter(format!(
+            "limit must be 1 to {MAX_PAGE}"
+        )));
+    }
+    let offset = params.offset.unwrap_or(0);
+    let records = state
+        .store
+        .send(List {
+            user_id: params.user_id.clone(),
+            limit,
+            offset,
+        })
+        .await
+        .map_err(unavailable)??;
+    let full = records.len() as u32 == limit;
+    Ok(HttpResponse::Ok().json(SessionPage {
+        sessions: records.iter().map(|r| SessionJson::new(r, 0)).collect(),
+        next_offset: full.then_some(offset + u64::from(limit)),
+    }))
+}
+
+/// `DELETE /api/audio/sessions/{id}`: only finished sessions.
+pub async fn delete(
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&path)?;
+    if state
+        .registry
+        .send(Lookup { id })
+        .await
+        .map_err(unavailable)?
+        .is_some()
+    {
+        return Err(ApiError::SessionLive);
+    }
+    let record = state
+        .store
+        .send(Load { id })
+        .await
+        .map_err(unavailable)??
+        .ok_or(ApiError::SessionNotFound)?;
+    if record.status == SessionStatus::Live {
+        return Err(ApiError::SessionLive);
+    }
+    let file = record.file.map(|f| state.settings.data_dir.join(f));
+    state
+        .store
+        .send(Remove { id, file })
+        .await
+        .map_err(unavailable)??;
+    Ok(HttpResponse::NoContent().finish())
+}

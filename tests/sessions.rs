@@ -1,0 +1,433 @@
+//! End-to-end tests of recorded sessions: `/api/ws/audio`, resume, listeners,
+//! limits, timers, the sessions HTTP API, and recovery after `kill -9`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_exact, exchange_at, http, http_json, refused_upgrade_at, Outcome};
+use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+/// A service whose drain does not wait long for sessions left open.
+fn start(flags: &[&str]) -> flacstream::server::Service {
+    let mut all = vec!["--drain-grace-seconds", "1"];
+    all.extend_from_slice(flags);
+    common::start(&all)
+}
+
+fn close_session() -> Message {
+    Message::text(r#"{"type":"control","action":"close_session"}"#)
+}
+
+fn binaries(pieces: &[&[u8]]) -> Vec<Message> {
+    pieces.iter().map(|p| Message::binary(p.to_vec())).collect()
+}
+
+/// The session id from an outcome's first text message.
+fn session_id(out: &Outcome) -> String {
+    let first = &out.texts[0];
+    assert_eq!(first["type"], "session", "{first}");
+    first["session_id"].as_str().unwrap().to_string()
+}
+
+fn acks(out: &Outcome) -> Vec<&Value> {
+    out.texts.iter().filter(|t| t["type"] == "ack").collect()
+}
+
+/// Opens a connection, sends `messages`, waits until every binary message
+/// is acknowledged, then drops the TCP connection without a close frame.
+async fn send_then_vanish(
+    addr: std::net::SocketAddr,
+    path: &str,
+    messages: Vec<Message>,
+) -> Vec<Value> {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}{path}"))
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let expected = messages.iter().filter(|m| m.is_binary()).count();
+    let mut texts = Vec::new();
+    let mut acked = 0;
+    for m in messages {
+        tx.send(m).await.unwrap();
+    }
+    while acked < expected {
+        let Some(Ok(Message::Text(t))) = rx.next().await else {
+            panic!("connection ended before every chunk was acknowledged");
+        };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        acked += usize::from(v["type"] == "ack");
+        texts.push(v);
+    }
+    drop((tx, rx));
+    texts
+}
+
+async fn wait_for_status(addr: std::net::SocketAddr, id: &str, status: &str) -> Value {
+    for _ in 0..100 {
+        let (code, body) = http_json(addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+        if code == 200 && body["status"] == status {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("session {id} never reached {status}");
+}
+
+#[actix_rt::test]
+async fn a_recorded_session_can_be_closed_fetched_listed_and_deleted() {
+    let service = start(&[]);
+    let samples = test_signal(40_000, 1, 16, 1);
+    let pcm = pcm_bytes(&samples, 16);
+    let mut messages = binaries(&random_splits(&pcm, 4000, 1));
+    let chunks = messages.len();
+    messages.push(close_session());
+    let path = "/api/ws/audio?sample_rate=16000&channels=1&format=s16le&user_id=ann";
+    let out = exchange_at(service.addr, path, messages, None).await;
+    let id = session_id(&out);
+
+    let acks = acks(&out);
+    assert_eq!(acks.len(), chunks);
+    assert_eq!(acks.last().unwrap()["chunk_count"], chunks as u64);
+    let received: Vec<u64> = acks
+        .iter()
+        .map(|a| a["samples_received"].as_u64().unwrap())
+        .collect();
+    assert!(received.windows(2).all(|w| w[0] <= w[1]), "{received:?}");
+    assert_eq!(*received.last().unwrap(), 40_000);
+    let done = out.last_text();
+    assert_eq!(done["type"], "done", "{done}");
+    assert_eq!(done["reason"], "closed");
+    assert_eq!(done["samples"], 40_000);
+    assert_eq!(out.close, Some(1000));
+
+    let body = wait_for_status(service.addr, &id, "closed").await;
+    assert_eq!(body["samples"], 40_000);
+    assert_eq!(body["user_id"], "ann");
+    assert_eq!(body["format"], "s16le");
+    assert_eq!(body["sample_rate"], 16_000);
+    assert_eq!(body["chunk_count"], chunks as u64);
+    assert_eq!(body["duration_seconds"], 2.5);
+
+    let (status, flac) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_exact(&flac, &samples, 1, 16, 1024);
+
+    let (status, page) = http_json(service.addr, "GET", "/api/audio/sessions?user_id=ann").await;
+    assert_eq!(status, 200);
+    assert_eq!(page["sessions"][0]["session_id"], id.as_str());
+    let (_, page) = http_json(service.addr, "GET", "/api/audio/sessions?user_id=bob").await;
+    assert_eq!(page["sessions"].as_array().unwrap().len(), 0);
+
+    let (status, body) = http_json(
+        service.addr,
+        "POST",
+        &format!("/api/audio/sessions/{id}/close"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("session_closed"))
+    );
+    let (status, _) = http(service.addr, "DELETE", &format!("/api/audio/sessions/{id}")).await;
+    assert_eq!(status, 204);
+    for (method, suffix) in [
+        ("GET", ""),
+        ("GET", "/audio"),
+        ("POST", "/close"),
+        ("DELETE", ""),
+    ] {
+        let (status, body) = http_json(
+            service.addr,
+            method,
+            &format!("/api/audio/sessions/{id}{suffix}"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (404, Some("session_not_found")),
+            "{method} {suffix}"
+        );
+    }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn a_producer_resumes_after_an_abrupt_disconnect_without_gap_or_duplicate() {
+    let service = start(&[]);
+    let samples = test_signal(60_000, 2, 24, 2);
+    let pcm = pcm_bytes(&samples, 24);
+    // The first connection ends inside a sample frame.
+    let cut = 6 * 20_000 + 4;
+    let first = binaries(&random_splits(&pcm[..cut], 3000, 3));
+    let path = "/api/ws/audio?sample_rate=48000&channels=2&format=s24le&block_size=1024";
+    let texts = send_then_vanish(service.addr, path, first).await;
+    let id = texts[0]["session_id"].as_str().unwrap().to_string();
+
+    // Reconnect; the session says where to continue.
+    let resume_path = format!("/api/ws/audio/{id}");
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}{resume_path}", service.addr))
+        .await
+        .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let Some(Ok(Message::Text(hello))) = rx.next().await else {
+        panic!("no session message")
+    };
+    let hello: Value = serde_json::from_str(&hello).unwrap();
+    assert_eq!(hello["resumed"], true, "{hello}");
+    let from = hello["samples_received"].as_u64().unwrap() as usize;
+    assert_eq!(from, 20_000, "the partial sample frame is not counted");
+    let rest = &pcm[from * 6..];
+    for piece in random_splits(rest, 5000, 4) {
+        tx.send(Message::binary(piece.to_vec())).await.unwrap();
+    }
+    tx.send(close_session()).await.unwrap();
+    let mut done = None;
+    while let Some(Ok(m)) = rx.next().await {
+        if let Message::Text(t) = m {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "done" {
+                done = Some(v);
+            }
+        }
+    }
+    assert_eq!(done.unwrap()["samples"], 60_000);
+    wait_for_status(service.addr, &id, "closed").await;
+    let (_, flac) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_exact(&flac, &samples, 2, 24, 1024);
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn a_listener_receives_the_same_flac_as_the_stored_file() {
+    let service = start(&[]);
+    let samples = test_signal(30_000, 2, 16, 5);
+    let pcm = pcm_bytes(&samples, 16);
+    let (ws, _) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/api/ws/audio?sample_rate=44100&channels=2&format=s16le&acks=false",
+        service.addr
+    ))
+    .await
+    .unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let Some(Ok(Message::Text(hello))) = rx.next().await else {
+        panic!()
+    };
+    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let listen_path = format!("/api/ws/audio/{id}?role=listen");
+    let listener = exchange_at(service.addr, &listen_path, vec![], None);
+    let producer = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for piece in random_splits(&pcm, 8000, 6) {
+            tx.send(Message::binary(piece.to_vec())).await.unwrap();
+        }
+        tx.send(close_session()).await.unwrap();
+        while rx.next().await.is_some() {}
+    };
+    let (heard, ()) = tokio::join!(listener, producer);
+    assert_eq!(heard.texts[0]["role"], "listener");
+    assert_eq!(heard.close, Some(1000));
+    let heard_flac = heard.patched_flac();
+    assert_exact(&heard_flac, &samples, 2, 16, 4096);
+    wait_for_status(service.addr, &id, "closed").await;
+    let (_, stored) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_eq!(heard_flac, stored, "listener bytes equal the stored file");
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn limits_and_bad_requests_are_refused_before_the_upgrade() {
+    let service = start(&["--max-connections-per-session", "2"]);
+    for (path, status, code) in [
+        (
+            "/api/ws/audio?sample_rate=16000&channels=1",
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/ws/audio?sample_rate=16000&format=s16le",
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/ws/audio?sample_rate=0&channels=1&format=s16le",
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/ws/audio?sample_rate=16000&channels=9&format=s16le",
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/ws/audio?sample_rate=16000&channels=1&format=f32le",
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/api/ws/audio?sample_rate=16000&channels=1&format=s32le",
+            415,
+            "unsupported_format",
+        ),
+        (
+            "/api/ws/audio/00000000-0000-0000-0000-000000000000",
+            404,
+            "session_not_found",
+        ),
+        ("/api/ws/audio/not-a-uuid", 404, "session_not_found"),
+    ] {
+        let (got, body) = refused_upgrade_at(service.addr, path).await;
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{path}");
+    }
+
+    let url = format!(
+        "ws://{}/api/ws/audio?sample_rate=8000&channels=1&format=u8",
+        service.addr
+    );
+    let (mut producer, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let Some(Ok(Message::Text(hello))) = producer.next().await else {
+        panic!()
+    };
+    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let listen = format!("ws://{}/api/ws/audio/{id}?role=listen", service.addr);
+    let _listener = tokio_tungstenite::connect_async(&listen).await.unwrap();
+    let (status, body) =
+        refused_upgrade_at(service.addr, &format!("/api/ws/audio/{id}?role=listen")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (429, Some("too_many_connections"))
+    );
+
+    // A live session cannot be deleted.
+    let (status, body) =
+        http_json(service.addr, "DELETE", &format!("/api/audio/sessions/{id}")).await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("session_live")));
+    // Closing over HTTP finalizes it; joining afterwards is a conflict.
+    producer
+        .send(Message::binary(vec![128u8; 800]))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (status, body) = http_json(
+        service.addr,
+        "POST",
+        &format!("/api/audio/sessions/{id}/close"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("closed")),
+        "{body}"
+    );
+    assert_eq!(body["samples"], 800);
+    let (status, body) = refused_upgrade_at(service.addr, &format!("/api/ws/audio/{id}")).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (409, Some("session_closed"))
+    );
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn the_newest_producer_wins_and_the_old_one_is_told() {
+    let service = start(&[]);
+    let url = format!(
+        "ws://{}/api/ws/audio?sample_rate=8000&channels=1&format=s16le",
+        service.addr
+    );
+    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let Some(Ok(Message::Text(hello))) = first.next().await else {
+        panic!()
+    };
+    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let second =
+        tokio_tungstenite::connect_async(format!("ws://{}/api/ws/audio/{id}", service.addr))
+            .await
+            .unwrap();
+    let mut error = None;
+    let mut close = None;
+    while let Some(Ok(m)) = first.next().await {
+        match m {
+            Message::Text(t) => error = Some(serde_json::from_str::<Value>(&t).unwrap()),
+            Message::Close(f) => {
+                close = f.map(|f| u16::from(f.code));
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(error.unwrap()["code"], "superseded");
+    assert_eq!(close, Some(4001));
+    drop(second);
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn idle_producers_are_dropped_and_the_resume_window_finalizes() {
+    let service = start(&[
+        "--connection-timeout-seconds",
+        "1",
+        "--session-resume-seconds",
+        "1",
+    ]);
+    let samples = test_signal(8_000, 1, 16, 7);
+    let pcm = pcm_bytes(&samples, 16);
+    let path = "/api/ws/audio?sample_rate=8000&channels=1&format=s16le";
+    let out = exchange_at(service.addr, path, binaries(&[&pcm]), None).await;
+    assert_eq!(out.error_code(), "idle_timeout");
+    assert_eq!(out.close, Some(1008));
+    let id = session_id(&out);
+    let body = wait_for_status(service.addr, &id, "closed").await;
+    assert_eq!(body["samples"], 8_000);
+    let (_, flac) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_exact(&flac, &samples, 1, 16, 512);
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn a_session_ends_at_its_maximum_length() {
+    let service = start(&["--max-session-seconds", "1"]);
+    let path = "/api/ws/audio?sample_rate=8000&channels=1&format=s16le";
+    let pcm = pcm_bytes(&test_signal(4_000, 1, 16, 8), 16);
+    let started = std::time::Instant::now();
+    let out = exchange_at(service.addr, path, binaries(&[&pcm]), None).await;
+    let done = out.last_text();
+    assert_eq!(done["type"], "done", "{done}");
+    assert_eq!(done["reason"], "max_session_length");
+    assert_eq!(out.close, Some(1008));
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    service.drain().await;
+}
