@@ -4,6 +4,7 @@ use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal, wav_bytes
 
 use super::*;
 use crate::registry::{Admit, RegistrySettings};
+use flacstream_codec::flac::{EncoderLevel, STREAMINFO_BYTES};
 
 struct Harness {
     pool: EncoderPool,

@@ -1,0 +1,151 @@
+//! Audio coming in: ingest and end-of-input messages, parsing and staging.
+
+use actix::{Context, Handler, Message, ResponseFuture};
+use bytes::{Buf, Bytes};
+use flacstream_codec::pcm::PcmLayout;
+use flacstream_codec::wav::{WavEvent, WavParser};
+use tokio::sync::oneshot;
+
+use super::{ConnectionId, EndReason, IngestAck, InputFormat, Session, SessionClosed};
+use crate::StreamError;
+
+/// Audio bytes from the producer, in order, split anywhere.
+#[derive(Message)]
+#[rtype(result = "Result<IngestAck, SessionClosed>")]
+pub struct Ingest {
+    /// The sending connection (must be the producer).
+    pub conn: ConnectionId,
+    /// The bytes of one binary message.
+    pub bytes: Bytes,
+}
+
+/// Stages the bytes; answers once all of them are staged (backpressure).
+impl Handler<Ingest> for Session {
+    type Result = ResponseFuture<Result<IngestAck, SessionClosed>>;
+
+    fn handle(&mut self, msg: Ingest, ctx: &mut Self::Context) -> Self::Result {
+        if self.finished
+            || self.reply.is_some()
+            || !self.fanout.is_producer(msg.conn)
+            || matches!(self.ending, Some(r) if r != EndReason::Complete)
+        {
+            return Box::pin(async { Err(SessionClosed) });
+        }
+        self.activity.touch();
+        self.bytes_in += msg.bytes.len() as u64;
+        self.chunk_count += 1;
+        if self.ending.is_some() {
+            // Bytes after the data chunk are ignored.
+            let ack = self.ack();
+            return Box::pin(async move { Ok(ack) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.input = msg.bytes;
+        self.reply = Some(tx);
+        self.pump(ctx);
+        Box::pin(async move { rx.await.unwrap_or(Err(SessionClosed)) })
+    }
+}
+
+/// The producer will send no more audio (`end`, or `close_session`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndOfInput {
+    /// The connection that said so; ignored unless it is the producer.
+    pub conn: ConnectionId,
+    /// `Complete` for a stream's `end`, `Closed` for `close_session`.
+    pub reason: EndReason,
+}
+
+/// Flushes the last partial block and finishes.
+impl Handler<EndOfInput> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: EndOfInput, ctx: &mut Self::Context) {
+        if self.fanout.is_producer(msg.conn) {
+            self.begin_end(msg.reason, ctx);
+        }
+    }
+}
+
+impl Session {
+    /// Parses and stages as much input as the ring takes. Returns whether
+    /// anything moved.
+    pub(super) fn stage_input(&mut self, ctx: &mut Context<Self>) -> Result<bool, StreamError> {
+        let mut progressed = false;
+        loop {
+            if !self.audio.is_empty() {
+                let Some(stream) = self.stream.as_mut() else {
+                    return Err(StreamError::BadMessage("audio before header".into()));
+                };
+                let mut rest: &[u8] = &self.audio;
+                let staged = stream.staging.stage(&mut stream.decoder, &mut rest);
+                let used = self.audio.len() - rest.len();
+                self.audio.advance(used);
+                progressed |= used > 0 || staged > 0;
+                if !self.audio.is_empty() {
+                    return Ok(progressed);
+                }
+            }
+            if let InputFormat::Raw { .. } = self.settings.input {
+                if self.input.is_empty() {
+                    return Ok(progressed);
+                }
+                self.audio = std::mem::take(&mut self.input);
+                continue;
+            }
+            if self.ending.is_some() && self.parser.is_done() {
+                self.input.clear();
+            }
+            let mut rest: &[u8] = &self.input;
+            let event = self.parser.next(&mut rest)?;
+            let consumed = self.input.len() - rest.len();
+            let event = event.map(|e| match e {
+                WavEvent::Format(f) => Parsed::Format(f.sample_rate, layout_of(&f)),
+                WavEvent::Audio(a) => Parsed::Audio(self.input.slice_ref(a)),
+                WavEvent::DataEnd => Parsed::DataEnd,
+            });
+            self.input.advance(consumed);
+            match event {
+                None => return Ok(progressed || consumed > 0),
+                Some(Parsed::Format(rate, layout)) => self.start_stream(rate, layout, ctx),
+                Some(Parsed::Audio(audio)) => self.audio = audio,
+                Some(Parsed::DataEnd) => {
+                    self.ending.get_or_insert(EndReason::Complete);
+                    self.input.clear();
+                }
+            }
+            progressed = true;
+        }
+    }
+
+    /// Forgets input from a producer that is gone: bytes not yet staged were
+    /// never acknowledged, and its successor resends from `samples_received`.
+    pub(super) fn drop_producer_input(&mut self) {
+        self.input.clear();
+        self.audio.clear();
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(SessionClosed));
+        }
+        match self.stream.as_mut() {
+            Some(stream) => {
+                stream.decoder.discard_partial();
+            }
+            // A WAV header cut off mid-way is sent again from the start.
+            None => self.parser = WavParser::new(self.settings.max_header_bytes),
+        }
+    }
+}
+
+enum Parsed {
+    Format(u32, PcmLayout),
+    Audio(Bytes),
+    DataEnd,
+}
+
+fn layout_of(f: &flacstream_codec::wav::WavFormat) -> PcmLayout {
+    PcmLayout {
+        channels: usize::from(f.channels),
+        bytes_per_sample: f.bytes_per_sample(),
+    }
+}

@@ -1,0 +1,285 @@
+//! How a session ends: finalize, idle timeout, shutdown, the resume window,
+//! and what is saved to the catalog.
+
+use std::time::Duration;
+
+use actix::fut::wrap_future;
+use actix::{
+    ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture,
+};
+use flacstream_codec::flac::StreamInfo;
+use tokio::sync::oneshot;
+
+use super::{DoneSummary, EndReason, Outbound, Session, SessionClosed, SessionKind};
+use crate::store::{now_ms, FinalizeRecording, Recover, Save, SessionRecord, SessionStatus};
+use crate::StreamError;
+
+/// Finalize the session (HTTP `close`); answers once it has ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Finalize;
+
+/// Ends input now and waits for the session to stop.
+impl Handler<Finalize> for Session {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _msg: Finalize, ctx: &mut Self::Context) -> Self::Result {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(tx);
+        self.begin_end(EndReason::Closed, ctx);
+        Box::pin(async move {
+            let _ = rx.await;
+        })
+    }
+}
+
+/// Sent by the registry when no audio arrived for the idle timeout.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct IdleTimeout {
+    /// The timeout that passed, for the error message.
+    pub after_seconds: u64,
+}
+
+/// A `/stream` session fails; a recorded session drops its idle producer
+/// (it may resume) and keeps running. A session that is finishing, or whose
+/// producer is waiting on backpressure, is left alone.
+impl Handler<IdleTimeout> for Session {
+    type Result = ();
+
+    fn handle(&mut self, msg: IdleTimeout, ctx: &mut Self::Context) {
+        // Audio may have arrived since the registry's sweep looked.
+        let still_idle = self.activity.idle_for() >= Duration::from_secs(msg.after_seconds);
+        if self.ending.is_some() || self.reply.is_some() || !still_idle {
+            return;
+        }
+        let error = StreamError::IdleTimeout(msg.after_seconds);
+        match (&self.kind, self.fanout.producer()) {
+            (SessionKind::Stream, _) => self.fail(error, ctx),
+            (SessionKind::Recording(_), Some(producer)) => {
+                self.remove_connection(producer, Some(error), ctx)
+            }
+            (SessionKind::Recording(_), None) => {}
+        }
+    }
+}
+
+/// Sent by the registry when a drain's grace period is over: flush what was
+/// received and end with "going away".
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Ends input now and finishes with what was received.
+impl Handler<Shutdown> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+        self.ending = Some(EndReason::GoingAway);
+        self.pump(ctx);
+    }
+}
+
+impl Session {
+    /// The catalog record as things stand.
+    pub(super) fn record(
+        &self,
+        status: SessionStatus,
+        error: Option<&StreamError>,
+    ) -> Option<SessionRecord> {
+        let policy = self.policy()?;
+        let format = self.stream.as_ref().map(|s| s.format);
+        Some(SessionRecord {
+            id: self.id,
+            user_id: policy.user_id.clone(),
+            status,
+            encoding: policy.encoding.clone(),
+            sample_rate: format.map(|f| f.sample_rate),
+            channels: format.map(|f| f.layout.channels as u16),
+            bits_per_sample: format.map(|f| f.layout.bits_per_sample() as u16),
+            level: self.settings.level.get(),
+            block_size: format.map(|f| f.block_size as u32),
+            record: policy.record,
+            chunk_count: self.chunk_count,
+            samples: self.samples_received(),
+            bytes_in: self.bytes_in,
+            bytes_out: self.stream.as_ref().map_or(0, |s| s.bytes_out),
+            created_at_ms: self.created_at_ms,
+            updated_at_ms: now_ms(),
+            closed_at_ms: (status != SessionStatus::Live).then(now_ms),
+            file: self.recorder.as_ref().map(|r| r.relative.clone()),
+            error: error.map(|e| e.code().to_string()),
+        })
+    }
+
+    pub(super) fn save_progress(&self) {
+        if let (Some(policy), Some(record)) =
+            (self.policy(), self.record(SessionStatus::Live, None))
+        {
+            policy.store.do_send(Save { record });
+        }
+    }
+
+    pub(super) fn finish_if_drained(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        let Some(stream) = self.stream.as_ref() else {
+            let error = match (reason, self.parser.finish()) {
+                (EndReason::GoingAway, _) => StreamError::ShuttingDown,
+                (_, Err(e)) => e.into(),
+                (_, Ok(())) => StreamError::BadMessage("no WAV header arrived".into()),
+            };
+            if self.policy().is_some() && self.chunk_count == 0 {
+                // A recorded session that never received audio just ends.
+                return self.end_empty(reason, ctx);
+            }
+            return self.fail(error, ctx);
+        };
+        let recording_busy = self.recorder.as_ref().is_some_and(|r| !r.is_idle());
+        if !self.audio.is_empty()
+            || !self.input.is_empty()
+            || stream.staging.staged() > 0
+            || !stream.in_flight.is_empty()
+            || recording_busy
+        {
+            return;
+        }
+        let info = StreamInfo {
+            format: stream.format,
+            min_frame_bytes: stream.stats.min_frame_bytes,
+            max_frame_bytes: stream.stats.max_frame_bytes,
+            total_samples: stream.decoder.frames_decoded(),
+            md5: stream.decoder.md5_digest(),
+        };
+        let summary = DoneSummary {
+            session_id: self.id,
+            samples: info.total_samples,
+            md5: info.md5,
+            streaminfo: info.to_bytes(),
+            dropped_bytes: stream.decoder.pending_bytes(),
+            frames: stream.stats.frames,
+            verbatim_frames: stream.stats.verbatim_fallbacks,
+            bytes_in: self.bytes_in,
+            bytes_out: stream.bytes_out,
+            sample_rate: stream.format.sample_rate,
+            channels: stream.format.layout.channels,
+            bits_per_sample: stream.format.layout.bits_per_sample(),
+            reason,
+        };
+        let file = self.recorder.as_ref().and_then(|r| r.file().cloned());
+        match (self.policy().map(|p| p.store.clone()), file) {
+            (Some(store), Some(file)) => {
+                self.finalizing = true;
+                let finalize = FinalizeRecording {
+                    file,
+                    streaminfo: summary.streaminfo,
+                };
+                let done =
+                    wrap_future::<_, Self>(store.send(finalize)).map(move |result, act, ctx| {
+                        match result {
+                            Ok(Ok(())) => act.end(summary, ctx),
+                            Ok(Err(e)) => act.fail(StreamError::Storage(e.to_string()), ctx),
+                            Err(e) => act.fail(StreamError::Storage(e.to_string()), ctx),
+                        }
+                    });
+                ctx.spawn(done);
+            }
+            _ => self.end(summary, ctx),
+        }
+    }
+
+    /// Ends normally: every connection gets `done`, the catalog is updated.
+    pub(super) fn end(&mut self, summary: DoneSummary, ctx: &mut Context<Self>) {
+        log::info!(
+            "Session {} done ({}): {} samples in {} frames.",
+            self.id,
+            summary.reason.as_str(),
+            summary.samples,
+            summary.frames
+        );
+        if let (Some(policy), Some(record)) =
+            (self.policy(), self.record(SessionStatus::Closed, None))
+        {
+            policy.store.do_send(Save { record });
+        }
+        self.finished = true;
+        self.fanout.finish_all(&Outbound::Done(summary));
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Ok(self.ack()));
+        }
+        ctx.stop();
+    }
+
+    /// Ends a recorded session that never got audio.
+    pub(super) fn end_empty(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        log::info!(
+            "Session {} ended without audio ({}).",
+            self.id,
+            reason.as_str()
+        );
+        if let (Some(policy), Some(record)) =
+            (self.policy(), self.record(SessionStatus::Closed, None))
+        {
+            policy.store.do_send(Save { record });
+        }
+        self.finished = true;
+        self.fanout
+            .finish_all(&Outbound::Failed(StreamError::BadMessage(
+                "the session ended before any audio arrived".into(),
+            )));
+        ctx.stop();
+    }
+
+    pub(super) fn fail(&mut self, error: StreamError, ctx: &mut Context<Self>) {
+        if self.finished {
+            return;
+        }
+        log::info!("Session {} failed: {} ({error}).", self.id, error.code());
+        self.finished = true;
+        if let Some(policy) = self.policy() {
+            // Keep what reached the disk: repair and finalize the file from
+            // its own frames, then record the failure.
+            if let Some(record) = self.record(SessionStatus::Failed, Some(&error)) {
+                if let Some(recorder) = &self.recorder {
+                    policy.store.do_send(Recover {
+                        path: recorder.path.clone(),
+                        file: recorder.file().cloned(),
+                    });
+                }
+                policy.store.do_send(Save { record });
+            }
+        }
+        self.fanout.finish_all(&Outbound::Failed(error));
+        if let Some(reply) = self.reply.take() {
+            let _ = reply.send(Err(SessionClosed));
+        }
+        ctx.stop();
+    }
+
+    /// Starts (or restarts) ending the session for `reason`.
+    pub(super) fn begin_end(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        self.ending.get_or_insert(reason);
+        self.pump(ctx);
+    }
+
+    /// Arms the resume window when the last connection has left.
+    pub(super) fn arm_resume_window(&mut self, ctx: &mut Context<Self>) {
+        let Some(window) = self.policy().map(|p| p.resume_window) else {
+            return;
+        };
+        if !self.fanout.is_empty() || self.resume_timer.is_some() || self.finished {
+            return;
+        }
+        log::debug!("Session {} waits {window:?} for a connection.", self.id);
+        self.resume_timer = Some(ctx.run_later(window, |act, ctx| {
+            act.resume_timer = None;
+            if act.fanout.is_empty() {
+                act.begin_end(EndReason::ResumeWindowExpired, ctx);
+            }
+        }));
+    }
+
+    pub(super) fn disarm_resume_window(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.resume_timer.take() {
+            ctx.cancel_future(timer);
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! What a session reports: events to its connections, the final summary,
+//! ingest acknowledgements.
+
+use bytes::Bytes;
+use flacstream_codec::flac::STREAMINFO_BYTES;
+use tokio::sync::mpsc;
+
+use super::SessionSettings;
+use crate::registry::SessionId;
+use crate::StreamError;
+
+/// Outbound slots beyond the frames in flight: the stream header and the
+/// final `done` or `error` event, so neither ever waits for room.
+const OUTBOUND_SLACK: usize = 2;
+
+/// Why a session ended normally.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The WAV data chunk was complete, or the client said `end`.
+    Complete,
+    /// The client or an HTTP call closed the session.
+    Closed,
+    /// The server is shutting down.
+    GoingAway,
+    /// The session reached its maximum length.
+    MaxDuration,
+    /// No connection came back within the resume window.
+    ResumeWindowExpired,
+}
+
+impl EndReason {
+    /// The name reported to clients.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Closed => "closed",
+            Self::GoingAway => "going_away",
+            Self::MaxDuration => "max_session_length",
+            Self::ResumeWindowExpired => "resume_window_expired",
+        }
+    }
+}
+
+/// What a session tells each of its connections.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// FLAC bytes, in stream order: first the header, then one frame each.
+    Flac(Bytes),
+    /// The stream is complete (or flushed on shutdown); no more events follow.
+    Done(DoneSummary),
+    /// The stream (or this connection) failed; no more events follow.
+    Failed(StreamError),
+}
+
+/// The outcome of a completed stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DoneSummary {
+    /// The session.
+    pub session_id: SessionId,
+    /// Samples per channel encoded.
+    pub samples: u64,
+    /// MD5 of the decoded audio, as in STREAMINFO.
+    pub md5: [u8; 16],
+    /// The final STREAMINFO body, to write over bytes 8..42 of the stream.
+    pub streaminfo: [u8; STREAMINFO_BYTES],
+    /// Bytes of a trailing partial sample frame that were dropped.
+    pub dropped_bytes: usize,
+    /// Frames written.
+    pub frames: u64,
+    /// Frames stored verbatim to stay within the verbatim bound.
+    pub verbatim_frames: u64,
+    /// Input bytes received.
+    pub bytes_in: u64,
+    /// FLAC bytes produced.
+    pub bytes_out: u64,
+    /// Samples per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: usize,
+    /// Bits per sample as stored in FLAC.
+    pub bits_per_sample: usize,
+    /// Why the session ended.
+    pub reason: EndReason,
+}
+
+/// The session has ended (or this connection no longer feeds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the session has ended")]
+pub struct SessionClosed;
+
+/// What an [`Ingest`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IngestAck {
+    /// Binary messages taken so far.
+    pub chunk_count: u64,
+    /// Samples per channel accepted, in order. A resuming producer continues here.
+    pub samples_received: u64,
+    /// Samples per channel synced to the recording file.
+    pub samples_durable: u64,
+}
+/// A connection's outbound channel, sized for the in-flight bound.
+pub fn outbound_channel(
+    settings: &SessionSettings,
+) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
+    mpsc::channel(settings.max_blocks_in_flight.max(1) + OUTBOUND_SLACK)
+}

@@ -1,0 +1,68 @@
+//! How a session is set up: input format, encoder settings, and for
+//! recorded sessions how they live and are stored.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use actix::Addr;
+use flacstream_codec::flac::EncoderLevel;
+use flacstream_codec::pcm::PcmLayout;
+
+use crate::store::Store;
+
+/// What the input bytes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputFormat {
+    /// A WAV file: header first.
+    Wav,
+    /// Headerless little-endian PCM in this layout.
+    Raw {
+        /// Channels and sample width.
+        layout: PcmLayout,
+        /// Samples per second.
+        sample_rate: u32,
+    },
+}
+
+/// Per-stream settings, fixed when the session starts.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// Compression level.
+    pub level: EncoderLevel,
+    /// Samples per block; `None` picks [`default_block_size`] for the rate.
+    pub block_size: Option<usize>,
+    /// Bound on header bytes before `data` (see [`WavParser::new`]).
+    pub max_header_bytes: u64,
+    /// Blocks encoding or waiting for the producer or the disk, at least 1.
+    pub max_blocks_in_flight: usize,
+    /// What the input is.
+    pub input: InputFormat,
+}
+
+/// How a recorded session lives and is stored.
+#[derive(Debug, Clone)]
+pub struct RecordingPolicy {
+    /// The store that writes files and metadata.
+    pub store: Addr<Store>,
+    /// Directory the recording goes under.
+    pub data_dir: PathBuf,
+    /// Whether audio is recorded to a file at all.
+    pub record: bool,
+    /// Time after the last connection leaves before the session is finalized.
+    pub resume_window: Duration,
+    /// Longest a session may run before it is finalized.
+    pub max_duration: Duration,
+    /// Owner, for listing.
+    pub user_id: Option<String>,
+    /// The input encoding's name (`s16le`, `wav`, …), for the catalog.
+    pub encoding: String,
+}
+
+/// What kind of session this is.
+#[derive(Debug, Clone)]
+pub enum SessionKind {
+    /// `/stream`: one connection; the session ends with it.
+    Stream,
+    /// A recorded session that outlives its connections.
+    Recording(Box<RecordingPolicy>),
+}

@@ -1,0 +1,130 @@
+//! `kill -9` in the middle of a recorded session: the file left behind is a
+//! valid FLAC holding at least every durably acknowledged sample, and a
+//! restart repairs and finalizes it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{assert_exact, http, http_json};
+use flacstream_codec::fixture::{pcm_bytes, test_signal};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+/// The server binary as a child process; killed (SIGKILL) when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn spawn(data: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(env!("CARGO_BIN_EXE_flacstream"))
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the server binary starts");
+    let server = Server(child);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return server;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server did not listen on {addr}");
+}
+
+#[actix_rt::test]
+async fn kill_9_leaves_a_valid_flac_and_a_restart_finalizes_it() {
+    let data = std::env::temp_dir().join(format!("flacstream-kill9-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut server = spawn(&data, port).await;
+
+    let samples = test_signal(160_000, 1, 16, 9);
+    let pcm = pcm_bytes(&samples, 16);
+    let url = format!("ws://{addr}/api/ws/audio?sample_rate=16000&channels=1&format=s16le");
+    let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut tx, mut rx) = ws.split();
+    let Some(Ok(Message::Text(hello))) = rx.next().await else {
+        panic!()
+    };
+    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Send 5 s of audio in 100 ms messages, then wait until 3 s are durable.
+    let mut durable = 0;
+    for piece in pcm[..2 * 80_000].chunks(3200) {
+        tx.send(Message::binary(piece.to_vec())).await.unwrap();
+        let Some(Ok(Message::Text(ack))) = rx.next().await else {
+            panic!()
+        };
+        durable = serde_json::from_str::<Value>(&ack).unwrap()["samples_durable"]
+            .as_u64()
+            .unwrap();
+    }
+    for _ in 0..50 {
+        if durable >= 48_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        tx.send(Message::binary(Vec::new())).await.unwrap();
+        let Some(Ok(Message::Text(ack))) = rx.next().await else {
+            panic!()
+        };
+        durable = serde_json::from_str::<Value>(&ack).unwrap()["samples_durable"]
+            .as_u64()
+            .unwrap();
+    }
+    assert!(durable >= 48_000, "only {durable} samples became durable");
+
+    server.0.kill().unwrap(); // SIGKILL: no drain, no finalize
+    server.0.wait().unwrap();
+    drop((tx, rx));
+
+    // What is on disk right now already decodes, and holds what was acknowledged.
+    let file = data.join(format!("recordings/{id}.flac"));
+    let bytes = std::fs::read(&file).unwrap();
+    let mut reader = claxon::FlacReader::new(bytes.as_slice()).unwrap();
+    let on_disk: Vec<i32> = reader.samples().map(|s| s.unwrap()).collect();
+    assert!(
+        on_disk.len() as u64 >= durable,
+        "{} < {durable}",
+        on_disk.len()
+    );
+    assert_eq!(on_disk, samples[..on_disk.len()]);
+
+    // A restart repairs and finalizes the session from its own frames.
+    let _server = spawn(&data, port).await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (code, body) = http_json(addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+        if code == 200 && body["status"] == "closed" {
+            status = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "closed", "{status}");
+    assert_eq!(status["samples"], on_disk.len() as u64);
+    let (code, flac) = http(addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples[..on_disk.len()], 1, 16, 1024);
+    let _ = std::fs::remove_dir_all(&data);
+}
