@@ -3,11 +3,16 @@
 //! # Layout
 //! - [`config`]: flags and environment variables (clap), validated once into
 //!   [`config::Settings`].
-//! - [`server`]: builds the encoder pool, the registry and the HTTP app;
-//!   [`server::Service`] runs it and drains it.
-//! - [`stream`]: `GET /stream`, the actix-ws transport: a read loop that
-//!   awaits the session actor (backpressure) and a write loop with a
-//!   slow-reader cut-off.
+//! - [`server`]: builds the encoder pool, the registry, the store and the HTTP
+//!   app; [`server::Service`] runs it, recovers sessions a crash left open,
+//!   and drains on shutdown.
+//! - [`stream`]: `GET /stream`, one WAV stream to FLAC.
+//! - [`audio`]: `/api/ws/audio`, recorded sessions: open, resume, listen.
+//! - [`sessions`]: the sessions HTTP API (get, list, close, audio, delete).
+//! - [`transport`]: the actix-ws plumbing both WebSocket endpoints share: a
+//!   read loop that awaits the session actor (backpressure) and a write loop
+//!   with a slow-reader cut-off.
+//! - [`storage`]: the SQLite session catalog, with migrations.
 //! - [`protocol`]: the JSON text messages on the wire.
 //! - [`error`]: [`error::ApiError`] and the one mapping of error codes to
 //!   HTTP statuses and close codes.

@@ -5,16 +5,23 @@
 //! drains sessions.
 //!
 //! # Layout
-//! - [`session`]: the per-stream actor: parses WAV, stages PCM, dispatches
-//!   blocks, reorders frames, and reports [`session::Outbound`] events to its
-//!   transport. Its inbound message is awaited by the transport's read loop,
-//!   which is how TCP backpressure reaches a fast client.
+//! - [`session`]: the per-stream actor: parses WAV or takes raw PCM, stages
+//!   PCM, dispatches blocks, reorders frames, and reports [`session::Outbound`]
+//!   events to its connections. Its parts: `settings` (how it is set up),
+//!   `input` (ingest, parsing, staging), `connect` and `fanout` (producer and
+//!   listeners), `recorder` (frames to the file), `lifecycle` (finalize,
+//!   timers, catalog saves), `outcome` (what it reports). The transport's read
+//!   loop awaits each ingest, which is how TCP backpressure reaches a client.
 //! - [`encoder`]: the encoder actor (one per pool thread) with panic
 //!   supervision; [`encoder::pool`] the bounded handle sessions use.
-//! - [`registry`]: the actor that knows every live session: global cap, idle
-//!   timeout, drain on shutdown.
+//! - [`registry`]: the actor that knows every live session: global cap,
+//!   connections per session, idle timeout, drain on shutdown.
 //! - [`staging`]: the bounded `ringbuf` ring that holds decoded PCM until a
 //!   whole block is ready.
+//! - [`store`]: the store actor (a `SyncArbiter` pool) for every blocking
+//!   storage call, over the [`store::Catalog`] trait (SQLite in the service).
+//! - [`recording`]: a session's FLAC file on disk: synced appends, final
+//!   STREAMINFO, and repair after a crash.
 //! - [`error`]: [`error::StreamError`], every way a stream can fail, each with
 //!   a stable client code and a [`error::ErrorKind`] the service maps to
 //!   close codes and HTTP statuses.

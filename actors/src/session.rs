@@ -3,7 +3,7 @@
 //! It owns the WAV parser (or takes raw PCM), the PCM decoder and the staging
 //! ring; cuts blocks; hands them to the [`EncoderPool`]; puts the frames that
 //! come back (in any order) into stream order; sends them to its connections
-//! ([`fanout`]) and, for a recorded session, to its file ([`recorder`]).
+//! (`fanout`) and, for a recorded session, to its file (`recorder`).
 //!
 //! Backpressure: an [`Ingest`] is answered only once all its bytes are staged.
 //! The ring holds a few blocks, and at most `max_blocks_in_flight` blocks are

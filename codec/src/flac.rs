@@ -13,7 +13,7 @@
 
 mod level;
 
-pub use level::{default_block_size, EncoderLevel, DEFAULT_LEVEL, MAX_LEVEL};
+pub use level::{default_block_size, EncoderLevel, DEFAULT_BLOCK_MAX_MS, DEFAULT_LEVEL, MAX_LEVEL};
 
 use flacenc::bitsink::MemSink;
 use flacenc::component::{

@@ -88,7 +88,7 @@ pub struct DoneSummary {
 #[error("the session has ended")]
 pub struct SessionClosed;
 
-/// What an [`Ingest`] achieved.
+/// What an [`super::Ingest`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IngestAck {
     /// Binary messages taken so far.

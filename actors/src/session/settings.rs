@@ -29,9 +29,9 @@ pub enum InputFormat {
 pub struct SessionSettings {
     /// Compression level.
     pub level: EncoderLevel,
-    /// Samples per block; `None` picks [`default_block_size`] for the rate.
+    /// Samples per block; `None` picks [`flacstream_codec::flac::default_block_size`] for the rate.
     pub block_size: Option<usize>,
-    /// Bound on header bytes before `data` (see [`WavParser::new`]).
+    /// Bound on header bytes before `data` (see [`flacstream_codec::wav::WavParser::new`]).
     pub max_header_bytes: u64,
     /// Blocks encoding or waiting for the producer or the disk, at least 1.
     pub max_blocks_in_flight: usize,
