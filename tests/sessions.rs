@@ -431,3 +431,56 @@ async fn a_session_ends_at_its_maximum_length() {
     assert!(started.elapsed() >= Duration::from_millis(900));
     service.drain().await;
 }
+
+#[actix_rt::test]
+async fn wav_sessions_live_flac_to_the_producer_and_unrecorded_sessions() {
+    use flacstream_codec::fixture::{wav_bytes, WavSpec};
+    let service = start(&[]);
+
+    // A WAV session ends by itself when the declared data has arrived, and
+    // the producer asked for the FLAC live.
+    let samples = test_signal(20_000, 2, 16, 10);
+    let wav = wav_bytes(&WavSpec::pcm(2, 22_050, 16), &pcm_bytes(&samples, 16));
+    let path = "/api/ws/audio?format=wav&output=flac&acks=false";
+    let out = exchange_at(
+        service.addr,
+        path,
+        binaries(&random_splits(&wav, 3000, 11)),
+        None,
+    )
+    .await;
+    let id = session_id(&out);
+    assert_eq!(out.last_text()["reason"], "complete");
+    assert_eq!(out.close, Some(1000));
+    assert!(acks(&out).is_empty(), "acks=false sends no acks");
+    let live = out.patched_flac();
+    assert_exact(&live, &samples, 2, 16, 2048);
+    let body = wait_for_status(service.addr, &id, "closed").await;
+    assert_eq!(body["format"], "wav");
+    assert_eq!(body["sample_rate"], 22_050);
+    let (_, stored) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_eq!(live, stored);
+
+    // record=false keeps no file.
+    let pcm = pcm_bytes(&test_signal(1_000, 1, 8, 12), 8);
+    let mut messages = binaries(&[&pcm]);
+    messages.push(close_session());
+    let path = "/api/ws/audio?sample_rate=8000&channels=1&format=u8&record=false";
+    let out = exchange_at(service.addr, path, messages, None).await;
+    let id = session_id(&out);
+    assert_eq!(out.last_text()["samples"], 1_000);
+    wait_for_status(service.addr, &id, "closed").await;
+    let (status, body) = http_json(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("no_recording")));
+    service.drain().await;
+}
