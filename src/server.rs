@@ -11,7 +11,7 @@ use actix::{Actor, Addr};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use flacstream_actors::registry::{Drain, RegistrySettings};
-use flacstream_actors::store::{now_ms, Recover, Save, SessionStatus, Store, Unfinished};
+use flacstream_actors::store::{now_ms, SessionStatus, Settle, Store, Unfinished};
 use flacstream_actors::{EncoderPool, Registry};
 
 use crate::config::Settings;
@@ -199,29 +199,28 @@ async fn recover_unfinished(store: Addr<Store>, data_dir: std::path::PathBuf) {
         Err(e) => return log::error!("Cannot list unfinished sessions: {e}."),
     };
     for mut record in unfinished {
-        if let Some(file) = record.file.clone().filter(|_| record.record) {
-            let recover = Recover {
-                path: data_dir.join(file),
-                file: None,
-            };
-            match store.send(recover).await {
-                Ok(Ok(recovered)) => {
-                    record.samples = recovered.info.total_samples;
-                    log::info!(
-                        "Recovered session {}: {} samples, {} torn bytes cut.",
-                        record.id,
-                        recovered.info.total_samples,
-                        recovered.truncated_bytes
-                    );
-                }
-                Ok(Err(e)) => log::error!("Cannot recover session {}: {e}.", record.id),
-                Err(e) => log::error!("Cannot recover session {}: {e}.", record.id),
-            }
-        }
+        let id = record.id;
         record.status = SessionStatus::Closed;
         record.closed_at_ms = Some(now_ms());
         record.updated_at_ms = now_ms();
         record.error = Some("recovered_after_restart".into());
-        store.do_send(Save { record });
+        let settle = Settle {
+            path: record
+                .file
+                .clone()
+                .filter(|_| record.record)
+                .map(|f| data_dir.join(f)),
+            record,
+            file: None,
+        };
+        match store.send(settle).await {
+            Ok(Ok(settled)) => log::info!(
+                "Recovered session {id}: {} samples, now {}.",
+                settled.samples,
+                settled.status.as_str()
+            ),
+            Ok(Err(e)) => log::error!("Cannot recover session {id}: {e}."),
+            Err(e) => log::error!("Cannot recover session {id}: {e}."),
+        }
     }
 }

@@ -24,6 +24,9 @@ use crate::server::AppState;
 const DEFAULT_PAGE: u32 = 50;
 const MAX_PAGE: u32 = 500;
 
+/// Largest `offset` accepted (SQLite's integers are signed 64-bit).
+const MAX_OFFSET: u64 = i64::MAX as u64 - MAX_PAGE as u64;
+
 /// A session as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct SessionJson {
@@ -161,7 +164,10 @@ pub async fn close(
             None => ApiError::SessionNotFound,
         });
     };
-    session.send(Finalize).await.map_err(unavailable)?;
+    // A session that stops while we ask is finished either way.
+    if session.send(Finalize).await.is_err() {
+        return Err(ApiError::SessionClosed);
+    }
     // The final save is queued before the session stops; read it back.
     for _ in 0..FINAL_SAVE_POLLS {
         let stored = state.store.send(Load { id }).await.map_err(unavailable)??;
@@ -240,6 +246,11 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
         )));
     }
     let offset = params.offset.unwrap_or(0);
+    if offset > MAX_OFFSET {
+        return Err(ApiError::BadParameter(format!(
+            "offset must be at most {MAX_OFFSET}"
+        )));
+    }
     let records = state
         .store
         .send(List {

@@ -484,3 +484,72 @@ async fn wav_sessions_live_flac_to_the_producer_and_unrecorded_sessions() {
     assert_eq!((status, body["code"].as_str()), (404, Some("no_recording")));
     service.drain().await;
 }
+
+#[actix_rt::test]
+async fn a_producer_taking_over_mid_message_continues_a_wav_without_loss() {
+    use flacstream_codec::fixture::{wav_bytes, WavSpec};
+    let service = start(&[]);
+    // 20 s of stereo CD audio with a declared length: the session ends by
+    // itself once every declared byte has arrived.
+    let samples = test_signal(882_000, 2, 16, 13);
+    let wav = wav_bytes(&WavSpec::pcm(2, 44_100, 16), &pcm_bytes(&samples, 16));
+    let url = format!("ws://{}/api/ws/audio?format=wav&acks=false", service.addr);
+    let (first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (mut tx, mut rx) = first.split();
+    let Some(Ok(Message::Text(hello))) = rx.next().await else {
+        panic!()
+    };
+    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Half the file in large messages, sent faster than it can be staged.
+    for piece in wav[..wav.len() / 2].chunks(512 * 1024) {
+        tx.send(Message::binary(piece.to_vec())).await.unwrap();
+    }
+
+    // A second producer takes over while the first is still being staged.
+    let join = format!("ws://{}/api/ws/audio/{id}?acks=false", service.addr);
+    let (second, _) = tokio_tungstenite::connect_async(&join).await.unwrap();
+    let (mut tx2, mut rx2) = second.split();
+    let Some(Ok(Message::Text(hello))) = rx2.next().await else {
+        panic!()
+    };
+    let hello: Value = serde_json::from_str(&hello).unwrap();
+    let from = hello["samples_received"].as_u64().unwrap() as usize;
+    assert!(from > 0 && from < 882_000, "{hello}");
+    let send = async {
+        for piece in wav[44 + from * 4..].chunks(256 * 1024) {
+            if tx2.send(Message::binary(piece.to_vec())).await.is_err() {
+                break;
+            }
+        }
+        tx2
+    };
+    let receive = async {
+        let mut done = None;
+        while let Some(Ok(m)) = rx2.next().await {
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "done" {
+                    done = Some(v);
+                }
+            }
+        }
+        done
+    };
+    let (_tx2, done) = tokio::join!(send, receive);
+    let done = done.expect("a done message");
+    assert_eq!(done["reason"], "complete");
+    assert_eq!(done["samples"], 882_000);
+    drop((tx, rx));
+    wait_for_status(service.addr, &id, "closed").await;
+    let (_, flac) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_exact(&flac, &samples, 2, 16, 4096);
+    service.drain().await;
+}

@@ -2,13 +2,15 @@
 //! crash loses at most the frames of the batch being written, and always a
 //! valid FLAC stream (STREAMINFO says "total unknown" until finalized).
 //!
-//! [`recover`] repairs a file left by a crash: it keeps every whole frame
-//! whose CRC-16 checks, cuts the torn tail, decodes what is left with claxon
-//! (an independent decoder) to count samples and rebuild the MD5, and writes
-//! the final STREAMINFO.
+//! [`recover`] repairs a file left by a crash: it walks the frames from the
+//! start with claxon's frame reader (an independent decoder that checks each
+//! header's CRC-8 and each frame's CRC-16), keeps every frame that decodes in
+//! sequence with the stream's format, cuts everything after the last one (a
+//! torn write, zeros left by a power loss), and writes the final STREAMINFO
+//! with the totals and MD5 of what was kept. It reads the file as a stream.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use flacstream_codec::flac::{StreamInfo, STREAMINFO_BYTES, STREAMINFO_OFFSET};
@@ -17,19 +19,15 @@ use md5::{Digest, Md5};
 /// Bytes before the first frame: `fLaC`, one metadata block header, STREAMINFO.
 pub const HEADER_BYTES: u64 = (STREAMINFO_OFFSET + STREAMINFO_BYTES) as u64;
 
-/// FLAC's frame CRC-16 (polynomial 0x8005, no reflection, init 0).
-const FRAME_CRC: crc::Crc<u16> = crc::Crc::<u16>::new(&crc::CRC_16_UMTS);
-
-/// Smallest possible frame: 4-byte header minimum + CRC-8 + one subframe byte
-/// + CRC-16; a candidate end closer than this to the start is not checked.
-const MIN_FRAME_BYTES: usize = 8;
-
 /// An open recording being appended to.
 #[derive(Debug)]
 pub struct RecordingFile {
     file: File,
     path: PathBuf,
     len: u64,
+    /// Set by finalize or repair: later appends are refused, so a write that
+    /// was queued behind them cannot land after the final STREAMINFO.
+    sealed: bool,
 }
 
 impl RecordingFile {
@@ -49,6 +47,7 @@ impl RecordingFile {
             file,
             path: path.to_path_buf(),
             len: header.len() as u64,
+            sealed: false,
         })
     }
 
@@ -60,6 +59,7 @@ impl RecordingFile {
             file,
             path: path.to_path_buf(),
             len,
+            sealed: false,
         })
     }
 
@@ -73,6 +73,11 @@ impl RecordingFile {
         self.len
     }
 
+    /// Refuses further appends (the file is being repaired or finalized).
+    pub fn seal(&mut self) {
+        self.sealed = true;
+    }
+
     /// Whether nothing but the header is there.
     pub fn is_empty(&self) -> bool {
         self.len <= HEADER_BYTES
@@ -80,6 +85,9 @@ impl RecordingFile {
 
     /// Appends whole frames and syncs their data before returning.
     pub fn append(&mut self, frames: &[u8]) -> io::Result<u64> {
+        if self.sealed {
+            return Err(io::Error::other("the recording is already finalized"));
+        }
         self.file.seek(SeekFrom::Start(self.len))?;
         self.file.write_all(frames)?;
         self.file.sync_data()?;
@@ -89,6 +97,7 @@ impl RecordingFile {
 
     /// Writes the final STREAMINFO over the provisional one, synced.
     pub fn finalize(&mut self, streaminfo: &[u8; STREAMINFO_BYTES]) -> io::Result<()> {
+        self.sealed = true;
         self.file.seek(SeekFrom::Start(STREAMINFO_OFFSET as u64))?;
         self.file.write_all(streaminfo)?;
         self.file.sync_all()
@@ -126,28 +135,64 @@ pub enum RecoverError {
 /// the totals and MD5 are written into STREAMINFO; without, the provisional
 /// header stays so appending can continue.
 pub fn recover(path: &Path, finalize: bool) -> Result<Recovered, RecoverError> {
-    let mut bytes = Vec::new();
-    File::open(path)?.read_to_end(&mut bytes)?;
-    if bytes.len() < HEADER_BYTES as usize || &bytes[..4] != b"fLaC" {
+    let mut reader = Positioned::new(File::open(path)?);
+    let mut header = [0u8; HEADER_BYTES as usize];
+    reader
+        .inner
+        .read_exact(&mut header)
+        .map_err(|_| RecoverError::NotARecording)?;
+    reader.pos = HEADER_BYTES;
+    if &header[..4] != b"fLaC" {
         return Err(RecoverError::NotARecording);
     }
     let mut body = [0u8; STREAMINFO_BYTES];
-    body.copy_from_slice(&bytes[STREAMINFO_OFFSET..HEADER_BYTES as usize]);
+    body.copy_from_slice(&header[STREAMINFO_OFFSET..]);
     let provisional = StreamInfo::parse(&body).ok_or(RecoverError::NotARecording)?;
+    let format = provisional.format;
+    let width = format.layout.bytes_per_sample;
 
-    let (end, frames, min_frame, max_frame) = scan_frames(&bytes);
-    let kept = &bytes[..end];
-    let (samples, md5) = decode_totals(kept, provisional.format.layout.bytes_per_sample)?;
+    let mut md5 = Md5::new();
+    let mut samples = 0u64;
+    let mut frames = 0u64;
+    let (mut min, mut max) = (0u32, 0u32);
+    let mut end = HEADER_BYTES;
+    let mut pcm = Vec::new();
+    let mut buffer = Vec::new();
+    // Stops at the end of the file, or at the first frame that does not
+    // decode: a torn write or whatever a crash left after the last whole frame.
+    while let Ok(Some(block)) =
+        claxon::frame::FrameReader::new(&mut reader).read_next_or_eof(buffer)
+    {
+        // A frame that decodes but does not continue this stream (wrong
+        // position or channel count) is not ours either.
+        if block.time() != samples || block.channels() as usize != format.layout.channels {
+            break;
+        }
+        pcm.clear();
+        for i in 0..block.duration() {
+            for ch in 0..block.channels() {
+                pcm.extend_from_slice(&block.sample(ch, i).to_le_bytes()[..width]);
+            }
+        }
+        md5.update(&pcm);
+        samples += u64::from(block.duration());
+        buffer = block.into_buffer();
+        let len = (reader.pos - end) as u32;
+        min = if frames == 0 { len } else { min.min(len) };
+        max = max.max(len);
+        frames += 1;
+        end = reader.pos;
+    }
+    let file_len = std::fs::metadata(path)?.len();
     let info = StreamInfo {
-        format: provisional.format,
-        min_frame_bytes: min_frame,
-        max_frame_bytes: max_frame,
+        format,
+        min_frame_bytes: min,
+        max_frame_bytes: max,
         total_samples: samples,
-        md5,
+        md5: md5.finalize().into(),
     };
-    let truncated_bytes = (bytes.len() - end) as u64;
     let mut file = OpenOptions::new().write(true).open(path)?;
-    file.set_len(end as u64)?;
+    file.set_len(end)?;
     if finalize {
         file.seek(SeekFrom::Start(STREAMINFO_OFFSET as u64))?;
         file.write_all(&info.to_bytes())?;
@@ -156,61 +201,63 @@ pub fn recover(path: &Path, finalize: bool) -> Result<Recovered, RecoverError> {
     Ok(Recovered {
         info,
         frames,
-        truncated_bytes,
-        len: end as u64,
+        truncated_bytes: file_len - end,
+        len: end,
     })
 }
 
-/// Finds the end of the last whole frame: each frame starts with the fixed
-/// block-size sync code and ends where its CRC-16 matches and the next frame
-/// (or the end of the file) begins. Returns (end, frames, min, max frame bytes).
-fn scan_frames(bytes: &[u8]) -> (usize, u64, u32, u32) {
-    let mut start = HEADER_BYTES as usize;
-    let mut frames = 0;
-    let (mut min, mut max) = (0u32, 0u32);
-    while let Some(len) = frame_len(&bytes[start..]) {
-        let len32 = len as u32;
-        min = if frames == 0 { len32 } else { min.min(len32) };
-        max = max.max(len32);
-        frames += 1;
-        start += len;
-    }
-    (start, frames, min, max)
+/// A buffered file reader that knows how many bytes it has handed out, so a
+/// frame's end offset is known after claxon reads it.
+struct Positioned {
+    inner: BufReader<File>,
+    pos: u64,
 }
 
-/// Length of the frame at the start of `rest`, if a whole valid one is there.
-fn frame_len(rest: &[u8]) -> Option<usize> {
-    if rest.len() < MIN_FRAME_BYTES || rest[0] != 0xFF || rest[1] != 0xF8 {
-        return None;
-    }
-    let mut digest = FRAME_CRC.digest();
-    digest.update(&rest[..MIN_FRAME_BYTES - 2]);
-    for end in MIN_FRAME_BYTES..=rest.len() {
-        // `digest` covers rest[..end - 2]; the frame's CRC would be rest[end-2..end].
-        let crc = digest.clone().finalize();
-        let stored = u16::from_be_bytes([rest[end - 2], rest[end - 1]]);
-        let next_is_frame = end == rest.len() || rest[end..].starts_with(&[0xFF, 0xF8]);
-        if crc == stored && next_is_frame {
-            return Some(end);
+impl Positioned {
+    fn new(file: File) -> Self {
+        Self {
+            inner: BufReader::new(file),
+            pos: 0,
         }
-        digest.update(&rest[end - 2..end - 1]);
     }
-    None
 }
 
-/// Decodes a whole stream with claxon: (samples per channel, MD5).
-fn decode_totals(flac: &[u8], bytes_per_sample: usize) -> Result<(u64, [u8; 16]), RecoverError> {
-    let mut reader =
-        claxon::FlacReader::new(flac).map_err(|e| RecoverError::Decode(e.to_string()))?;
-    let channels = reader.streaminfo().channels as u64;
-    let mut md5 = Md5::new();
-    let mut count = 0u64;
-    for sample in reader.samples() {
-        let s = sample.map_err(|e| RecoverError::Decode(e.to_string()))?;
-        md5.update(&s.to_le_bytes()[..bytes_per_sample]);
-        count += 1;
+impl claxon::input::ReadBytes for Positioned {
+    fn read_u8(&mut self) -> io::Result<u8> {
+        self.read_u8_or_eof()?
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "unexpected eof"))
     }
-    Ok((count / channels, md5.finalize().into()))
+
+    fn read_u8_or_eof(&mut self) -> io::Result<Option<u8>> {
+        let byte = match self.inner.fill_buf()?.first() {
+            Some(&b) => b,
+            None => return Ok(None),
+        };
+        self.inner.consume(1);
+        self.pos += 1;
+        Ok(Some(byte))
+    }
+
+    fn read_into(&mut self, buffer: &mut [u8]) -> io::Result<()> {
+        self.inner.read_exact(buffer)?;
+        self.pos += buffer.len() as u64;
+        Ok(())
+    }
+
+    fn skip(&mut self, amount: u32) -> io::Result<()> {
+        let skipped = io::copy(
+            &mut (&mut self.inner).take(u64::from(amount)),
+            &mut io::sink(),
+        )?;
+        self.pos += skipped;
+        if skipped < u64::from(amount) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "unexpected eof",
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +327,48 @@ mod tests {
             md5.update(&s.to_le_bytes()[..2]);
         }
         assert_eq!(info.md5sum, <[u8; 16]>::from(md5.finalize()));
+    }
+
+    #[test]
+    fn any_tail_a_crash_can_leave_is_cut_and_every_whole_frame_kept() {
+        let tails: [(&str, Vec<u8>); 4] = [
+            ("one sync byte", vec![0xFF]),
+            ("a sync code", vec![0xFF, 0xF8]),
+            ("zeros from a power loss", vec![0; 4096]),
+            (
+                "random bytes",
+                (0..999u32).map(|i| (i * 7919 % 251) as u8).collect(),
+            ),
+        ];
+        for (name, tail) in tails {
+            let path = temp_path("tail.flac");
+            let (samples, _) = write(&path, 5);
+            let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+            f.write_all(&tail).unwrap();
+            drop(f);
+            let rec = recover(&path, true).unwrap();
+            assert_eq!(rec.frames, 5, "{name}");
+            assert_eq!(rec.truncated_bytes as usize, tail.len(), "{name}");
+            assert_eq!(decode(&path).0, samples, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_header_only_file_recovers_to_zero_samples() {
+        let path = temp_path("empty.flac");
+        let (_, _) = write(&path, 0);
+        let rec = recover(&path, true).unwrap();
+        assert_eq!((rec.frames, rec.info.total_samples), (0, 0));
+        assert_eq!(rec.len, HEADER_BYTES);
+    }
+
+    #[test]
+    fn a_sealed_recording_refuses_appends() {
+        let path = temp_path("sealed.flac");
+        let _ = write(&path, 1);
+        let mut file = RecordingFile::reopen(&path).unwrap();
+        file.seal();
+        assert!(file.append(&[0xFF, 0xF8]).is_err());
     }
 
     #[test]

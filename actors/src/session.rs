@@ -385,6 +385,9 @@ impl Actor for Session {
                 act.save_progress()
             });
             self.save_progress();
+            // A session nobody connects to must not live until its maximum
+            // length: the first connection disarms this.
+            self.arm_resume_window(ctx);
         }
     }
 

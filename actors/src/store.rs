@@ -15,7 +15,7 @@ use flacstream_codec::flac::STREAMINFO_BYTES;
 use parking_lot::Mutex;
 use uuid::Uuid;
 
-use crate::recording::{recover, RecordingFile, RecoverError, Recovered};
+use crate::recording::{recover, RecordingFile};
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,26 +319,46 @@ impl Handler<FinalizeRecording> for Store {
     }
 }
 
-/// Repair a recording left by a crash or a failed session (see [`recover`]).
+/// Settle a session that will not continue (it failed, or a crash left it
+/// open): repair and finalize its recording from its own frames, then save
+/// the record with the repaired totals. A repair that fails marks the record
+/// `failed` with `recovery_failed`.
 #[derive(Message)]
-#[rtype(result = "Result<Recovered, StoreError>")]
-pub struct Recover {
-    /// The file.
-    pub path: std::path::PathBuf,
-    /// The open recording, if a session still holds it: its lock keeps a
-    /// write in flight from racing the repair.
+#[rtype(result = "Result<SessionRecord, StoreError>")]
+pub struct Settle {
+    /// The record to save (its `samples` are replaced by the repaired total).
+    pub record: SessionRecord,
+    /// The recording file, if the session was recorded.
+    pub path: Option<std::path::PathBuf>,
+    /// The open recording, if a session still holds it: it is sealed first,
+    /// so an append queued behind this cannot land after the repair.
     pub file: Option<SharedRecording>,
 }
 
-/// Repairs and finalizes the file.
-impl Handler<Recover> for Store {
-    type Result = Result<Recovered, StoreError>;
+/// Repairs, finalizes and saves.
+impl Handler<Settle> for Store {
+    type Result = Result<SessionRecord, StoreError>;
 
-    fn handle(&mut self, msg: Recover, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        let _guard = msg.file.as_ref().map(|f| f.lock());
-        recover(&msg.path, true).map_err(|e| match e {
-            RecoverError::Io(e) => StoreError::File(e.to_string()),
-            other => StoreError::File(other.to_string()),
-        })
+    fn handle(&mut self, msg: Settle, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        let mut record = msg.record;
+        if let Some(path) = msg.path {
+            let mut guard = msg.file.as_ref().map(|f| f.lock());
+            if let Some(file) = guard.as_mut() {
+                file.seal();
+            }
+            match recover(&path, true) {
+                Ok(recovered) => record.samples = recovered.info.total_samples,
+                Err(e) => {
+                    log::error!(
+                        "Session {}: repairing its recording failed: {e}.",
+                        record.id
+                    );
+                    record.status = SessionStatus::Failed;
+                    record.error = Some("recovery_failed".into());
+                }
+            }
+        }
+        self.catalog.save(&record)?;
+        Ok(record)
     }
 }

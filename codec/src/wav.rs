@@ -265,6 +265,20 @@ impl WavParser {
         self.state == State::Done
     }
 
+    /// Gives back `n` audio bytes that were handed out but will be sent again
+    /// (their producer went away before they were used), so a declared data
+    /// length still counts them. No effect outside the data chunk.
+    pub fn unread(&mut self, n: u64) {
+        if let State::Data {
+            remaining: Some(remaining),
+        } = self.state
+        {
+            self.state = State::Data {
+                remaining: Some(remaining + n),
+            };
+        }
+    }
+
     /// Checks that input may end here: the header must be complete.
     pub fn finish(&self) -> Result<(), WavError> {
         if self.in_data_or_after() {

@@ -320,3 +320,32 @@ fn every_accepted_rate_fits_a_frame_header() {
         assert!(!frame_header_can_state(rate), "{rate}");
     }
 }
+
+#[test]
+fn unread_bytes_count_again_against_the_declared_length() {
+    let data = pcm_bytes(&test_signal(100, 1, 16, 5), 16);
+    let bytes = wav_bytes(&WavSpec::pcm(1, 8_000, 16), &data);
+    let mut parser = WavParser::new(DEFAULT_MAX_HEADER_BYTES);
+    let mut rest = &bytes[..44 + 60];
+    let mut audio = Vec::new();
+    while let Some(event) = parser.next(&mut rest).unwrap() {
+        if let WavEvent::Audio(a) = event {
+            audio.extend_from_slice(a);
+        }
+    }
+    assert_eq!(audio.len(), 60);
+    // The last 20 bytes were never used; they come again.
+    parser.unread(20);
+    let mut rest = &data[40..];
+    let mut more = Vec::new();
+    let mut ended = false;
+    while let Some(event) = parser.next(&mut rest).unwrap() {
+        match event {
+            WavEvent::Audio(a) => more.extend_from_slice(a),
+            WavEvent::DataEnd => ended = true,
+            WavEvent::Format(_) => unreachable!(),
+        }
+    }
+    assert_eq!(more, &data[40..]);
+    assert!(ended);
+}

@@ -123,13 +123,17 @@ impl Session {
     /// never acknowledged, and its successor resends from `samples_received`.
     pub(super) fn drop_producer_input(&mut self) {
         self.input.clear();
+        let unstaged = self.audio.len() as u64;
         self.audio.clear();
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(Err(SessionClosed));
         }
         match self.stream.as_mut() {
             Some(stream) => {
-                stream.decoder.discard_partial();
+                // The parser already counted these bytes against a declared
+                // data length; they will be sent again.
+                let partial = stream.decoder.discard_partial() as u64;
+                self.parser.unread(unstaged + partial);
             }
             // A WAV header cut off mid-way is sent again from the start.
             None => self.parser = WavParser::new(self.settings.max_header_bytes),

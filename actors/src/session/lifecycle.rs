@@ -11,7 +11,7 @@ use flacstream_codec::flac::StreamInfo;
 use tokio::sync::oneshot;
 
 use super::{DoneSummary, EndReason, Outbound, Session, SessionClosed, SessionKind};
-use crate::store::{now_ms, FinalizeRecording, Recover, Save, SessionRecord, SessionStatus};
+use crate::store::{now_ms, FinalizeRecording, Save, SessionRecord, SessionStatus, Settle};
 use crate::StreamError;
 
 /// Finalize the session (HTTP `close`); answers once it has ended.
@@ -62,6 +62,14 @@ impl Handler<IdleTimeout> for Session {
             (SessionKind::Recording(_), None) => {}
         }
     }
+}
+
+/// The last store call of a session.
+enum Settlement {
+    /// Save the final record.
+    Save(Save),
+    /// Repair the recording, then save the record with its totals.
+    Settle(Settle),
 }
 
 /// Sent by the registry when a drain's grace period is over: flush what was
@@ -186,7 +194,9 @@ impl Session {
         }
     }
 
-    /// Ends normally: every connection gets `done`, the catalog is updated.
+    /// Ends normally: the final record is saved, then every connection
+    /// gets `done` (so a client that reads the catalog after `done` finds it
+    /// closed, and a drain that waits for sessions waits for their saves).
     pub(super) fn end(&mut self, summary: DoneSummary, ctx: &mut Context<Self>) {
         log::info!(
             "Session {} done ({}): {} samples in {} frames.",
@@ -195,17 +205,11 @@ impl Session {
             summary.samples,
             summary.frames
         );
-        if let (Some(policy), Some(record)) =
-            (self.policy(), self.record(SessionStatus::Closed, None))
-        {
-            policy.store.do_send(Save { record });
-        }
         self.finished = true;
-        self.fanout.finish_all(&Outbound::Done(summary));
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(Ok(self.ack()));
-        }
-        ctx.stop();
+        let save = self
+            .record(SessionStatus::Closed, None)
+            .map(|record| Save { record });
+        self.settle_then_close(save.map(Settlement::Save), Outbound::Done(summary), ctx);
     }
 
     /// Ends a recorded session that never got audio.
@@ -215,43 +219,74 @@ impl Session {
             self.id,
             reason.as_str()
         );
-        if let (Some(policy), Some(record)) =
-            (self.policy(), self.record(SessionStatus::Closed, None))
-        {
-            policy.store.do_send(Save { record });
-        }
         self.finished = true;
-        self.fanout
-            .finish_all(&Outbound::Failed(StreamError::BadMessage(
-                "the session ended before any audio arrived".into(),
-            )));
-        ctx.stop();
+        let save = self
+            .record(SessionStatus::Closed, None)
+            .map(|record| Save { record });
+        let event = Outbound::Failed(StreamError::BadMessage(
+            "the session ended before any audio arrived".into(),
+        ));
+        self.settle_then_close(save.map(Settlement::Save), event, ctx);
     }
 
+    /// Fails the session. A recording keeps what reached the disk: the file
+    /// is repaired and finalized from its own frames and the record saved
+    /// with those totals, before the connections are told.
     pub(super) fn fail(&mut self, error: StreamError, ctx: &mut Context<Self>) {
         if self.finished {
             return;
         }
         log::info!("Session {} failed: {} ({error}).", self.id, error.code());
         self.finished = true;
-        if let Some(policy) = self.policy() {
-            // Keep what reached the disk: repair and finalize the file from
-            // its own frames, then record the failure.
-            if let Some(record) = self.record(SessionStatus::Failed, Some(&error)) {
-                if let Some(recorder) = &self.recorder {
-                    policy.store.do_send(Recover {
-                        path: recorder.path.clone(),
-                        file: recorder.file().cloned(),
-                    });
-                }
-                policy.store.do_send(Save { record });
+        let settle = self
+            .record(SessionStatus::Failed, Some(&error))
+            .map(|record| Settle {
+                record,
+                path: self.recorder.as_ref().map(|r| r.path.clone()),
+                file: self.recorder.as_ref().and_then(|r| r.file().cloned()),
+            });
+        self.settle_then_close(settle.map(Settlement::Settle), Outbound::Failed(error), ctx);
+    }
+
+    /// Runs the final store call (if any), then sends `event` to every
+    /// connection, answers a pending ingest and stops.
+    fn settle_then_close(
+        &mut self,
+        settlement: Option<Settlement>,
+        event: Outbound,
+        ctx: &mut Context<Self>,
+    ) {
+        let close = move |act: &mut Self, ctx: &mut Context<Self>| {
+            let answer = match event {
+                Outbound::Done(_) => Ok(act.ack()),
+                _ => Err(SessionClosed),
+            };
+            act.fanout.finish_all(&event);
+            if let Some(reply) = act.reply.take() {
+                let _ = reply.send(answer);
             }
-        }
-        self.fanout.finish_all(&Outbound::Failed(error));
-        if let Some(reply) = self.reply.take() {
-            let _ = reply.send(Err(SessionClosed));
-        }
-        ctx.stop();
+            ctx.stop();
+        };
+        let (Some(settlement), Some(store)) = (settlement, self.policy().map(|p| p.store.clone()))
+        else {
+            return close(self, ctx);
+        };
+        let id = self.id;
+        let stored = async move {
+            match settlement {
+                Settlement::Save(save) => store.send(save).await.map(|r| r.map(|_| ())),
+                Settlement::Settle(settle) => store.send(settle).await.map(|r| r.map(|_| ())),
+            }
+        };
+        let done = wrap_future::<_, Self>(stored).map(move |result, act, ctx| {
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::error!("Session {id}: saving its final state failed: {e}."),
+                Err(e) => log::error!("Session {id}: the store did not answer: {e}."),
+            }
+            close(act, ctx)
+        });
+        ctx.spawn(done);
     }
 
     /// Starts (or restarts) ending the session for `reason`.
