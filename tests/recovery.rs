@@ -57,7 +57,7 @@ async fn kill_9_leaves_a_valid_flac_and_a_restart_finalizes_it() {
     let mut server = spawn(&data, port).await;
 
     let samples = test_signal(160_000, 1, 16, 9);
-    let pcm = pcm_bytes(&samples, 16);
+    let pcm = std::sync::Arc::new(pcm_bytes(&samples, 16));
     let url = format!("ws://{addr}/api/ws/audio?sample_rate=16000&channels=1&format=s16le");
     let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (mut tx, mut rx) = ws.split();
@@ -68,47 +68,57 @@ async fn kill_9_leaves_a_valid_flac_and_a_restart_finalizes_it() {
         .as_str()
         .unwrap()
         .to_string();
-    // Send 5 s of audio in 100 ms messages, then wait until 3 s are durable.
+    // Keep sending 100 ms messages; once 3 s are durable, kill the server
+    // while it is still receiving and writing.
     let mut durable = 0;
-    for piece in pcm[..2 * 80_000].chunks(3200) {
+    let mut sent = 0;
+    for piece in pcm.chunks(3200) {
         tx.send(Message::binary(piece.to_vec())).await.unwrap();
+        sent += piece.len();
         let Some(Ok(Message::Text(ack))) = rx.next().await else {
             panic!()
         };
         durable = serde_json::from_str::<Value>(&ack).unwrap()["samples_durable"]
             .as_u64()
             .unwrap();
-    }
-    for _ in 0..50 {
         if durable >= 48_000 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        tx.send(Message::binary(Vec::new())).await.unwrap();
-        let Some(Ok(Message::Text(ack))) = rx.next().await else {
-            panic!()
-        };
-        durable = serde_json::from_str::<Value>(&ack).unwrap()["samples_durable"]
-            .as_u64()
-            .unwrap();
     }
     assert!(durable >= 48_000, "only {durable} samples became durable");
-
+    let rest = std::sync::Arc::clone(&pcm);
+    let sender = actix_rt::spawn(async move {
+        for piece in rest[sent..].chunks(3200) {
+            if tx.send(Message::binary(piece.to_vec())).await.is_err() {
+                break;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
     server.0.kill().unwrap(); // SIGKILL: no drain, no finalize
     server.0.wait().unwrap();
-    drop((tx, rx));
+    let _ = sender.await;
+    drop(rx);
 
-    // What is on disk right now already decodes, and holds what was acknowledged.
+    // What is on disk right now decodes up to its last whole frame, and holds
+    // at least everything acknowledged as durable.
     let file = data.join(format!("recordings/{id}.flac"));
     let bytes = std::fs::read(&file).unwrap();
     let mut reader = claxon::FlacReader::new(bytes.as_slice()).unwrap();
-    let on_disk: Vec<i32> = reader.samples().map(|s| s.unwrap()).collect();
+    let mut on_disk = Vec::new();
+    for sample in reader.samples() {
+        match sample {
+            Ok(s) => on_disk.push(s),
+            Err(_) => break, // a frame torn by the kill
+        }
+    }
     assert!(
         on_disk.len() as u64 >= durable,
         "{} < {durable}",
         on_disk.len()
     );
-    assert_eq!(on_disk, samples[..on_disk.len()]);
+    let whole = on_disk.len().min(samples.len());
+    assert_eq!(on_disk[..whole], samples[..whole]);
 
     // A restart repairs and finalizes the session from its own frames.
     let _server = spawn(&data, port).await;
