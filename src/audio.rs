@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::transport::{next_connection_id, Dialect, Link};
+use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link};
 
 /// Longest `user_id` accepted, in bytes.
 const MAX_USER_ID_BYTES: usize = 128;
@@ -216,6 +216,8 @@ pub async fn open(
         .send(Admit)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    // Admission counted this connection.
+    let guard = LeaveGuard::new(state.registry.clone(), id);
     let settings = SessionSettings {
         level: params.level.and_then(EncoderLevel::new).unwrap_or_default(),
         block_size: params.block_size,
@@ -246,6 +248,7 @@ pub async fn open(
     attach(
         &state,
         id,
+        guard,
         session,
         Role::Producer,
         flac,
@@ -300,15 +303,9 @@ pub async fn join(
             });
         }
     };
-    let (response, ws, messages) = match actix_ws::handle(&req, body) {
-        Ok(upgrade) => upgrade,
-        Err(_) => {
-            state
-                .registry
-                .do_send(flacstream_actors::registry::Leave { id });
-            return Err(ApiError::NotWebSocket);
-        }
-    };
+    let guard = LeaveGuard::new(state.registry.clone(), id);
+    let (response, ws, messages) =
+        actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
     let settings = SessionSettings {
         level: EncoderLevel::default(),
         block_size: None,
@@ -320,7 +317,7 @@ pub async fn join(
         acks: params.acks.unwrap_or(true),
     };
     attach(
-        &state, id, session, role, flac, dialect, &settings, ws, messages,
+        &state, id, guard, session, role, flac, dialect, &settings, ws, messages,
     )
     .await?;
     Ok(response)
@@ -331,6 +328,7 @@ pub async fn join(
 async fn attach(
     state: &AppState,
     id: SessionId,
+    guard: LeaveGuard,
     session: actix::Addr<Session>,
     role: Role,
     flac: bool,
@@ -349,14 +347,8 @@ async fn attach(
             tx,
         })
         .await;
-    let welcome = match welcome {
-        Ok(Ok(welcome)) => welcome,
-        _ => {
-            state
-                .registry
-                .do_send(flacstream_actors::registry::Leave { id });
-            return Err(ApiError::SessionClosed);
-        }
+    let Ok(Ok(welcome)) = welcome else {
+        return Err(ApiError::SessionClosed);
     };
     let hello = serde_json::to_string(&SessionMessage::new(id, role, &welcome)).unwrap_or_default();
     // The channel behind `ws` is empty at this point, so this cannot wait.
@@ -372,5 +364,6 @@ async fn attach(
         stall: state.settings.outbound_stall,
     }
     .spawn(ws, messages, rx);
+    guard.disarm();
     Ok(())
 }

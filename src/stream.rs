@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::transport::{next_connection_id, Dialect, Link};
+use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link};
 /// Query parameters of `/stream`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +65,8 @@ pub async fn stream(
         .send(Admit)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    // Admission counted this connection.
+    let guard = LeaveGuard::new(state.registry.clone(), id);
 
     let settings = SessionSettings {
         level: params.level.and_then(EncoderLevel::new).unwrap_or_default(),
@@ -104,6 +106,7 @@ pub async fn stream(
         stall: state.settings.outbound_stall,
     }
     .spawn(ws, messages, rx);
+    guard.disarm();
     Ok(response)
 }
 

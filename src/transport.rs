@@ -37,6 +37,37 @@ pub fn next_connection_id() -> ConnectionId {
     NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
 }
 
+/// Counts a connection out of its session at the registry when dropped,
+/// unless [`LeaveGuard::disarm`]ed: covers a request dropped between
+/// joining a session and starting its loops (which then own the leave).
+pub struct LeaveGuard {
+    registry: Option<Addr<Registry>>,
+    id: SessionId,
+}
+
+impl LeaveGuard {
+    /// Guards a connection counted against session `id`.
+    pub fn new(registry: Addr<Registry>, id: SessionId) -> Self {
+        Self {
+            registry: Some(registry),
+            id,
+        }
+    }
+
+    /// The connection's loops are running and will leave themselves.
+    pub fn disarm(mut self) {
+        self.registry = None;
+    }
+}
+
+impl Drop for LeaveGuard {
+    fn drop(&mut self) {
+        if let Some(registry) = self.registry.take() {
+            registry.do_send(Leave { id: self.id });
+        }
+    }
+}
+
 /// Which endpoint's rules the read loop follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

@@ -493,7 +493,7 @@ async fn a_producer_taking_over_mid_message_continues_a_wav_without_loss() {
     // itself once every declared byte has arrived.
     let samples = test_signal(882_000, 2, 16, 13);
     let wav = wav_bytes(&WavSpec::pcm(2, 44_100, 16), &pcm_bytes(&samples, 16));
-    let url = format!("ws://{}/api/ws/audio?format=wav&acks=false", service.addr);
+    let url = format!("ws://{}/api/ws/audio?format=wav", service.addr);
     let (first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
     let (mut tx, mut rx) = first.split();
     let Some(Ok(Message::Text(hello))) = rx.next().await else {
@@ -507,6 +507,11 @@ async fn a_producer_taking_over_mid_message_continues_a_wav_without_loss() {
     for piece in wav[..wav.len() / 2].chunks(512 * 1024) {
         tx.send(Message::binary(piece.to_vec())).await.unwrap();
     }
+    // Once the first message is acknowledged the next ones are being staged.
+    let Some(Ok(Message::Text(ack))) = rx.next().await else {
+        panic!()
+    };
+    assert!(ack.contains("\"ack\""), "{ack}");
 
     // A second producer takes over while the first is still being staged.
     let join = format!("ws://{}/api/ws/audio/{id}?acks=false", service.addr);

@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::{
     Actor, Addr, AsyncContext, Context, Handler, Message, MessageResponse, ResponseFuture,
@@ -23,6 +23,11 @@ use crate::session::{IdleTimeout, Session, Shutdown};
 /// How often idle sessions are looked for, in milliseconds. The idle timeout
 /// is therefore enforced to within this much.
 pub const IDLE_SWEEP_INTERVAL_MS: u64 = 500;
+
+/// A reserved slot whose session has not started after this long is freed,
+/// in seconds: the request that reserved it was dropped mid-way (the client
+/// gave up during the upgrade).
+pub const ADMISSION_TIMEOUT_SECONDS: u64 = 10;
 
 /// Identifies a session.
 pub type SessionId = Uuid;
@@ -41,6 +46,8 @@ struct Entry {
     session: Option<(Addr<Session>, Arc<Activity>)>,
     /// Connections attached (or being attached) to the session.
     connections: usize,
+    /// When the slot was reserved.
+    admitted: Instant,
 }
 
 /// The registry actor; see the module docs.
@@ -66,6 +73,10 @@ impl Registry {
     }
 
     fn sweep_idle(&mut self) {
+        let abandoned = Duration::from_secs(ADMISSION_TIMEOUT_SECONDS);
+        self.sessions
+            .retain(|_, e| e.session.is_some() || e.admitted.elapsed() < abandoned);
+        self.notify_if_drained();
         let limit = self.settings.idle_timeout;
         for (session, activity) in self.sessions.values().filter_map(|e| e.session.as_ref()) {
             if activity.idle_for() >= limit {
@@ -134,6 +145,7 @@ impl Handler<Admit> for Registry {
             Entry {
                 session: None,
                 connections: 1,
+                admitted: Instant::now(),
             },
         );
         Ok(id)
