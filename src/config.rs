@@ -46,6 +46,10 @@ pub const DEFAULT_SESSION_RESUME_SECONDS: u64 = 60;
 /// Default longest recorded session, in seconds (4 hours); then it is finalized.
 pub const DEFAULT_MAX_SESSION_SECONDS: u64 = 4 * 60 * 60;
 
+/// Default largest upload to `/convert` and `/upload`, in bytes (2 GiB). The
+/// upload is spooled to disk, never held in memory.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
 /// Command-line flags and environment variables.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -110,6 +114,10 @@ pub struct Config {
     #[arg(long, env = "MAX_SESSION_SECONDS", default_value_t = DEFAULT_MAX_SESSION_SECONDS)]
     pub max_session_seconds: u64,
 
+    /// Largest upload to /convert and /upload, in bytes.
+    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FLACSTREAM_HTTP_WORKERS")]
     pub http_workers: Option<NonZeroUsize>,
@@ -163,6 +171,8 @@ pub struct Settings {
     pub session_resume: Duration,
     /// Longest recorded session.
     pub max_session: Duration,
+    /// Upload bound in bytes.
+    pub max_upload_bytes: u64,
 }
 
 fn cores() -> usize {
@@ -224,6 +234,7 @@ impl Config {
             max_connections_per_session: self.max_connections_per_session,
             session_resume: Duration::from_secs(self.session_resume_seconds),
             max_session: Duration::from_secs(self.max_session_seconds),
+            max_upload_bytes: self.max_upload_bytes,
         })
     }
 }

@@ -64,6 +64,18 @@ pub enum ApiError {
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StoreError),
+    /// An upload is over the configured size.
+    #[error("the upload is larger than the limit of {0} bytes")]
+    UploadTooLarge(u64),
+    /// The request's media type is not one the endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// A multipart upload has no `file` field.
+    #[error("the multipart form has no field named file")]
+    MissingFile,
+    /// The request body could not be read.
+    #[error("reading the upload failed: {0}")]
+    Upload(String),
     /// An internal actor did not answer.
     #[error("the service is not able to take this request: {0}")]
     Unavailable(String),
@@ -106,6 +118,10 @@ impl ApiError {
             Self::TooManyConnections(_) => "too_many_connections",
             Self::NoRecording => "no_recording",
             Self::Storage(_) => "storage",
+            Self::UploadTooLarge(_) => "upload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::MissingFile => "missing_file",
+            Self::Upload(_) => "bad_upload",
             Self::Unavailable(_) => "unavailable",
         }
     }
@@ -146,6 +162,9 @@ impl ApiError {
             | Self::TooManyConnections(_)
             | Self::NoRecording => CloseCode::Policy,
             Self::Storage(_) => CloseCode::Error,
+            Self::UploadTooLarge(_) => CloseCode::Size,
+            Self::UnsupportedMediaType(_) => CloseCode::Unsupported,
+            Self::MissingFile | Self::Upload(_) => CloseCode::Policy,
             Self::ServerBusy(_) => CloseCode::Again,
             Self::Draining(_) => CloseCode::Away,
             Self::Unavailable(_) => CloseCode::Error,
@@ -171,6 +190,9 @@ impl ResponseError for ApiError {
             Self::SessionClosed | Self::SessionLive => StatusCode::CONFLICT,
             Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::MissingFile | Self::Upload(_) => StatusCode::BAD_REQUEST,
             Self::ServerBusy(_) | Self::Draining(_) | Self::Unavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }

@@ -8,6 +8,8 @@
 //!   and drains on shutdown.
 //! - [`stream`]: `GET /stream`, one WAV stream to FLAC.
 //! - [`audio`]: `/api/ws/audio`, recorded sessions: open, resume, listen.
+//! - [`convert`]: `POST /convert` (WAV in, FLAC streamed back) and
+//!   `POST /upload` (WAV in, stored as a recorded session).
 //! - [`sessions`]: the sessions HTTP API (get, list, close, audio, delete).
 //! - [`transport`]: the actix-ws plumbing both WebSocket endpoints share: a
 //!   read loop that awaits the session actor (backpressure) and a write loop
@@ -25,6 +27,7 @@
 
 pub mod audio;
 pub mod config;
+pub mod convert;
 pub mod error;
 pub mod health;
 pub mod protocol;

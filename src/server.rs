@@ -16,7 +16,7 @@ use flacstream_actors::{EncoderPool, Registry};
 
 use crate::config::Settings;
 use crate::storage::SqliteCatalog;
-use crate::{audio, health, sessions, stream};
+use crate::{audio, convert, health, sessions, stream};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
 /// waits for sessions to flush before stopping regardless, in seconds.
@@ -94,6 +94,8 @@ impl Service {
                 .route("/stream", web::get().to(stream::stream))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
+                .route("/convert", web::post().to(convert::convert))
+                .route("/upload", web::post().to(convert::upload))
                 .route("/api/ws/audio", web::get().to(audio::open))
                 .route("/api/ws/audio/{id}", web::get().to(audio::join))
                 .route("/api/audio/sessions", web::get().to(sessions::list))

@@ -1,0 +1,155 @@
+//! `POST /convert` and `POST /upload` against a real server.
+
+mod common;
+
+use common::{assert_exact, http, http_send, multipart, start};
+use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
+
+#[actix_rt::test]
+async fn a_raw_wav_body_comes_back_as_an_exact_flac_with_final_totals() {
+    let service = start(&[]);
+    for (spec, frames) in [
+        (WavSpec::pcm(2, 44_100, 16), 100_000),
+        (WavSpec::pcm(1, 8_000, 8), 9_999),
+        (
+            WavSpec {
+                data_size: DataSize::StreamingMax,
+                ..WavSpec::pcm(6, 48_000, 24)
+            },
+            20_000,
+        ),
+    ] {
+        let samples = test_signal(frames, spec.channels, spec.bits, frames as u64);
+        let wav = wav_bytes(&spec, &pcm_bytes(&samples, spec.bits));
+        let answer = http_send(service.addr, "POST", "/convert?level=3", "audio/wav", &wav).await;
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(answer.header("content-type"), Some("audio/flac"));
+        assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
+        assert!(answer
+            .header("content-disposition")
+            .unwrap()
+            .contains("audio.flac"));
+        // STREAMINFO is final as sent, even for a streaming-size WAV header.
+        let block = flacstream_codec::flac::default_block_size(spec.sample_rate);
+        assert_exact(
+            &answer.body,
+            &samples,
+            usize::from(spec.channels),
+            spec.bits,
+            block,
+        );
+    }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn a_multipart_upload_is_converted_and_named_after_the_file() {
+    let service = start(&[]);
+    let samples = test_signal(30_000, 2, 24, 3);
+    let wav = wav_bytes(&WavSpec::pcm(2, 96_000, 24), &pcm_bytes(&samples, 24));
+    let (content_type, body) = multipart("file", "My Song (live).wav", &wav);
+    let answer = http_send(service.addr, "POST", "/convert", &content_type, &body).await;
+    assert_eq!(
+        answer.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let disposition = answer.header("content-disposition").unwrap();
+    assert!(disposition.contains("MySonglive.flac"), "{disposition}");
+    assert_exact(&answer.body, &samples, 2, 24, 8192);
+
+    let (content_type, body) = multipart("attachment", "x.wav", &wav);
+    let answer = http_send(service.addr, "POST", "/convert", &content_type, &body).await;
+    assert_eq!(
+        (answer.status, answer.json()["code"].as_str()),
+        (400, Some("missing_file"))
+    );
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn bad_uploads_get_the_websocket_error_codes_as_http_statuses() {
+    let service = start(&["--max-upload-bytes", "100000"]);
+    let stereo = WavSpec::pcm(2, 44_100, 16);
+    let mut float_fmt = flacstream_codec::fixture::fmt_body(&stereo);
+    float_fmt[0] = 3;
+    let float = flacstream_codec::fixture::wav_with_fmt(&stereo, &float_fmt, &[0; 64]);
+    let big = wav_bytes(&stereo, &vec![0; 200_000]);
+    let cases: Vec<(&str, &str, Vec<u8>, u16, &str)> = vec![
+        (
+            "garbage",
+            "audio/wav",
+            b"definitely not a wav".to_vec(),
+            400,
+            "not_wav",
+        ),
+        ("float", "audio/wav", float, 415, "unsupported_format"),
+        (
+            "truncated",
+            "audio/wav",
+            wav_bytes(&stereo, &[])[..30].to_vec(),
+            400,
+            "truncated_header",
+        ),
+        ("too big", "audio/wav", big, 413, "upload_too_large"),
+        (
+            "wrong type",
+            "text/plain",
+            b"RIFF".to_vec(),
+            415,
+            "unsupported_media_type",
+        ),
+    ];
+    for (name, content_type, body, status, code) in cases {
+        let answer = http_send(service.addr, "POST", "/convert", content_type, &body).await;
+        assert_eq!(answer.status, status, "{name}");
+        let json = answer.json();
+        assert_eq!(json["code"], code, "{name}: {json}");
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let answer = http_send(service.addr, "POST", "/convert?level=12", "audio/wav", b"").await;
+    assert_eq!(
+        (answer.status, answer.json()["code"].as_str()),
+        (400, Some("bad_parameter"))
+    );
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn an_upload_is_stored_as_a_recorded_session() {
+    let service = start(&[]);
+    let samples = test_signal(50_000, 1, 16, 4);
+    let wav = wav_bytes(&WavSpec::pcm(1, 16_000, 16), &pcm_bytes(&samples, 16));
+    let answer = http_send(
+        service.addr,
+        "POST",
+        "/upload?user_id=uploader",
+        "audio/wav",
+        &wav,
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let json = answer.json();
+    assert_eq!(json["samples"], 50_000);
+    let audio = json["links"]["audio"].as_str().unwrap();
+    assert_eq!(answer.header("location"), json["links"]["session"].as_str());
+    let (status, flac) = http(service.addr, "GET", audio).await;
+    assert_eq!(status, 200);
+    assert_exact(&flac, &samples, 1, 16, 1024);
+    let (_, page) =
+        common::http_json(service.addr, "GET", "/api/audio/sessions?user_id=uploader").await;
+    assert_eq!(page["sessions"][0]["session_id"], json["session_id"]);
+    assert_eq!(page["sessions"][0]["status"], "closed");
+    service.drain().await;
+}
