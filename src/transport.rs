@@ -30,6 +30,10 @@ use crate::protocol::{AckMessage, ClientMessage, DoneMessage};
 /// nothing must not hold the connection open.
 const FINAL_MESSAGE_TIMEOUT_SECONDS: u64 = 2;
 
+/// Longest the closing handshake waits for the client's close frame, in
+/// seconds, reading and discarding its input meanwhile.
+const LINGER_SECONDS: u64 = 2;
+
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// A process-wide unique connection id.
@@ -108,7 +112,7 @@ impl Link {
         messages: MessageStream,
         events: mpsc::Receiver<Outbound>,
     ) {
-        let messages = messages
+        let mut messages = messages
             .max_frame_size(self.max_message_bytes)
             .aggregate_continuations()
             .max_continuation_size(self.max_message_bytes);
@@ -121,20 +125,37 @@ impl Link {
             finished_tx,
         ));
         actix_web::rt::spawn(async move {
-            read_loop(&self, ws, messages, finished_rx).await;
+            read_loop(&self, ws, &mut messages, finished_rx).await;
             self.session.do_send(Disconnect { conn: self.conn });
             self.registry.do_send(Leave {
                 id: self.session_id,
             });
+            linger(&mut messages).await;
         });
     }
+}
+
+/// The closing handshake: keeps reading, and discarding, what the client
+/// still sends until its close frame (or its disconnect) or
+/// [`LINGER_SECONDS`]. Closing a socket with unread input makes the kernel
+/// send a reset, and a reset makes the client's kernel throw away what it
+/// had received but not yet read: the final `done` or `error` message.
+async fn linger(messages: &mut AggregatedMessageStream) {
+    let drain = async {
+        while let Some(Ok(message)) = messages.recv().await {
+            if let AggregatedMessage::Close(_) = message {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(LINGER_SECONDS), drain).await;
 }
 
 /// Feeds client messages to the session, one at a time.
 async fn read_loop(
     link: &Link,
     mut ws: actix_ws::Session,
-    mut messages: AggregatedMessageStream,
+    messages: &mut AggregatedMessageStream,
     mut finished: oneshot::Receiver<()>,
 ) {
     let abort = |error: StreamError| {
