@@ -19,6 +19,8 @@
 //! - [`error`]: [`error::ApiError`] and the one mapping of error codes to
 //!   HTTP statuses and close codes.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`page`]: the browser page (`/`, `/app.js`, `/recorder-worklet.js`,
+//!   `/style.css`), embedded from `web/`.
 //! - [`shutdown`]: SIGTERM/SIGINT → drain.
 //!
 //! The concurrency core (session, encoder pool, registry, staging) is the
@@ -30,6 +32,7 @@ pub mod config;
 pub mod convert;
 pub mod error;
 pub mod health;
+pub mod page;
 pub mod protocol;
 pub mod server;
 pub mod sessions;

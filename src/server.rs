@@ -16,7 +16,7 @@ use flacstream_actors::{EncoderPool, Registry};
 
 use crate::config::Settings;
 use crate::storage::SqliteCatalog;
-use crate::{audio, convert, health, sessions, stream};
+use crate::{audio, convert, health, page, sessions, stream};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
 /// waits for sessions to flush before stopping regardless, in seconds.
@@ -95,6 +95,13 @@ impl Service {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .route("/", web::get().to(page::index))
+                .route("/app.js", web::get().to(page::app_js))
+                .route(
+                    "/recorder-worklet.js",
+                    web::get().to(page::recorder_worklet_js),
+                )
+                .route("/style.css", web::get().to(page::style_css))
                 .route("/stream", web::get().to(stream::stream))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
