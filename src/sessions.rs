@@ -210,8 +210,7 @@ pub async fn audio(
 
 /// `audio/flac` (not among `mime`'s constants).
 fn flac_mime() -> actix_web::mime::Mime {
-    // unwrap: a constant, well-formed media type.
-    "audio/flac".parse().unwrap()
+    "audio/flac".parse().unwrap() // unwrap: a constant, well-formed media type
 }
 
 /// Query of the list.

@@ -353,12 +353,10 @@ fn encoder_error(e: impl std::fmt::Display) -> FlacError {
 
 /// Checks a flacenc config once; used by [`EncoderLevel::config`].
 fn verify(config: flacenc::config::Encoder) -> Verified<flacenc::config::Encoder> {
-    // unwrap: the level table holds constant, in-range settings; the
+    // The level table holds constant, in-range settings; the
     // `every_level_config_verifies` test proves each one.
-    config
-        .into_verified()
-        .map_err(|(_, e)| e.to_string())
-        .unwrap()
+    let verified = config.into_verified().map_err(|(_, e)| e.to_string());
+    verified.unwrap() // unwrap: constant settings, proven by a test
 }
 
 #[cfg(test)]
