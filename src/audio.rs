@@ -26,7 +26,7 @@ use crate::server::AppState;
 use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link};
 
 /// Longest `user_id` accepted, in bytes.
-const MAX_USER_ID_BYTES: usize = 128;
+pub const MAX_USER_ID_BYTES: usize = 128;
 
 /// Query parameters of a new session.
 #[derive(Debug, Deserialize)]

@@ -17,12 +17,13 @@ use actix_multipart::Multipart;
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
+use flacstream_actors::activity::Activity;
 use flacstream_actors::registry::{Admit, Leave, Registry, SessionId};
 use flacstream_actors::session::{
-    outbound_channel, Connect, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason, Ingest,
-    InputFormat, RecordingPolicy, Role, SessionKind,
+    outbound_channel, Abort, Connect, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason,
+    Ingest, InputFormat, RecordingPolicy, Role, SessionKind, Shutdown,
 };
-use flacstream_actors::{Outbound, Session, SessionSettings};
+use flacstream_actors::{Outbound, Session, SessionSettings, StreamError};
 use flacstream_codec::flac::{default_block_size, EncoderLevel, StreamFormat, StreamInfo};
 use flacstream_codec::pcm::{PcmDecoder, PcmLayout};
 use flacstream_codec::wav::{WavEvent, WavParser};
@@ -42,6 +43,9 @@ const FEED_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Samples decoded per step while checking an upload (bounds the scratch buffer).
 const CHECK_STEP_SAMPLES: usize = 16 * 1024;
+
+/// Where uploads are spooled, under the data directory; emptied at start.
+pub const SPOOL_DIR: &str = "tmp";
 
 /// Media types `/convert` and `/upload` take as a raw WAV body.
 const WAV_MEDIA_TYPES: [&str; 5] = [
@@ -133,8 +137,25 @@ fn wav_error(e: flacstream_codec::wav::WavError) -> ApiError {
     ApiError::Stream(e.into())
 }
 
+/// A spool file operation failed: the server's disk, not the client's upload.
 fn io_error(e: std::io::Error) -> ApiError {
-    ApiError::Upload(e.to_string())
+    ApiError::Storage(flacstream_actors::store::StoreError::File(e.to_string()))
+}
+
+/// Waits for the next piece of the upload, at most `timeout`: a client that
+/// stops sending mid-upload is not waited for forever.
+async fn next_chunk<T, E: std::fmt::Display>(
+    stream: &mut (impl Stream<Item = Result<T, E>> + Unpin),
+    timeout: std::time::Duration,
+) -> Result<Option<T>, ApiError> {
+    match tokio::time::timeout(timeout, stream.next()).await {
+        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+        Ok(Some(Err(e))) => Err(ApiError::Upload(e.to_string())),
+        Ok(None) => Ok(None),
+        Err(_) => Err(ApiError::Stream(StreamError::IdleTimeout(
+            timeout.as_secs(),
+        ))),
+    }
 }
 
 /// Keeps the letters, digits, `-`, `_` and `.` of an uploaded file's stem.
@@ -172,7 +193,16 @@ async fn spool(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_ascii_lowercase();
-    let dir = state.settings.data_dir.join("tmp");
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.settings.max_upload_bytes) {
+        return Err(ApiError::UploadTooLarge(state.settings.max_upload_bytes));
+    }
+    let idle = state.settings.connection_timeout;
+    let dir = state.settings.data_dir.join(SPOOL_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(io_error)?;
     let path = dir.join(format!("{}.wav", SessionId::new_v4()));
     let file = tokio::fs::File::create(&path).await.map_err(io_error)?;
@@ -197,21 +227,21 @@ async fn spool(
     if media.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);
         let mut found = false;
-        while let Some(field) = form.next().await {
-            let mut field = field.map_err(|e| ApiError::Upload(e.to_string()))?;
-            if found || field.name() != Some("file") {
-                // Other fields are read past, not kept.
-                while let Some(chunk) = field.next().await {
-                    chunk.map_err(|e| ApiError::Upload(e.to_string()))?;
-                }
-                continue;
+        while let Some(mut field) = next_chunk(&mut form, idle).await? {
+            let is_file = !found && field.name() == Some("file");
+            if is_file {
+                found = true;
+                spool.stem =
+                    safe_stem(field.content_disposition().and_then(|cd| cd.get_filename()));
             }
-            found = true;
-            spool.stem = safe_stem(field.content_disposition().and_then(|cd| cd.get_filename()));
-            while let Some(chunk) = field.next().await {
-                writer
-                    .write(&chunk.map_err(|e| ApiError::Upload(e.to_string()))?)
-                    .await?;
+            while let Some(chunk) = next_chunk(&mut field, idle).await? {
+                if is_file {
+                    writer.write(&chunk).await?;
+                } else {
+                    // Other fields are read past, not kept, but they count
+                    // against the upload limit.
+                    writer.count(chunk.len())?;
+                }
             }
         }
         if !found {
@@ -219,10 +249,8 @@ async fn spool(
         }
     } else if WAV_MEDIA_TYPES.iter().any(|t| media.starts_with(t)) {
         let mut payload = payload;
-        while let Some(chunk) = payload.next().await {
-            writer
-                .write(&chunk.map_err(|e| ApiError::Upload(e.to_string()))?)
-                .await?;
+        while let Some(chunk) = next_chunk(&mut payload, idle).await? {
+            writer.write(&chunk).await?;
         }
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
@@ -242,11 +270,16 @@ struct SpoolWriter {
 }
 
 impl SpoolWriter {
-    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
-        self.written += chunk.len() as u64;
+    fn count(&mut self, n: usize) -> Result<(), ApiError> {
+        self.written += n as u64;
         if self.written > self.limit {
             return Err(ApiError::UploadTooLarge(self.limit));
         }
+        Ok(())
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
+        self.count(chunk.len())?;
         self.checker.feed(chunk)?;
         self.file.write_all(chunk).await.map_err(io_error)
     }
@@ -260,8 +293,15 @@ async fn feed(session: Addr<Session>, conn: ConnectionId, path: PathBuf) {
     let mut buf = vec![0u8; FEED_CHUNK_BYTES];
     loop {
         let n = match file.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
+            Ok(0) => break,
             Ok(n) => n,
+            Err(e) => {
+                session.do_send(Abort {
+                    conn,
+                    error: StreamError::Storage(format!("reading the spooled upload: {e}")),
+                });
+                return;
+            }
         };
         let bytes = Bytes::copy_from_slice(&buf[..n]);
         match session.send(Ingest { conn, bytes }).await {
@@ -315,6 +355,7 @@ async fn start_session(
         })
         .await;
     if !matches!(connected, Ok(Ok(_))) {
+        session.do_send(Shutdown);
         state.registry.do_send(Leave { id });
         return Err(ApiError::Unavailable("the session did not start".into()));
     }
@@ -328,6 +369,8 @@ struct Hangup {
     registry: Addr<Registry>,
     id: SessionId,
     conn: ConnectionId,
+    /// When the client last took a chunk of the response.
+    progress: std::sync::Arc<Activity>,
 }
 
 impl Drop for Hangup {
@@ -361,17 +404,16 @@ pub async fn convert(
     actix_web::rt::spawn(feed(session.clone(), conn, spool.path.clone()));
     let header = Bytes::from(spool.info.stream_header());
     let filename = format!("{}.flac", spool.stem);
-    let body = flac_body(
-        events,
-        header,
-        Hangup {
-            session: session.clone(),
-            registry: state.registry.clone(),
-            id,
-            conn,
-        },
-        spool,
-    );
+    let expected = spool.info;
+    let hangup = Hangup {
+        session: session.clone(),
+        registry: state.registry.clone(),
+        id,
+        conn,
+        progress: std::sync::Arc::new(Activity::new()),
+    };
+    watch_for_stall(&hangup, state.settings.outbound_stall);
+    let body = flac_body(events, header, expected, hangup, spool);
     Ok(HttpResponse::Ok()
         .content_type("audio/flac")
         .insert_header(ContentDisposition {
@@ -382,42 +424,96 @@ pub async fn convert(
 }
 
 /// The response body: the final header in place of the provisional one,
-/// then each frame as it is encoded. A stream that fails after the header
-/// ends the response early (the client sees a cut-off transfer).
+/// then each frame as it is encoded. The response only ends normally when
+/// the session completed with exactly the samples and MD5 the header
+/// promised; anything else (a failure, a drain or time limit cutting the
+/// stream short, the session vanishing) ends it with an error, so the
+/// client sees an incomplete transfer, never a short file that looks whole.
 fn flac_body(
     events: mpsc::Receiver<Outbound>,
     header: Bytes,
+    expected: StreamInfo,
     hangup: Hangup,
     spool: Spool,
 ) -> impl Stream<Item = Result<Bytes, actix_web::Error>> {
     struct State {
         events: mpsc::Receiver<Outbound>,
         header: Option<Bytes>,
+        expected: StreamInfo,
         hangup: Hangup,
         _spool: Spool,
     }
     let state = State {
         events,
         header: Some(header),
+        expected,
         hangup,
         _spool: spool,
     };
     futures_util::stream::unfold(Some(state), |state| async move {
         let mut state = state?;
-        match state.events.recv().await? {
+        let cut = |why: String| Some((Err(actix_web::error::ErrorInternalServerError(why)), None));
+        let Some(event) = state.events.recv().await else {
+            return cut("the conversion ended without finishing".into());
+        };
+        match event {
             Outbound::Flac(bytes) => {
                 state.hangup.session.do_send(Delivered);
+                state.hangup.progress.touch();
                 let chunk = state.header.take().unwrap_or(bytes);
                 Some((Ok(chunk), Some(state)))
             }
-            Outbound::Done(_) => None,
+            Outbound::Done(done)
+                if done.reason == EndReason::Complete
+                    && done.samples == state.expected.total_samples
+                    && done.md5 == state.expected.md5 =>
+            {
+                None
+            }
+            Outbound::Done(done) => {
+                log::warn!(
+                    "Conversion {} ended early ({}): {} of {} samples.",
+                    state.hangup.id,
+                    done.reason.as_str(),
+                    done.samples,
+                    state.expected.total_samples
+                );
+                cut(format!(
+                    "the conversion was cut short ({})",
+                    done.reason.as_str()
+                ))
+            }
             Outbound::Failed(e) => {
                 log::warn!("Conversion {} failed mid-way: {e}.", state.hangup.id);
-                let error = actix_web::error::ErrorInternalServerError(e.to_string());
-                Some((Err(error), None))
+                cut(e.to_string())
             }
         }
     })
+}
+
+/// Cuts off a `/convert` client that stops reading the response for the
+/// stall time: its session fails with `slow_reader`, which frees its slot
+/// and its encoder work (actix-web has no write timeout of its own).
+fn watch_for_stall(hangup: &Hangup, stall: std::time::Duration) {
+    let progress = std::sync::Arc::clone(&hangup.progress);
+    let session = hangup.session.clone();
+    let conn = hangup.conn;
+    actix_web::rt::spawn(async move {
+        let tick = std::time::Duration::from_secs(1).min(stall);
+        loop {
+            tokio::time::sleep(tick).await;
+            if !session.connected() {
+                return;
+            }
+            if progress.idle_for() >= stall {
+                session.do_send(Abort {
+                    conn,
+                    error: StreamError::SlowReader(stall.as_secs()),
+                });
+                return;
+            }
+        }
+    });
 }
 
 /// Query parameters of `/upload`.
@@ -472,6 +568,16 @@ pub async fn upload(
             .block_size
             .map_or(String::new(), |b| format!("block_size={b}"))
     ))?;
+    if params
+        .user_id
+        .as_ref()
+        .is_some_and(|u| u.is_empty() || u.len() > crate::audio::MAX_USER_ID_BYTES)
+    {
+        return Err(ApiError::BadParameter(format!(
+            "user_id must be 1 to {} bytes",
+            crate::audio::MAX_USER_ID_BYTES
+        )));
+    }
     let spool = spool(&req, payload, &state, probe.block_size).await?;
     let settings = settings(&state, probe.level, probe.block_size);
     let policy = RecordingPolicy {
@@ -490,11 +596,23 @@ pub async fn upload(
         registry: state.registry.clone(),
         id,
         conn,
+        progress: std::sync::Arc::new(Activity::new()),
     };
     actix_web::rt::spawn(feed(session, conn, spool.path.clone()));
     loop {
         match events.recv().await {
             Some(Outbound::Flac(_)) => {}
+            Some(Outbound::Done(done)) if done.reason != EndReason::Complete => {
+                return Err(match done.reason {
+                    EndReason::GoingAway => {
+                        ApiError::Draining(flacstream_actors::registry::AdmitError::Draining)
+                    }
+                    _ => ApiError::Unavailable(format!(
+                        "the upload was cut short ({})",
+                        done.reason.as_str()
+                    )),
+                });
+            }
             Some(Outbound::Done(done)) => {
                 let body = Uploaded {
                     session_id: id.to_string(),

@@ -72,6 +72,11 @@ impl Service {
     /// Binds and starts serving. Must run inside an actix system.
     pub fn start(settings: Settings) -> io::Result<Self> {
         std::fs::create_dir_all(&settings.data_dir)?;
+        // Uploads a previous run was spooling when it died are of no use now.
+        let spool_dir = settings.data_dir.join(crate::convert::SPOOL_DIR);
+        if spool_dir.exists() {
+            std::fs::remove_dir_all(&spool_dir)?;
+        }
         let pool = EncoderPool::start(settings.encoder_threads, settings.encoder_queue);
         let catalog = SqliteCatalog::factory(&settings.data_dir).map_err(io::Error::other)?;
         let store = Store::start(STORE_THREADS, catalog);
