@@ -153,3 +153,67 @@ async fn an_upload_is_stored_as_a_recorded_session() {
     assert_eq!(page["sessions"][0]["status"], "closed");
     service.drain().await;
 }
+
+#[actix_rt::test]
+async fn every_multipart_byte_counts_against_the_upload_limit() {
+    let service = start(&["--max-upload-bytes", "50000"]);
+    let wav = wav_bytes(&WavSpec::pcm(1, 8_000, 16), &[0; 1000]);
+    // A small file behind a large extra field.
+    let (content_type, mut body) = multipart("file", "a.wav", &wav);
+    let filler = format!(
+        "--flacstream-test-boundary-7d1c\r\nContent-Disposition: form-data; name=\"pad\"\r\n\r\n{}\r\n",
+        "x".repeat(60_000)
+    );
+    body.splice(0..0, filler.into_bytes());
+    let answer = http_send(service.addr, "POST", "/convert", &content_type, &body).await;
+    assert_eq!(
+        (answer.status, answer.json()["code"].as_str()),
+        (413, Some("upload_too_large"))
+    );
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn a_convert_client_that_stops_reading_is_cut_off() {
+    use flacstream_actors::registry::Snapshot;
+    use tokio::io::AsyncWriteExt;
+    let service = start(&["--outbound-stall-seconds", "1"]);
+    // 24-bit noise: the FLAC is as large as the WAV, far more than socket buffers.
+    let samples: Vec<i32> = test_signal(2_000_000, 2, 24, 9)
+        .iter()
+        .map(|s| (s ^ 0x5A5A5).clamp(-(1 << 23), (1 << 23) - 1))
+        .collect();
+    let wav = wav_bytes(&WavSpec::pcm(2, 48_000, 24), &pcm_bytes(&samples, 24));
+    let mut socket = tokio::net::TcpStream::connect(service.addr).await.unwrap();
+    let head = format!(
+        "POST /convert HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: {}\r\n\r\n",
+        wav.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&wav).await.unwrap();
+    // Never read the response. First the upload is spooled and a session
+    // starts encoding; then, with nobody reading, it must be cut off.
+    let mut started = false;
+    for _ in 0..150 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if service.registry.send(Snapshot).await.unwrap().sessions == 1 {
+            started = true;
+            break;
+        }
+    }
+    assert!(started, "the conversion never started");
+    let mut sessions = usize::MAX;
+    for _ in 0..150 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        sessions = service.registry.send(Snapshot).await.unwrap().sessions;
+        if sessions == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        sessions, 0,
+        "the stalled conversion still holds its session"
+    );
+    drop(socket);
+    service.drain().await;
+}
