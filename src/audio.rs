@@ -10,13 +10,12 @@
 
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flacstream_actors::registry::{Admit, Join, JoinError, SessionId};
+use flacstream_actors::registry::{Join, JoinError, SessionId};
 use flacstream_actors::session::{
     outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
 };
-use flacstream_actors::store::{Load, SessionStatus};
 use flacstream_actors::{Session, SessionSettings};
-use flacstream_codec::flac::{EncoderLevel, MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
+use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
@@ -211,20 +210,8 @@ pub async fn open(
     let flac = wants_flac(params.output.as_deref())?;
     let (response, ws, messages) =
         actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
-    let id = state
-        .registry
-        .send(Admit)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
-    // Admission counted this connection.
-    let guard = LeaveGuard::new(state.registry.clone(), id);
-    let settings = SessionSettings {
-        level: params.level.and_then(EncoderLevel::new).unwrap_or_default(),
-        block_size: params.block_size,
-        max_header_bytes: state.settings.max_header_bytes,
-        max_blocks_in_flight: state.settings.max_blocks_in_flight,
-        input,
-    };
+    let (id, guard) = state.admit().await?;
+    let settings = state.session_settings(params.level, params.block_size, input);
     let policy = RecordingPolicy {
         store: state.store.clone(),
         data_dir: state.settings.data_dir.clone(),
@@ -291,28 +278,13 @@ pub async fn join(
     let session = match joined {
         Ok(session) => session,
         Err(JoinError::TooMany(n)) => return Err(ApiError::TooManyConnections(n)),
-        Err(JoinError::NotLive) => {
-            let stored = state
-                .store
-                .send(Load { id })
-                .await
-                .map_err(|e| ApiError::Unavailable(e.to_string()))??;
-            return Err(match stored {
-                Some(r) if r.status != SessionStatus::Live => ApiError::SessionClosed,
-                _ => ApiError::SessionNotFound,
-            });
-        }
+        Err(JoinError::NotLive) => return Err(state.not_live(id).await),
     };
     let guard = LeaveGuard::new(state.registry.clone(), id);
     let (response, ws, messages) =
         actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
-    let settings = SessionSettings {
-        level: EncoderLevel::default(),
-        block_size: None,
-        max_header_bytes: state.settings.max_header_bytes,
-        max_blocks_in_flight: state.settings.max_blocks_in_flight,
-        input: InputFormat::Wav,
-    };
+    // Only the outbound channel's size is taken from these.
+    let settings = state.session_settings(None, None, InputFormat::Wav);
     let dialect = Dialect::Audio {
         acks: params.acks.unwrap_or(true),
     };

@@ -21,13 +21,13 @@ use actix_web::http::header::{self, ContentDisposition, DispositionParam, Dispos
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use flacstream_actors::activity::Activity;
-use flacstream_actors::registry::{Admit, Leave, Registry, SessionId};
+use flacstream_actors::registry::{Leave, Registry, SessionId};
 use flacstream_actors::session::{
     outbound_channel, Abort, Connect, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason,
     Ingest, InputFormat, RecordingPolicy, Role, SessionKind, Shutdown,
 };
 use flacstream_actors::{Outbound, Session, SessionSettings, StreamError};
-use flacstream_codec::flac::{EncoderLevel, StreamInfo};
+use flacstream_codec::flac::StreamInfo;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
@@ -89,11 +89,7 @@ async fn start_session(
     ),
     ApiError,
 > {
-    let id = state
-        .registry
-        .send(Admit)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    let (id, guard) = state.admit().await?;
     let session = Session::new(
         id,
         settings,
@@ -114,9 +110,10 @@ async fn start_session(
         .await;
     if !matches!(connected, Ok(Ok(_))) {
         session.do_send(Shutdown);
-        state.registry.do_send(Leave { id });
         return Err(ApiError::Unavailable("the session did not start".into()));
     }
+    // From here the caller's `Hangup` gives the connection back.
+    guard.disarm();
     Ok((id, session, conn, rx))
 }
 
@@ -138,16 +135,6 @@ impl Drop for Hangup {
     }
 }
 
-fn settings(state: &AppState, level: Option<u8>, block_size: Option<usize>) -> SessionSettings {
-    SessionSettings {
-        level: level.and_then(EncoderLevel::new).unwrap_or_default(),
-        block_size,
-        max_header_bytes: state.settings.max_header_bytes,
-        max_blocks_in_flight: state.settings.max_blocks_in_flight,
-        input: InputFormat::Wav,
-    }
-}
-
 /// `POST /convert`: see the module docs.
 pub async fn convert(
     req: HttpRequest,
@@ -156,7 +143,7 @@ pub async fn convert(
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
     let spool = spool(&req, payload, &state, params.block_size).await?;
-    let settings = settings(&state, params.level, params.block_size);
+    let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
         start_session(&state, settings, SessionKind::Stream, true).await?;
     actix_web::rt::spawn(feed(session.clone(), conn, spool.path.clone()));
@@ -337,7 +324,7 @@ pub async fn upload(
         )));
     }
     let spool = spool(&req, payload, &state, probe.block_size).await?;
-    let settings = settings(&state, probe.level, probe.block_size);
+    let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
     let policy = RecordingPolicy {
         store: state.store.clone(),
         data_dir: state.settings.data_dir.clone(),

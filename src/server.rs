@@ -10,12 +10,17 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
-use flacstream_actors::registry::{Drain, RegistrySettings};
-use flacstream_actors::store::{now_ms, SessionStatus, Settle, Store, Unfinished};
+use flacstream_actors::registry::{Admit, Drain, RegistrySettings, SessionId};
+use flacstream_actors::session::InputFormat;
+use flacstream_actors::store::{now_ms, Load, SessionStatus, Settle, Store, Unfinished};
+use flacstream_actors::SessionSettings;
 use flacstream_actors::{EncoderPool, Registry};
+use flacstream_codec::flac::EncoderLevel;
 
 use crate::config::Settings;
+use crate::error::ApiError;
 use crate::storage::SqliteCatalog;
+use crate::transport::LeaveGuard;
 use crate::{audio, convert, health, page, sessions, stream};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
@@ -49,6 +54,47 @@ pub struct AppState {
     pub store: Addr<Store>,
     /// Set once draining starts; `/readyz` reports it.
     pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    /// Reserves a slot for a new session, counting the caller's connection;
+    /// refused over the cap (503 `server_busy`) or while draining. The guard
+    /// gives the connection back unless the caller's loops take it over.
+    pub async fn admit(&self) -> Result<(SessionId, LeaveGuard), ApiError> {
+        let id = self
+            .registry
+            .send(Admit)
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+        Ok((id, LeaveGuard::new(self.registry.clone(), id)))
+    }
+
+    /// Settings for a new session from its request's parameters.
+    pub fn session_settings(
+        &self,
+        level: Option<u8>,
+        block_size: Option<usize>,
+        input: InputFormat,
+    ) -> SessionSettings {
+        SessionSettings {
+            level: level.and_then(EncoderLevel::new).unwrap_or_default(),
+            block_size,
+            max_header_bytes: self.settings.max_header_bytes,
+            max_blocks_in_flight: self.settings.max_blocks_in_flight,
+            input,
+        }
+    }
+
+    /// Why a session that is not live cannot be used: 409 `session_closed`
+    /// if it is stored as finished, else 404 `session_not_found`.
+    pub async fn not_live(&self, id: SessionId) -> ApiError {
+        match self.store.send(Load { id }).await {
+            Ok(Ok(Some(r))) if r.status != SessionStatus::Live => ApiError::SessionClosed,
+            Ok(Ok(_)) => ApiError::SessionNotFound,
+            Ok(Err(e)) => e.into(),
+            Err(e) => ApiError::Unavailable(e.to_string()),
+        }
+    }
 }
 
 /// A started service. Dropping it does not stop it; call [`Service::drain`].

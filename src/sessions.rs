@@ -158,11 +158,7 @@ pub async fn close(
         .await
         .map_err(unavailable)?
     else {
-        let stored = state.store.send(Load { id }).await.map_err(unavailable)??;
-        return Err(match stored {
-            Some(_) => ApiError::SessionClosed,
-            None => ApiError::SessionNotFound,
-        });
+        return Err(state.not_live(id).await);
     };
     // A session that stops while we ask is finished either way.
     if session.send(Finalize).await.is_err() {

@@ -4,15 +4,14 @@
 
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flacstream_actors::registry::Admit;
 use flacstream_actors::session::{outbound_channel, Connect, InputFormat, Role, SessionKind};
-use flacstream_actors::{Session, SessionSettings};
-use flacstream_codec::flac::{EncoderLevel, MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
+use flacstream_actors::Session;
+use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link};
+use crate::transport::{next_connection_id, Dialect, Link};
 /// Query parameters of `/stream`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,21 +59,8 @@ pub async fn stream(
     let params = StreamParams::parse(req.query_string())?;
     let (response, ws, messages) =
         actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
-    let id = state
-        .registry
-        .send(Admit)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))??;
-    // Admission counted this connection.
-    let guard = LeaveGuard::new(state.registry.clone(), id);
-
-    let settings = SessionSettings {
-        level: params.level.and_then(EncoderLevel::new).unwrap_or_default(),
-        block_size: params.block_size,
-        max_header_bytes: state.settings.max_header_bytes,
-        max_blocks_in_flight: state.settings.max_blocks_in_flight,
-        input: InputFormat::Wav,
-    };
+    let (id, guard) = state.admit().await?;
+    let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let session = Session::new(
         id,
         settings,
