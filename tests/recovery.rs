@@ -7,7 +7,7 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_exact, http, http_json};
+use common::{assert_exact, connect_session, http, http_json};
 use flacstream_codec::fixture::{pcm_bytes, test_signal};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -59,15 +59,8 @@ async fn kill_9_leaves_a_valid_flac_and_a_restart_finalizes_it() {
     let samples = test_signal(160_000, 1, 16, 9);
     let pcm = std::sync::Arc::new(pcm_bytes(&samples, 16));
     let url = format!("ws://{addr}/api/ws/audio?sample_rate=16000&channels=1&format=s16le");
-    let (ws, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (ws, _, id) = connect_session(&url).await;
     let (mut tx, mut rx) = ws.split();
-    let Some(Ok(Message::Text(hello))) = rx.next().await else {
-        panic!()
-    };
-    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // Keep sending 100 ms messages; once 3 s are durable, kill the server
     // while it is still receiving and writing.
     let mut durable = 0;

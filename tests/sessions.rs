@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_exact, exchange_at, http, http_json, refused_upgrade_at, Outcome};
+use common::{
+    assert_exact, connect_session, exchange_at, http, http_json, refused_upgrade_at, Outcome,
+};
 use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -174,14 +176,8 @@ async fn a_producer_resumes_after_an_abrupt_disconnect_without_gap_or_duplicate(
 
     // Reconnect; the session says where to continue.
     let resume_path = format!("/api/ws/audio/{id}");
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}{resume_path}", service.addr))
-        .await
-        .unwrap();
+    let (ws, hello, _) = connect_session(&format!("ws://{}{resume_path}", service.addr)).await;
     let (mut tx, mut rx) = ws.split();
-    let Some(Ok(Message::Text(hello))) = rx.next().await else {
-        panic!("no session message")
-    };
-    let hello: Value = serde_json::from_str(&hello).unwrap();
     assert_eq!(hello["resumed"], true, "{hello}");
     let from = hello["samples_received"].as_u64().unwrap() as usize;
     assert_eq!(from, 20_000, "the partial sample frame is not counted");
@@ -216,20 +212,12 @@ async fn a_listener_receives_the_same_flac_as_the_stored_file() {
     let service = start(&[]);
     let samples = test_signal(30_000, 2, 16, 5);
     let pcm = pcm_bytes(&samples, 16);
-    let (ws, _) = tokio_tungstenite::connect_async(format!(
+    let (ws, _, id) = connect_session(&format!(
         "ws://{}/api/ws/audio?sample_rate=44100&channels=2&format=s16le&acks=false",
         service.addr
     ))
-    .await
-    .unwrap();
+    .await;
     let (mut tx, mut rx) = ws.split();
-    let Some(Ok(Message::Text(hello))) = rx.next().await else {
-        panic!()
-    };
-    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
 
     let listen_path = format!("/api/ws/audio/{id}?role=listen");
     let listener = exchange_at(service.addr, &listen_path, vec![], None);
@@ -306,14 +294,7 @@ async fn limits_and_bad_requests_are_refused_before_the_upgrade() {
         "ws://{}/api/ws/audio?sample_rate=8000&channels=1&format=u8",
         service.addr
     );
-    let (mut producer, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let Some(Ok(Message::Text(hello))) = producer.next().await else {
-        panic!()
-    };
-    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut producer, _, id) = connect_session(&url).await;
     let listen = format!("ws://{}/api/ws/audio/{id}?role=listen", service.addr);
     let _listener = tokio_tungstenite::connect_async(&listen).await.unwrap();
     let (status, body) =
@@ -360,14 +341,7 @@ async fn the_newest_producer_wins_and_the_old_one_is_told() {
         "ws://{}/api/ws/audio?sample_rate=8000&channels=1&format=s16le",
         service.addr
     );
-    let (mut first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-    let Some(Ok(Message::Text(hello))) = first.next().await else {
-        panic!()
-    };
-    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (mut first, _, id) = connect_session(&url).await;
     let second =
         tokio_tungstenite::connect_async(format!("ws://{}/api/ws/audio/{id}", service.addr))
             .await
@@ -494,15 +468,8 @@ async fn a_producer_taking_over_mid_message_continues_a_wav_without_loss() {
     let samples = test_signal(882_000, 2, 16, 13);
     let wav = wav_bytes(&WavSpec::pcm(2, 44_100, 16), &pcm_bytes(&samples, 16));
     let url = format!("ws://{}/api/ws/audio?format=wav", service.addr);
-    let (first, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+    let (first, _, id) = connect_session(&url).await;
     let (mut tx, mut rx) = first.split();
-    let Some(Ok(Message::Text(hello))) = rx.next().await else {
-        panic!()
-    };
-    let id = serde_json::from_str::<Value>(&hello).unwrap()["session_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     // Half the file in large messages, sent faster than it can be staged.
     for piece in wav[..wav.len() / 2].chunks(512 * 1024) {
         tx.send(Message::binary(piece.to_vec())).await.unwrap();
@@ -515,12 +482,8 @@ async fn a_producer_taking_over_mid_message_continues_a_wav_without_loss() {
 
     // A second producer takes over while the first is still being staged.
     let join = format!("ws://{}/api/ws/audio/{id}?acks=false", service.addr);
-    let (second, _) = tokio_tungstenite::connect_async(&join).await.unwrap();
+    let (second, hello, _) = connect_session(&join).await;
     let (mut tx2, mut rx2) = second.split();
-    let Some(Ok(Message::Text(hello))) = rx2.next().await else {
-        panic!()
-    };
-    let hello: Value = serde_json::from_str(&hello).unwrap();
     let from = hello["samples_received"].as_u64().unwrap() as usize;
     assert!(from > 0 && from < 882_000, "{hello}");
     let send = async {

@@ -369,3 +369,25 @@ pub fn multipart(field: &str, filename: &str, bytes: &[u8]) -> (String, Vec<u8>)
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// A client WebSocket to the server under test.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to a `/api/ws/audio` URL and reads its first message, the
+/// `session` JSON; returns the socket, that message and its session id.
+pub async fn connect_session(url: &str) -> (Ws, Value, String) {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("upgrade");
+    let Some(Ok(Message::Text(hello))) = ws.next().await else {
+        panic!("no session message from {url}");
+    };
+    let hello: Value = serde_json::from_str(&hello).expect("session JSON");
+    assert_eq!(hello["type"], "session", "{hello}");
+    let id = hello["session_id"]
+        .as_str()
+        .expect("session_id")
+        .to_string();
+    (ws, hello, id)
+}
