@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`config`]: flags and environment variables (clap), validated once into
 //!   [`config::Settings`].
+//! - [`cpu`]: the start-up check that the CPU can run an x86-64-v3 build.
 //! - [`server`]: builds the encoder pool, the registry, the store and the HTTP
 //!   app; [`server::Service`] runs it, recovers sessions a crash left open,
 //!   and drains on shutdown.
@@ -30,6 +31,7 @@
 pub mod audio;
 pub mod config;
 pub mod convert;
+pub mod cpu;
 pub mod error;
 pub mod health;
 pub mod page;
