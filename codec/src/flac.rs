@@ -13,7 +13,10 @@
 
 mod level;
 
-pub use level::{default_block_size, EncoderLevel, DEFAULT_BLOCK_MAX_MS, DEFAULT_LEVEL, MAX_LEVEL};
+pub use level::{
+    default_block_size, EncoderLevel, LevelPlan, StereoSearch, DEFAULT_BLOCK_MAX_MS, DEFAULT_LEVEL,
+    MAX_LEVEL,
+};
 
 use flacenc::bitsink::MemSink;
 use flacenc::component::{
@@ -51,6 +54,8 @@ pub const STREAMINFO_OFFSET: usize = 8;
 pub enum FlacError {
     #[error("a block must hold between 1 and {MAX_BLOCK_SIZE} whole sample frames, got {samples} samples for {channels} channels")]
     BadBlock { samples: usize, channels: usize },
+    #[error("a sample of channel {channel} does not fit in {bits} bits")]
+    SampleOutOfRange { channel: usize, bits: usize },
     #[error("the encoder rejected the block: {0}")]
     Encoder(String),
 }
@@ -200,8 +205,13 @@ pub struct EncodedFrame {
 /// Encodes blocks into frames. Holds reusable buffers; one per worker thread.
 pub struct FrameEncoder {
     framebuf: Option<FrameBuf>,
+    /// One channel at a time, for stereo searches done here.
+    mono_framebuf: Option<FrameBuf>,
     channel_scratch: Vec<i32>,
-    configs: Vec<Option<Verified<flacenc::config::Encoder>>>,
+    /// Left, right, mid and side of a stereo block.
+    stereo_scratch: [Vec<i32>; 4],
+    /// Plans by level, for samples of at most 16 bits and for wider ones.
+    plans: Vec<Option<LevelPlan>>,
 }
 
 impl Default for FrameEncoder {
@@ -215,8 +225,10 @@ impl FrameEncoder {
     pub fn new() -> Self {
         Self {
             framebuf: None,
+            mono_framebuf: None,
             channel_scratch: Vec::new(),
-            configs: vec![None; usize::from(MAX_LEVEL) + 1],
+            stereo_scratch: Default::default(),
+            plans: vec![None; 2 * (usize::from(MAX_LEVEL) + 1)],
         }
     }
 
@@ -241,6 +253,7 @@ impl FrameEncoder {
                 channels,
             });
         }
+        check_range(interleaved, channels, bps)?;
         let verbatim_bits: usize = channels * (8 + bps * samples);
         let frame = if samples < MIN_PREDICTED_BLOCK {
             None
@@ -268,9 +281,11 @@ impl FrameEncoder {
         })
     }
 
-    fn config(&mut self, level: EncoderLevel) -> &Verified<flacenc::config::Encoder> {
-        let slot = &mut self.configs[usize::from(level.get())];
-        slot.get_or_insert_with(|| level.config())
+    fn plan(&mut self, level: EncoderLevel, bits_per_sample: usize) -> LevelPlan {
+        let wide = usize::from(bits_per_sample > 16);
+        let slot = &mut self.plans[2 * usize::from(level.get()) + wide];
+        slot.get_or_insert_with(|| level.plan(bits_per_sample))
+            .clone()
     }
 
     /// flacenc's best frame, with the header rebuilt for the real rate.
@@ -284,12 +299,34 @@ impl FrameEncoder {
         let channels = format.layout.channels;
         let bps = format.layout.bits_per_sample();
         let samples = interleaved.len() / channels;
-        // flacenc's StreamInfo only feeds the frame header, which is rebuilt
-        // below; any rate it accepts will do.
-        let encode_rate = (format.sample_rate as usize).min(96_000);
-        let info = FlacencStreamInfo::new(encode_rate, channels, bps).map_err(encoder_error)?;
+        let plan = self.plan(level, bps);
+        let (assignment, subframes) = if channels == 2 && plan.stereo != StereoSearch::Exhaustive {
+            self.predict_stereo(&plan, format, interleaved)?
+        } else {
+            self.predict_whole(&plan, format, interleaved)?
+        };
+        let header = FrameHeader::new(
+            samples,
+            assignment,
+            bps,
+            format.sample_rate as usize,
+            FrameOffset::Frame(frame_number),
+        )
+        .map_err(encoder_error)?;
+        Frame::new(header, subframes.into_iter()).map_err(encoder_error)
+    }
 
-        let size = samples.max(MIN_PREDICTED_BLOCK);
+    /// Every channel through flacenc at once (its own stereo search included).
+    fn predict_whole(
+        &mut self,
+        plan: &LevelPlan,
+        format: &StreamFormat,
+        interleaved: &[i32],
+    ) -> Result<(ChannelAssignment, Vec<SubFrame>), FlacError> {
+        let channels = format.layout.channels;
+        let bps = format.layout.bits_per_sample();
+        let size = (interleaved.len() / channels).max(MIN_PREDICTED_BLOCK);
+        let info = flacenc_info(format.sample_rate, channels, bps)?;
         let mut framebuf = match self.framebuf.take() {
             Some(fb) if fb.channels() == channels => fb,
             _ => FrameBuf::with_size(channels, size).map_err(encoder_error)?,
@@ -300,20 +337,91 @@ impl FrameEncoder {
         framebuf
             .fill_interleaved(interleaved)
             .map_err(encoder_error)?;
-        let result = flacenc::encode_fixed_size_frame(self.config(level), &framebuf, 0, &info);
+        let result = flacenc::encode_fixed_size_frame(&plan.config, &framebuf, 0, &info);
         self.framebuf = Some(framebuf);
-        let frame = result.map_err(encoder_error)?;
+        let (header, subframes) = result.map_err(encoder_error)?.into_parts();
+        Ok((header.channel_assignment().clone(), subframes))
+    }
 
-        let (header, subframes) = frame.into_parts();
-        let header = FrameHeader::new(
-            samples,
-            header.channel_assignment().clone(),
-            bps,
-            format.sample_rate as usize,
-            FrameOffset::Frame(frame_number),
-        )
-        .map_err(encoder_error)?;
-        Frame::new(header, subframes.into_iter()).map_err(encoder_error)
+    /// A stereo block whose channel pair is chosen here
+    /// ([`StereoSearch`]); each channel of the pair is encoded alone, so
+    /// only two channels are encoded instead of flacenc's four.
+    fn predict_stereo(
+        &mut self,
+        plan: &LevelPlan,
+        format: &StreamFormat,
+        interleaved: &[i32],
+    ) -> Result<(ChannelAssignment, Vec<SubFrame>), FlacError> {
+        let bps = format.layout.bits_per_sample();
+        let [left, right, mid, side] = &mut self.stereo_scratch;
+        left.clear();
+        right.clear();
+        left.extend(interleaved.iter().step_by(2));
+        right.extend(interleaved.iter().skip(1).step_by(2));
+        let needs_mid_side = plan.stereo != StereoSearch::Independent;
+        if needs_mid_side {
+            mid.clear();
+            side.clear();
+            // FLAC's mid drops the low bit of left + right; side keeps it.
+            mid.extend(left.iter().zip(right.iter()).map(|(l, r)| (l + r) >> 1));
+            side.extend(left.iter().zip(right.iter()).map(|(l, r)| l - r));
+        }
+        let assignment = match plan.stereo {
+            StereoSearch::Independent | StereoSearch::Exhaustive => {
+                ChannelAssignment::Independent(2)
+            }
+            StereoSearch::MidSide => ChannelAssignment::MidSide,
+            StereoSearch::Estimated => {
+                let [l, r, m, s] = [&left[..], &right[..], &mid[..], &side[..]].map(residual_cost);
+                let pairs = [
+                    (l + r, ChannelAssignment::Independent(2)),
+                    (l + s, ChannelAssignment::LeftSide),
+                    (r + s, ChannelAssignment::RightSide),
+                    (m + s, ChannelAssignment::MidSide),
+                ];
+                let cheapest = pairs.into_iter().min_by_key(|(cost, _)| *cost);
+                cheapest.map_or(ChannelAssignment::Independent(2), |(_, a)| a)
+            }
+        };
+        // The pair in FLAC's order; the side channel is one bit wider.
+        let (first, second) = match assignment {
+            ChannelAssignment::LeftSide => (LEFT, SIDE),
+            ChannelAssignment::RightSide => (SIDE, RIGHT),
+            ChannelAssignment::MidSide => (MID, SIDE),
+            ChannelAssignment::Independent(_) => (LEFT, RIGHT),
+        };
+        let width = |index| if index == SIDE { bps + 1 } else { bps };
+        let a = self.predict_channel(plan, format.sample_rate, first, width(first))?;
+        let b = self.predict_channel(plan, format.sample_rate, second, width(second))?;
+        Ok((assignment, vec![a, b]))
+    }
+
+    /// Encodes `stereo_scratch[index]` as one subframe of `bps` bits.
+    fn predict_channel(
+        &mut self,
+        plan: &LevelPlan,
+        sample_rate: u32,
+        index: usize,
+        bps: usize,
+    ) -> Result<SubFrame, FlacError> {
+        let signal = &self.stereo_scratch[index];
+        let size = signal.len().max(MIN_PREDICTED_BLOCK);
+        let info = flacenc_info(sample_rate, 1, bps)?;
+        let mut framebuf = match self.mono_framebuf.take() {
+            Some(fb) => fb,
+            None => FrameBuf::with_size(1, size).map_err(encoder_error)?,
+        };
+        if framebuf.size() != size {
+            framebuf.resize(size);
+        }
+        framebuf.fill_interleaved(signal).map_err(encoder_error)?;
+        let result = flacenc::encode_fixed_size_frame(&plan.config, &framebuf, 0, &info);
+        self.mono_framebuf = Some(framebuf);
+        let (_, subframes) = result.map_err(encoder_error)?.into_parts();
+        subframes
+            .into_iter()
+            .next()
+            .ok_or_else(|| FlacError::Encoder("flacenc returned no subframe".into()))
     }
 
     /// The frame with every channel stored verbatim.
@@ -343,6 +451,51 @@ impl FrameEncoder {
             subframes.push(SubFrame::from(sub));
         }
         Frame::new(header, subframes.into_iter()).map_err(encoder_error)
+    }
+}
+
+/// flacenc's stream parameters for encoding one frame. They only feed a
+/// frame header that is rebuilt with the real rate, so any rate flacenc
+/// accepts will do.
+fn flacenc_info(
+    sample_rate: u32,
+    channels: usize,
+    bps: usize,
+) -> Result<FlacencStreamInfo, FlacError> {
+    let encode_rate = (sample_rate as usize).min(FLACENC_MAX_RATE_HZ);
+    FlacencStreamInfo::new(encode_rate, channels, bps).map_err(encoder_error)
+}
+
+/// Indices into `FrameEncoder::stereo_scratch`.
+const LEFT: usize = 0;
+const RIGHT: usize = 1;
+const MID: usize = 2;
+const SIDE: usize = 3;
+
+/// Highest sample rate flacenc's `StreamInfo` accepts, in Hz (inclusive).
+const FLACENC_MAX_RATE_HZ: usize = 96_000;
+
+/// Sum of absolute second-order fixed residuals: a cheap stand-in for the
+/// size of a channel once predicted, used to pick a stereo pair.
+fn residual_cost(signal: &[i32]) -> u64 {
+    signal
+        .windows(3)
+        .map(|w| u64::from((w[2] - 2 * w[1] + w[0]).unsigned_abs()))
+        .sum()
+}
+
+/// Refuses samples outside `bps` bits. flacenc checks the channels it is
+/// given, but a derived side channel is one bit wider and could hide an
+/// out-of-range left or right sample.
+fn check_range(interleaved: &[i32], channels: usize, bps: usize) -> Result<(), FlacError> {
+    let max = (1i32 << (bps - 1)) - 1;
+    let min = -(1i32 << (bps - 1));
+    match interleaved.iter().position(|s| !(min..=max).contains(s)) {
+        Some(i) => Err(FlacError::SampleOutOfRange {
+            channel: i % channels,
+            bits: bps,
+        }),
+        None => Ok(()),
     }
 }
 

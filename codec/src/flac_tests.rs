@@ -79,7 +79,7 @@ fn every_width_channel_count_and_level_round_trips() {
         (48_000, 6, 3),
         (22_050, 8, 2),
     ] {
-        for level in [0, 2, 5, 8] {
+        for level in 0..=MAX_LEVEL {
             let f = format(rate, channels, bytes, 1024);
             let samples = test_signal(3000, channels as u16, (bytes * 8) as u16, level.into());
             let (flac, _) = encode_stream(f, level, &samples);
@@ -125,15 +125,51 @@ fn no_frame_is_larger_than_verbatim() {
             [a, b]
         })
         .collect();
-    let (flac, stats) = encode_stream(f, 8, &samples);
-    assert_decodes_to(&flac, &f, &samples);
     // Verbatim: header (≤ 16 bytes) + 2 × (1 + 3 × 4096) + CRC.
     let bound = 16 + 2 * (1 + 3 * 4096) + 2;
-    assert!(stats.max_frame_bytes as usize <= bound, "{stats:?}");
-    assert!(
-        stats.verbatim_fallbacks > 0,
-        "the fallback was exercised: {stats:?}"
-    );
+    let mut fallbacks = 0;
+    for level in 0..=MAX_LEVEL {
+        let (flac, stats) = encode_stream(f, level, &samples);
+        assert_decodes_to(&flac, &f, &samples);
+        assert!(
+            stats.max_frame_bytes as usize <= bound,
+            "{level}: {stats:?}"
+        );
+        fallbacks += stats.verbatim_fallbacks;
+    }
+    assert!(fallbacks > 0, "the fallback was exercised at some level");
+}
+
+#[test]
+fn every_stereo_pair_round_trips() {
+    // A smooth channel and a copy of it with noise added: the side channel
+    // is only the noise, so the estimate picks smooth + side.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let smooth: Vec<i32> = (0..4096)
+        .map(|t| ((t as f64 * 0.01).sin() * 20_000.0) as i32)
+        .collect();
+    let noisy: Vec<i32> = smooth
+        .iter()
+        .map(|s| s + rng.random_range(-300..300))
+        .collect();
+    let f = format(44_100, 2, 2, 1024);
+    // Frame header byte 3, high nibble: 8 left/side, 9 right/side, 10 mid/side.
+    for (left, right, assignment) in [(&smooth, &noisy, 8), (&noisy, &smooth, 9)] {
+        let samples: Vec<i32> = left.iter().zip(right).flat_map(|(l, r)| [*l, *r]).collect();
+        for level in 0..=MAX_LEVEL {
+            let (flac, _) = encode_stream(f, level, &samples);
+            assert_decodes_to(&flac, &f, &samples);
+            let first_frame = STREAMINFO_OFFSET + STREAMINFO_BYTES;
+            let nibble = flac[first_frame + 3] >> 4;
+            let expected = match EncoderLevel::new(level).unwrap().plan(16).stereo {
+                StereoSearch::Independent => 1,
+                StereoSearch::MidSide => 10,
+                StereoSearch::Estimated | StereoSearch::Exhaustive => assignment,
+            };
+            assert_eq!(nibble, expected, "level {level}");
+        }
+    }
 }
 
 #[test]
@@ -157,8 +193,17 @@ fn rejects_bad_blocks_without_panicking() {
     let out_of_range = vec![40_000; 64];
     assert!(matches!(
         e.encode(&f, level, 0, &out_of_range),
-        Err(FlacError::Encoder(_))
+        Err(FlacError::SampleOutOfRange { bits: 16, .. })
     ));
+    // Only the right channel is out of range; a side channel would hide it.
+    for level in 0..=MAX_LEVEL {
+        let level = EncoderLevel::new(level).unwrap();
+        let block: Vec<i32> = (0..64).flat_map(|_| [0, -40_000]).collect();
+        assert!(matches!(
+            e.encode(&f, level, 0, &block),
+            Err(FlacError::SampleOutOfRange { channel: 1, .. })
+        ));
+    }
     // A different channel count after use must not trip flacenc's buffer.
     let mono = format(44_100, 1, 2, 1024);
     e.encode(&f, level, 0, &vec![0; 2048]).unwrap();
