@@ -10,7 +10,8 @@
 # e.g. `STREAMS=200 STREAMS_PER_VU=4 DURATION=600 loadtest/run.sh realtime`.
 # Server settings (FLACSTREAM_*, CONNECTION_TIMEOUT_SECONDS, ...) set in the
 # environment reach the server; run.sh only fills in defaults fit for load.
-# FLACSTREAM_BIN=path skips the build and runs that binary.
+# FLACSTREAM_BIN=path skips the build and runs that binary. SERVER_CPUS and
+# K6_CPUS (taskset lists, e.g. 1 and 0) pin the server and k6 to cores.
 #
 # Exit status: k6's (non-zero when a threshold failed), or 1 when a bad-client
 # expectation (slow-reader, flood) failed, or 2 on a setup error.
@@ -102,7 +103,7 @@ FLACSTREAM_DATA_DIR=$run_dir/data \
 FLACSTREAM_MAX_SESSIONS=${FLACSTREAM_MAX_SESSIONS:-8192} \
 FLACSTREAM_DRAIN_GRACE_SECONDS=${FLACSTREAM_DRAIN_GRACE_SECONDS:-5} \
 RUST_LOG=${RUST_LOG:-warn} \
-    "$bin" >"$run_dir/server.log" 2>&1 &
+    ${SERVER_CPUS:+taskset -c "$SERVER_CPUS"} "$bin" >"$run_dir/server.log" 2>&1 &
 server_pid=$!
 for _ in $(seq 100); do
     curl -fs "http://$TARGET/healthz" >/dev/null 2>&1 && break
@@ -127,7 +128,7 @@ fi
 k6_start=$(date +%s.%N)
 set +e
 timeout --signal=INT --kill-after=30 $(( length + K6_MARGIN_SECONDS )) \
-    k6 run --quiet --summary-export "$run_dir/k6-summary.json" "$@" \
+    ${K6_CPUS:+taskset -c "$K6_CPUS"} k6 run --quiet --summary-export "$run_dir/k6-summary.json" "$@" \
     "$here/scenarios/$scenario/script.js" 2>&1 | tee "$run_dir/k6.log"
 k6_status=${PIPESTATUS[0]}
 set -e
