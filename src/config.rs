@@ -1,13 +1,17 @@
 //! Configuration: embedded defaults, overridden by environment variables,
 //! overridden by command-line flags (clap with `env`). Validated once into
 //! [`Settings`], which the rest of the service takes as proof.
+//!
+//! [`Cli`] is the whole command line: no subcommand serves with [`Config`];
+//! `probe` and `drain` are the small clients a container needs instead of a
+//! shell and curl ([`crate::probe`]).
 
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Args, Parser, Subcommand};
 use flacstream_actors::encoder::pool::DEFAULT_QUEUE_PER_THREAD;
 use flacstream_actors::session::DEFAULT_MAX_BLOCKS_IN_FLIGHT;
 use flacstream_codec::wav::DEFAULT_MAX_HEADER_BYTES;
@@ -50,7 +54,72 @@ pub const DEFAULT_MAX_SESSION_SECONDS: u64 = 4 * 60 * 60;
 /// upload is spooled to disk, never held in memory.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
-/// Command-line flags and environment variables.
+/// Default URL `flacstream probe` checks.
+pub const DEFAULT_PROBE_URL: &str = "http://127.0.0.1:8080/healthz";
+
+/// Default URL `flacstream drain` posts to and then polls.
+pub const DEFAULT_DRAIN_URL: &str = "http://127.0.0.1:8080/admin/drain";
+
+/// Default longest time `flacstream drain` waits for streams to end, in
+/// seconds: the longest a drain with the default settings takes (grace +
+/// stall + flush margin, 45 s) and 5 s more, so that with the defaults it
+/// only returns early when something is wrong.
+pub const DEFAULT_DRAIN_WAIT_SECONDS: u64 = DEFAULT_DRAIN_GRACE_SECONDS
+    + DEFAULT_OUTBOUND_STALL_SECONDS
+    + crate::server::DRAIN_FLUSH_MARGIN_SECONDS
+    + 5;
+
+/// The whole command line: serve (no subcommand) or one of the clients.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "flacstream",
+    version,
+    about = "Live WAV to FLAC over WebSocket",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    /// A client to run instead of serving.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// The server's settings, used when there is no subcommand.
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+/// Clients of a running server, for containers without a shell.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Exit 0 if a URL answers HTTP 200, else 1 (a container health check).
+    Probe(ProbeArgs),
+    /// Start draining a local server and wait until its streams have ended
+    /// (a Kubernetes preStop hook).
+    ///
+    /// Exit 0 once none is left or the server has stopped, 1 if the drain
+    /// could not be started, 2 if streams were still open when the wait ran
+    /// out.
+    Drain(DrainArgs),
+}
+
+/// Flags of `flacstream probe`.
+#[derive(Debug, Clone, Args)]
+pub struct ProbeArgs {
+    /// URL to GET (plain http only).
+    #[arg(long, default_value = DEFAULT_PROBE_URL)]
+    pub url: String,
+}
+
+/// Flags of `flacstream drain`.
+#[derive(Debug, Clone, Args)]
+pub struct DrainArgs {
+    /// The server's drain endpoint (plain http, on loopback).
+    #[arg(long, default_value = DEFAULT_DRAIN_URL)]
+    pub url: String,
+    /// Longest time to wait for streams to end, in seconds.
+    #[arg(long, default_value_t = DEFAULT_DRAIN_WAIT_SECONDS)]
+    pub wait_seconds: u64,
+}
+
+/// The server's flags and environment variables.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "flacstream",
@@ -250,6 +319,27 @@ mod tests {
         assert_eq!(s.max_message_size_bytes, 1 << 20);
         assert_eq!(s.connection_timeout, Duration::from_secs(30));
         assert!(s.encoder_threads >= 1);
+    }
+
+    #[test]
+    fn no_subcommand_serves_and_clients_parse() {
+        let cli = Cli::parse_from(["flacstream", "--max-sessions", "7"]);
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.max_sessions, 7);
+        let cli = Cli::parse_from(["flacstream", "probe"]);
+        let Some(Command::Probe(probe)) = cli.command else {
+            panic!("probe expected");
+        };
+        assert_eq!(probe.url, DEFAULT_PROBE_URL);
+        let cli = Cli::parse_from(["flacstream", "drain", "--wait-seconds", "9"]);
+        let Some(Command::Drain(drain)) = cli.command else {
+            panic!("drain expected");
+        };
+        assert_eq!(
+            (drain.url.as_str(), drain.wait_seconds),
+            (DEFAULT_DRAIN_URL, 9)
+        );
+        assert!(Cli::try_parse_from(["flacstream", "--max-sessions", "7", "probe"]).is_err());
     }
 
     #[test]

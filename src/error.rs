@@ -79,6 +79,9 @@ pub enum ApiError {
     /// An internal actor did not answer.
     #[error("the service is not able to take this request: {0}")]
     Unavailable(String),
+    /// An administrative endpoint was called from off the host.
+    #[error("this endpoint answers only to connections from loopback")]
+    NotLoopback,
 }
 
 impl From<AdmitError> for ApiError {
@@ -123,6 +126,7 @@ impl ApiError {
             Self::MissingFile => "missing_file",
             Self::Upload(_) => "bad_upload",
             Self::Unavailable(_) => "unavailable",
+            Self::NotLoopback => "not_loopback",
         }
     }
 
@@ -160,7 +164,8 @@ impl ApiError {
             | Self::SessionClosed
             | Self::SessionLive
             | Self::TooManyConnections(_)
-            | Self::NoRecording => CloseCode::Policy,
+            | Self::NoRecording
+            | Self::NotLoopback => CloseCode::Policy,
             Self::Storage(_) => CloseCode::Error,
             Self::UploadTooLarge(_) => CloseCode::Size,
             Self::UnsupportedMediaType(_) => CloseCode::Unsupported,
@@ -189,6 +194,7 @@ impl ResponseError for ApiError {
             Self::SessionNotFound | Self::NoRecording => StatusCode::NOT_FOUND,
             Self::SessionClosed | Self::SessionLive => StatusCode::CONFLICT,
             Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::NotLoopback => StatusCode::FORBIDDEN,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -229,5 +235,8 @@ mod tests {
         assert_eq!(busy.status_code().as_u16(), 503);
         assert_eq!(busy.code(), "server_busy");
         assert!(busy.json().contains("\"type\":\"error\""));
+        let remote = ApiError::NotLoopback;
+        assert_eq!(remote.status_code().as_u16(), 403);
+        assert_eq!(remote.code(), "not_loopback");
     }
 }

@@ -20,14 +20,21 @@
 //! - [`error`]: [`error::ApiError`] and the one mapping of error codes to
 //!   HTTP statuses and close codes.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`admin`]: `POST /admin/drain` (the drain SIGTERM starts, from a
+//!   `preStop` hook) and `GET /admin/drain`, for loopback peers only.
+//! - [`probe`]: the `flacstream probe` and `flacstream drain` clients, so a
+//!   container image needs no shell or curl.
 //! - [`page`]: the browser page (`/`, `/app.js`, `/recorder-worklet.js`,
 //!   `/style.css`), embedded from `web/`.
+//! - [`socket`]: each connection's TCP socket, kept so a client that stops
+//!   reading can be cut off.
 //! - [`shutdown`]: SIGTERM/SIGINT → drain.
 //!
 //! The concurrency core (session, encoder pool, registry, staging) is the
 //! `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing are
 //! the actix-free `flacstream-codec` crate in `codec/`.
 
+pub mod admin;
 pub mod audio;
 pub mod config;
 pub mod convert;
@@ -35,10 +42,12 @@ pub mod cpu;
 pub mod error;
 pub mod health;
 pub mod page;
+pub mod probe;
 pub mod protocol;
 pub mod server;
 pub mod sessions;
 pub mod shutdown;
+pub mod socket;
 pub mod storage;
 pub mod stream;
 pub mod transport;

@@ -1,27 +1,41 @@
-//! The `flacstream` binary: check the CPU, parse configuration, serve, drain
-//! on SIGTERM.
+//! The `flacstream` binary: check the CPU, parse the command line, then serve
+//! (draining on SIGTERM) or run one of the clients (`probe`, `drain`).
+
+use std::process::ExitCode;
 
 use clap::Parser;
-use flacstream::config::Config;
+use flacstream::config::{Cli, Command, Config};
 use flacstream::server::Service;
 use flacstream::shutdown::drain_on_signal;
 
-fn main() -> std::io::Result<()> {
-    // Before the runtime starts, so nothing has run code the CPU may lack.
+fn main() -> ExitCode {
+    // Before anything else runs, so nothing has run code the CPU may lack.
     if let Err(message) = flacstream::cpu::check() {
         eprintln!("flacstream: {message}");
-        std::process::exit(1);
+        return ExitCode::FAILURE;
     }
-    serve()
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Probe(args)) => flacstream::probe::probe(&args),
+        Some(Command::Drain(args)) => flacstream::probe::drain(&args),
+        None => match serve(cli.serve) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("flacstream: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
 }
 
-#[actix_web::main]
-async fn serve() -> std::io::Result<()> {
+fn serve(config: Config) -> std::io::Result<()> {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let settings = Config::parse()
+    let settings = config
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let mut service = Service::start(settings)?;
-    actix_web::rt::spawn(drain_on_signal(service.stopper()));
-    service.run().await
+    actix_web::rt::System::new().block_on(async move {
+        let mut service = Service::start(settings)?;
+        actix_web::rt::spawn(drain_on_signal(service.stopper()));
+        service.run().await
+    })
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix::{Actor, Addr};
@@ -21,11 +21,12 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::storage::SqliteCatalog;
 use crate::transport::LeaveGuard;
-use crate::{audio, convert, health, page, sessions, stream};
+use crate::{admin, audio, convert, health, page, sessions, socket, stream};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
-/// waits for sessions to flush before stopping regardless, in seconds.
-const DRAIN_FLUSH_MARGIN_SECONDS: u64 = 5;
+/// waits for sessions to flush before stopping regardless, in seconds. A
+/// drain therefore ends at most grace + stall + this after it starts.
+pub const DRAIN_FLUSH_MARGIN_SECONDS: u64 = 5;
 
 /// How long a finished connection may take to shut down, in milliseconds
 /// (actix's own default, kept on purpose). After a WebSocket's close frame
@@ -54,6 +55,9 @@ pub struct AppState {
     pub store: Addr<Store>,
     /// Set once draining starts; `/readyz` reports it.
     pub draining: Arc<AtomicBool>,
+    /// Starts a drain from a request (`POST /admin/drain`). Set once the
+    /// server runs, before it accepts its first connection.
+    pub stopper: Arc<OnceLock<Stopper>>,
 }
 
 impl AppState {
@@ -133,12 +137,14 @@ impl Service {
         })
         .start();
         let draining = Arc::new(AtomicBool::new(false));
+        let stopper = Arc::new(OnceLock::new());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             registry: registry.clone(),
             pool: pool.clone(),
             store: store.clone(),
             draining: Arc::clone(&draining),
+            stopper: Arc::clone(&stopper),
         });
         let grace = settings.drain_grace;
         let drain_deadline =
@@ -156,6 +162,8 @@ impl Service {
                 .route("/stream", web::get().to(stream::stream))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
+                .route("/admin/drain", web::post().to(admin::drain))
+                .route("/admin/drain", web::get().to(admin::drain_status))
                 .route("/convert", web::post().to(convert::convert))
                 .route("/upload", web::post().to(convert::upload))
                 .route("/api/ws/audio", web::get().to(audio::open))
@@ -175,6 +183,7 @@ impl Service {
                     web::get().to(sessions::audio),
                 )
         })
+        .on_connect(socket::attach)
         .workers(settings.http_workers)
         .disable_signals()
         .client_disconnect_timeout(Duration::from_millis(CONNECTION_SHUTDOWN_TIMEOUT_MS))
@@ -190,16 +199,19 @@ impl Service {
             "Listening on {addr} with {} encoder threads.",
             settings.encoder_threads
         );
-        Ok(Self {
+        let service = Self {
             addr,
             pool,
             registry,
             handle: server.handle(),
+            // Not polled yet, so no request can come before `stopper` is set.
             server: Some(actix_web::rt::spawn(server)),
             draining,
             drain_deadline,
             grace,
-        })
+        };
+        let _ = stopper.set(service.stopper());
+        Ok(service)
     }
 
     /// Runs until the server stops (after [`Service::drain`] or a fatal error).
@@ -240,11 +252,31 @@ pub struct Stopper {
 impl Stopper {
     /// Stops taking streams (`/readyz` turns 503, new streams get 503
     /// `draining`), lets open streams run for the grace period, then flushes
-    /// and closes the rest with 1001, and stops the server.
+    /// and closes the rest with 1001, and stops the server. A drain already
+    /// under way is not started again: this returns at once.
     pub async fn drain(&self) {
-        if self.draining.swap(true, Ordering::SeqCst) {
-            return;
+        if self.begin() {
+            self.finish().await;
         }
+    }
+
+    /// Starts the drain in the background and returns at once, `/readyz`
+    /// already answering 503; false if a drain was already under way.
+    pub fn start_drain(&self) -> bool {
+        if !self.begin() {
+            return false;
+        }
+        let stopper = self.clone();
+        actix_web::rt::spawn(async move { stopper.finish().await });
+        true
+    }
+
+    /// Marks the service draining; true for the one caller that started it.
+    fn begin(&self) -> bool {
+        !self.draining.swap(true, Ordering::SeqCst)
+    }
+
+    async fn finish(&self) {
         log::info!("Draining: no new streams; {:?} grace.", self.grace);
         let drained = self.registry.send(Drain { grace: self.grace });
         if tokio::time::timeout(self.deadline, drained).await.is_err() {

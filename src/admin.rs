@@ -1,0 +1,98 @@
+//! `POST /admin/drain` starts the same drain SIGTERM starts, and
+//! `GET /admin/drain` reports how it stands. A Kubernetes `preStop` hook runs
+//! `flacstream drain` (see [`crate::probe`]), which calls both, so that the
+//! kubelet's SIGTERM afterwards finds no stream left.
+//!
+//! Both answer only to loopback peers: anything that reaches the service
+//! through a proxy or from another host gets 403 `not_loopback`. The check is
+//! on the connection's own peer address, never on `X-Forwarded-For` or
+//! similar headers, which any client can set.
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use flacstream_actors::registry::Snapshot;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::server::AppState;
+
+/// How a drain stands: the body of both `/admin/drain` answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DrainStatus {
+    /// `"draining"` once a drain has started, else `"ready"`.
+    pub status: String,
+    /// Sessions still admitted or live, connected or in their resume window.
+    pub streams: usize,
+}
+
+/// Starts draining (idempotent: a drain under way is left as it is) and
+/// answers 202 with the [`DrainStatus`].
+pub async fn drain(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let peer = loopback_only(&req)?;
+    let stopper = state
+        .stopper
+        .get()
+        .ok_or_else(|| ApiError::Unavailable("the server is still starting".into()))?;
+    if stopper.start_drain() {
+        log::info!("Drain requested by {peer}.");
+    }
+    Ok(HttpResponse::Accepted().json(status(&state).await?))
+}
+
+/// Answers 200 with the [`DrainStatus`].
+pub async fn drain_status(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    loopback_only(&req)?;
+    Ok(HttpResponse::Ok().json(status(&state).await?))
+}
+
+async fn status(state: &AppState) -> Result<DrainStatus, ApiError> {
+    let snapshot = state
+        .registry
+        .send(Snapshot)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let draining = state.draining.load(Ordering::SeqCst);
+    Ok(DrainStatus {
+        status: if draining { "draining" } else { "ready" }.into(),
+        streams: snapshot.sessions,
+    })
+}
+
+/// The peer, if it is on loopback (IPv4-mapped IPv6 loopback included).
+fn loopback_only(req: &HttpRequest) -> Result<SocketAddr, ApiError> {
+    match req.peer_addr() {
+        Some(peer) if peer.ip().to_canonical().is_loopback() => Ok(peer),
+        _ => Err(ApiError::NotLoopback),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn only_loopback_peers_pass() {
+        for (peer, ok) in [
+            ("127.0.0.1:5000", true),
+            ("127.8.9.10:5000", true),
+            ("[::1]:5000", true),
+            ("[::ffff:127.0.0.1]:5000", true),
+            ("10.0.0.7:5000", false),
+            ("[::ffff:10.0.0.7]:5000", false),
+            ("[2001:db8::1]:5000", false),
+        ] {
+            let req = TestRequest::default()
+                .peer_addr(peer.parse().expect("socket address"))
+                .to_http_request();
+            assert_eq!(loopback_only(&req).is_ok(), ok, "{peer}");
+        }
+        let no_peer = TestRequest::default().to_http_request();
+        assert!(loopback_only(&no_peer).is_err());
+    }
+}
