@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link};
+use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link, Upgrade};
 
 /// Longest `user_id` accepted, in bytes.
 pub const MAX_USER_ID_BYTES: usize = 128;
@@ -208,8 +208,7 @@ pub async fn open(
     params.check()?;
     let (input, encoding) = params.input()?;
     let flac = wants_flac(params.output.as_deref())?;
-    let (response, ws, messages) =
-        actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
+    let (response, upgrade) = Upgrade::accept(&req, body)?;
     let (id, guard) = state.admit().await?;
     let settings = state.session_settings(params.level, params.block_size, input);
     let policy = RecordingPolicy {
@@ -241,8 +240,7 @@ pub async fn open(
         flac,
         dialect,
         &settings,
-        ws,
-        messages,
+        upgrade,
     )
     .await?;
     Ok(response)
@@ -281,15 +279,14 @@ pub async fn join(
         Err(JoinError::NotLive) => return Err(state.not_live(id).await),
     };
     let guard = LeaveGuard::new(state.registry.clone(), id);
-    let (response, ws, messages) =
-        actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
+    let (response, upgrade) = Upgrade::accept(&req, body)?;
     // Only the outbound channel's size is taken from these.
     let settings = state.session_settings(None, None, InputFormat::Wav);
     let dialect = Dialect::Audio {
         acks: params.acks.unwrap_or(true),
     };
     attach(
-        &state, id, guard, session, role, flac, dialect, &settings, ws, messages,
+        &state, id, guard, session, role, flac, dialect, &settings, upgrade,
     )
     .await?;
     Ok(response)
@@ -306,8 +303,7 @@ async fn attach(
     flac: bool,
     dialect: Dialect,
     settings: &SessionSettings,
-    mut ws: actix_ws::Session,
-    messages: actix_ws::MessageStream,
+    mut upgrade: Upgrade,
 ) -> Result<(), ApiError> {
     let (tx, rx) = outbound_channel(settings);
     let conn = next_connection_id();
@@ -324,7 +320,7 @@ async fn attach(
     };
     let hello = serde_json::to_string(&SessionMessage::new(id, role, &welcome)).unwrap_or_default();
     // The channel behind `ws` is empty at this point, so this cannot wait.
-    let _ = ws.text(hello).await;
+    let _ = upgrade.ws.text(hello).await;
     Link {
         session,
         session_id: id,
@@ -335,7 +331,7 @@ async fn attach(
         max_message_bytes: state.settings.max_message_size_bytes,
         stall: state.settings.outbound_stall,
     }
-    .spawn(ws, messages, rx);
+    .spawn(upgrade, rx);
     guard.disarm();
     Ok(())
 }

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::server::AppState;
-use crate::transport::{next_connection_id, Dialect, Link};
+use crate::transport::{next_connection_id, Dialect, Link, Upgrade};
 /// Query parameters of `/stream`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,8 +57,7 @@ pub async fn stream(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
-    let (response, ws, messages) =
-        actix_ws::handle(&req, body).map_err(|_| ApiError::NotWebSocket)?;
+    let (response, upgrade) = Upgrade::accept(&req, body)?;
     let (id, guard) = state.admit().await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let session = Session::new(
@@ -91,7 +90,7 @@ pub async fn stream(
         max_message_bytes: state.settings.max_message_size_bytes,
         stall: state.settings.outbound_stall,
     }
-    .spawn(ws, messages, rx);
+    .spawn(upgrade, rx);
     guard.disarm();
     Ok(response)
 }

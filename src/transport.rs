@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
+use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, MessageStream};
 use flacstream_actors::registry::{Leave, Registry, SessionId};
 use flacstream_actors::session::{
@@ -24,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{done_close_code, ApiError};
 use crate::protocol::{AckMessage, ClientMessage, DoneMessage};
+use crate::socket::PeerSocket;
 
 /// Time allowed for the final `done`/`error` text and the close frame to be
 /// queued once the stream is over, in seconds. Short: a client that reads
@@ -104,14 +106,42 @@ pub struct Link {
     pub stall: Duration,
 }
 
+/// An accepted WebSocket upgrade: the handles [`Link::spawn`] serves it with.
+pub struct Upgrade {
+    /// Sends to the client.
+    pub ws: actix_ws::Session,
+    /// What the client sends.
+    pub messages: MessageStream,
+    /// The client's socket, shut down when the client stops reading.
+    pub socket: Option<PeerSocket>,
+}
+
+impl Upgrade {
+    /// Accepts the upgrade `req` asks for; the response must be returned to
+    /// actix-web for the connection to switch protocols.
+    pub fn accept(req: &HttpRequest, body: web::Payload) -> Result<(HttpResponse, Self), ApiError> {
+        let (response, ws, messages) =
+            actix_ws::handle(req, body).map_err(|_| ApiError::NotWebSocket)?;
+        let socket = PeerSocket::of(req);
+        Ok((
+            response,
+            Self {
+                ws,
+                messages,
+                socket,
+            },
+        ))
+    }
+}
+
 impl Link {
     /// Spawns the read and write loops for an upgraded connection.
-    pub fn spawn(
-        self,
-        ws: actix_ws::Session,
-        messages: MessageStream,
-        events: mpsc::Receiver<Outbound>,
-    ) {
+    pub fn spawn(self, upgrade: Upgrade, events: mpsc::Receiver<Outbound>) {
+        let Upgrade {
+            ws,
+            messages,
+            socket,
+        } = upgrade;
         let mut messages = messages
             .max_frame_size(self.max_message_bytes)
             .aggregate_continuations()
@@ -122,6 +152,7 @@ impl Link {
             events,
             self.session.clone(),
             self.stall,
+            socket,
             finished_tx,
         ));
         actix_web::rt::spawn(async move {
@@ -257,40 +288,56 @@ async fn write_loop(
     mut events: mpsc::Receiver<Outbound>,
     session: Addr<Session>,
     stall: Duration,
+    socket: Option<PeerSocket>,
     finished: oneshot::Sender<()>,
 ) {
     let final_timeout = Duration::from_secs(FINAL_MESSAGE_TIMEOUT_SECONDS);
-    let (text, close) = loop {
+    let (text, close, stalled) = loop {
         let Some(event) = events.recv().await else {
             // The session dropped this connection without a final event.
-            break (None, None);
+            break (None, None, false);
         };
         match event {
             Outbound::Flac(bytes) => match tokio::time::timeout(stall, ws.binary(bytes)).await {
                 Ok(Ok(())) => session.do_send(Delivered),
-                Ok(Err(_closed)) => break (None, None),
+                Ok(Err(_closed)) => break (None, None, false),
                 Err(_elapsed) => {
                     let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
-                    break (Some(error.json()), Some(error.close_code()));
+                    break (Some(error.json()), Some(error.close_code()), true);
                 }
             },
             Outbound::Done(summary) => {
                 let code = done_close_code(summary.reason);
-                break (Some(DoneMessage::from(&summary).json()), Some(code));
+                break (Some(DoneMessage::from(&summary).json()), Some(code), false);
             }
             Outbound::Failed(error) => {
                 let error = ApiError::from(error);
-                break (Some(error.json()), Some(error.close_code()));
+                break (Some(error.json()), Some(error.close_code()), false);
             }
         }
     };
     let _ = finished.send(());
+    // A client that reads nothing gets one try at the error and the close
+    // frame (they may still fit its buffers), then its socket is shut down:
+    // the connection must not outlive the stall by more than this.
+    let mut delivered = true;
     if let Some(text) = text {
-        let _ = tokio::time::timeout(final_timeout, ws.text(text)).await;
+        delivered &= matches!(
+            tokio::time::timeout(final_timeout, ws.text(text)).await,
+            Ok(Ok(()))
+        );
     }
     let reason = close.map(|code| CloseReason {
         code,
         description: None,
     });
-    let _ = tokio::time::timeout(final_timeout, ws.close(reason)).await;
+    delivered &= matches!(
+        tokio::time::timeout(final_timeout, ws.close(reason)).await,
+        Ok(Ok(()))
+    );
+    if stalled || !delivered {
+        if let Some(socket) = socket {
+            socket.cut();
+        }
+    }
 }

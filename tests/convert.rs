@@ -214,6 +214,19 @@ async fn a_convert_client_that_stops_reading_is_cut_off() {
         sessions, 0,
         "the stalled conversion still holds its session"
     );
+    // And the connection itself ends: reading now drains what was queued,
+    // then finds the end (or a reset), instead of hanging.
+    let mut sink = vec![0u8; 1 << 20];
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(15), async {
+        loop {
+            match tokio::io::AsyncReadExt::read(&mut socket, &mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server kept the stalled connection open");
     drop(socket);
     service.drain().await;
 }

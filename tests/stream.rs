@@ -559,6 +559,22 @@ async fn a_client_that_stops_reading_is_cut_off_after_the_stall_time() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(sessions, 0, "the stalled session was not cut off");
+    // The connection itself must end: a server that stops the session but
+    // keeps reading (and discarding) the client's input lets one client
+    // push gigabytes through it for as long as it likes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let mut ended = false;
+    while std::time::Instant::now() < deadline {
+        let send = ws.send(tokio_tungstenite::tungstenite::Message::binary(
+            chunk.clone(),
+        ));
+        // A send that only times out means the server is not reading (yet).
+        if let Ok(Err(_)) = tokio::time::timeout(Duration::from_secs(1), send).await {
+            ended = true;
+            break;
+        }
+    }
+    assert!(ended, "the server kept the stalled connection open");
     drop(ws);
     service.drain().await;
 }

@@ -1,0 +1,58 @@
+//! The client's TCP socket, kept beside each connection so that a client
+//! that stops reading can be cut off for real.
+//!
+//! actix-web gives a streaming response no write deadline: when a client
+//! never reads, its receive window closes, the response stops draining, and
+//! the connection lives as long as the client keeps it open — while the
+//! server goes on reading (and discarding) whatever the client sends. Ending
+//! the response does not help, because the dispatcher first waits to flush
+//! what is already queued. Shutting the socket down does: the dispatcher's
+//! next read sees end of input and its next write fails, and it drops the
+//! connection.
+//!
+//! [`attach`] runs once per accepted connection (`HttpServer::on_connect`)
+//! and stores a duplicate of the socket's descriptor in the connection's
+//! data. A duplicate, not the raw number: it stays valid while any request
+//! holds it, so a shutdown can never reach a descriptor number that the
+//! kernel has meanwhile given to another connection.
+
+use std::any::Any;
+use std::net::Shutdown;
+use std::sync::Arc;
+
+use actix_web::dev::Extensions;
+use actix_web::rt::net::TcpStream;
+use actix_web::HttpRequest;
+use socket2::{SockRef, Socket};
+
+/// A connection's socket, shared by the requests and tasks that serve it.
+#[derive(Clone, Debug)]
+pub struct PeerSocket(Arc<Socket>);
+
+impl PeerSocket {
+    /// The socket of the connection `req` arrived on, if [`attach`] stored one.
+    pub fn of(req: &HttpRequest) -> Option<Self> {
+        req.conn_data::<PeerSocket>().cloned()
+    }
+
+    /// Ends the connection both ways, whatever is still queued on it.
+    pub fn cut(&self) {
+        if let Err(e) = self.0.shutdown(Shutdown::Both) {
+            // Already shut down or reset by the peer: the connection is over.
+            log::debug!("Socket shutdown: {e}.");
+        }
+    }
+}
+
+/// `HttpServer::on_connect` hook: stores the accepted TCP socket's duplicate.
+pub fn attach(connection: &dyn Any, data: &mut Extensions) {
+    let Some(stream) = connection.downcast_ref::<TcpStream>() else {
+        return;
+    };
+    match SockRef::from(stream).try_clone() {
+        Ok(socket) => {
+            data.insert(PeerSocket(Arc::new(socket)));
+        }
+        Err(e) => log::warn!("Cannot keep the client's socket ({e}); slow readers are cut off only by their own disconnect."),
+    }
+}
