@@ -10,8 +10,12 @@
 //! - Every frame is bounded by its verbatim size: flacenc 0.5 has no RICE2
 //!   escape and can emit frames far larger than the input for loud 24-bit
 //!   audio, so such frames are re-encoded with verbatim subframes.
+//! - Wasted bits (low bits zero in a whole channel of a block, as in 16-bit
+//!   audio padded into 24 bits) are found here and such frames written here
+//!   (`wasted`); flacenc has no wasted-bits detection.
 
 mod level;
+mod wasted;
 
 pub use level::{
     default_block_size, EncoderLevel, LevelPlan, StereoSearch, DEFAULT_BLOCK_MAX_MS, DEFAULT_LEVEL,
@@ -210,6 +214,8 @@ pub struct FrameEncoder {
     channel_scratch: Vec<i32>,
     /// Left, right, mid and side of a stereo block.
     stereo_scratch: [Vec<i32>; 4],
+    /// A channel shifted right by its wasted bits.
+    shift_scratch: Vec<i32>,
     /// Plans by level, for samples of at most 16 bits and for wider ones.
     plans: Vec<Option<LevelPlan>>,
 }
@@ -228,6 +234,7 @@ impl FrameEncoder {
             mono_framebuf: None,
             channel_scratch: Vec::new(),
             stereo_scratch: Default::default(),
+            shift_scratch: Vec::new(),
             plans: vec![None; 2 * (usize::from(MAX_LEVEL) + 1)],
         }
     }
@@ -254,28 +261,31 @@ impl FrameEncoder {
             });
         }
         check_range(interleaved, channels, bps)?;
+        // Subframes only: the header and CRC are the same either way.
         let verbatim_bits: usize = channels * (8 + bps * samples);
-        let frame = if samples < MIN_PREDICTED_BLOCK {
+        let predicted = if samples < MIN_PREDICTED_BLOCK {
             None
+        } else if wasted::any_wasted_bits(interleaved, channels) {
+            self.predict_wasted(format, level, frame_number, interleaved, verbatim_bits)?
         } else {
             let frame = self.predict(format, level, frame_number, interleaved)?;
             let body: usize = (0..frame.subframe_count())
                 .filter_map(|ch| frame.subframe(ch))
                 .map(BitRepr::count_bits)
                 .sum();
-            (body <= verbatim_bits).then_some(frame)
+            if body <= verbatim_bits {
+                Some(write_frame(&frame)?)
+            } else {
+                None
+            }
         };
-        let verbatim_fallback = frame.is_none() && samples >= MIN_PREDICTED_BLOCK;
-        let frame = match frame {
-            Some(frame) => frame,
-            None => self.verbatim(format, frame_number, interleaved)?,
+        let verbatim_fallback = predicted.is_none() && samples >= MIN_PREDICTED_BLOCK;
+        let bytes = match predicted {
+            Some(bytes) => bytes,
+            None => write_frame(&self.verbatim(format, frame_number, interleaved)?)?,
         };
-        let mut sink = MemSink::<u8>::with_capacity(frame.count_bits());
-        frame
-            .write(&mut sink)
-            .map_err(|e| FlacError::Encoder(e.to_string()))?;
         Ok(EncodedFrame {
-            bytes: sink.into_inner(),
+            bytes,
             samples,
             verbatim_fallback,
         })
@@ -353,75 +363,40 @@ impl FrameEncoder {
         interleaved: &[i32],
     ) -> Result<(ChannelAssignment, Vec<SubFrame>), FlacError> {
         let bps = format.layout.bits_per_sample();
+        self.fill_stereo(interleaved, plan.stereo != StereoSearch::Independent);
+        let assignment = choose_pair(plan.stereo, &self.stereo_scratch, [0; 4]);
+        let (first, second) = pair_channels(&assignment);
+        let mut encode = |index| {
+            let signal = &self.stereo_scratch[index];
+            let width = stereo_width(index, bps);
+            encode_mono(
+                &mut self.mono_framebuf,
+                plan,
+                format.sample_rate,
+                signal,
+                width,
+            )
+        };
+        let a = encode(first)?;
+        let b = encode(second)?;
+        Ok((assignment, vec![a, b]))
+    }
+
+    /// Splits a stereo block into `stereo_scratch`: left and right, and mid
+    /// and side if `mid_side`.
+    fn fill_stereo(&mut self, interleaved: &[i32], mid_side: bool) {
         let [left, right, mid, side] = &mut self.stereo_scratch;
         left.clear();
         right.clear();
         left.extend(interleaved.iter().step_by(2));
         right.extend(interleaved.iter().skip(1).step_by(2));
-        let needs_mid_side = plan.stereo != StereoSearch::Independent;
-        if needs_mid_side {
+        if mid_side {
             mid.clear();
             side.clear();
             // FLAC's mid drops the low bit of left + right; side keeps it.
             mid.extend(left.iter().zip(right.iter()).map(|(l, r)| (l + r) >> 1));
             side.extend(left.iter().zip(right.iter()).map(|(l, r)| l - r));
         }
-        let assignment = match plan.stereo {
-            StereoSearch::Independent | StereoSearch::Exhaustive => {
-                ChannelAssignment::Independent(2)
-            }
-            StereoSearch::MidSide => ChannelAssignment::MidSide,
-            StereoSearch::Estimated => {
-                let [l, r, m, s] = [&left[..], &right[..], &mid[..], &side[..]].map(residual_cost);
-                let pairs = [
-                    (l + r, ChannelAssignment::Independent(2)),
-                    (l + s, ChannelAssignment::LeftSide),
-                    (r + s, ChannelAssignment::RightSide),
-                    (m + s, ChannelAssignment::MidSide),
-                ];
-                let cheapest = pairs.into_iter().min_by_key(|(cost, _)| *cost);
-                cheapest.map_or(ChannelAssignment::Independent(2), |(_, a)| a)
-            }
-        };
-        // The pair in FLAC's order; the side channel is one bit wider.
-        let (first, second) = match assignment {
-            ChannelAssignment::LeftSide => (LEFT, SIDE),
-            ChannelAssignment::RightSide => (SIDE, RIGHT),
-            ChannelAssignment::MidSide => (MID, SIDE),
-            ChannelAssignment::Independent(_) => (LEFT, RIGHT),
-        };
-        let width = |index| if index == SIDE { bps + 1 } else { bps };
-        let a = self.predict_channel(plan, format.sample_rate, first, width(first))?;
-        let b = self.predict_channel(plan, format.sample_rate, second, width(second))?;
-        Ok((assignment, vec![a, b]))
-    }
-
-    /// Encodes `stereo_scratch[index]` as one subframe of `bps` bits.
-    fn predict_channel(
-        &mut self,
-        plan: &LevelPlan,
-        sample_rate: u32,
-        index: usize,
-        bps: usize,
-    ) -> Result<SubFrame, FlacError> {
-        let signal = &self.stereo_scratch[index];
-        let size = signal.len().max(MIN_PREDICTED_BLOCK);
-        let info = flacenc_info(sample_rate, 1, bps)?;
-        let mut framebuf = match self.mono_framebuf.take() {
-            Some(fb) => fb,
-            None => FrameBuf::with_size(1, size).map_err(encoder_error)?,
-        };
-        if framebuf.size() != size {
-            framebuf.resize(size);
-        }
-        framebuf.fill_interleaved(signal).map_err(encoder_error)?;
-        let result = flacenc::encode_fixed_size_frame(&plan.config, &framebuf, 0, &info);
-        self.mono_framebuf = Some(framebuf);
-        let (_, subframes) = result.map_err(encoder_error)?.into_parts();
-        subframes
-            .into_iter()
-            .next()
-            .ok_or_else(|| FlacError::Encoder("flacenc returned no subframe".into()))
     }
 
     /// The frame with every channel stored verbatim.
@@ -452,6 +427,90 @@ impl FrameEncoder {
         }
         Frame::new(header, subframes.into_iter()).map_err(encoder_error)
     }
+}
+
+/// Writes a frame built from flacenc's parts: header, subframes, CRC-16.
+fn write_frame(frame: &Frame) -> Result<Vec<u8>, FlacError> {
+    let mut sink = MemSink::<u8>::with_capacity(frame.count_bits());
+    frame.write(&mut sink).map_err(encoder_error)?;
+    Ok(sink.into_inner())
+}
+
+/// The stereo pair a search other than [`StereoSearch::Exhaustive`] picks
+/// (that one is flacenc's, or done in `wasted`). `wasted` holds the wasted
+/// bits of left, right, mid and side in `scratch` (all filled unless the
+/// search is [`StereoSearch::Independent`]).
+fn choose_pair(
+    search: StereoSearch,
+    scratch: &[Vec<i32>; 4],
+    wasted: [u32; 4],
+) -> ChannelAssignment {
+    match search {
+        StereoSearch::Independent | StereoSearch::Exhaustive => ChannelAssignment::Independent(2),
+        StereoSearch::MidSide => ChannelAssignment::MidSide,
+        StereoSearch::Estimated => {
+            // A channel with k wasted bits is coded k bits per sample
+            // narrower: about its residuals divided by 2^k.
+            let [l, r, m, s]: [u64; 4] =
+                std::array::from_fn(|i| residual_cost(&scratch[i]) >> wasted[i]);
+            let pairs = [
+                (l + r, ChannelAssignment::Independent(2)),
+                (l + s, ChannelAssignment::LeftSide),
+                (r + s, ChannelAssignment::RightSide),
+                (m + s, ChannelAssignment::MidSide),
+            ];
+            let cheapest = pairs.into_iter().min_by_key(|(cost, _)| *cost);
+            cheapest.map_or(ChannelAssignment::Independent(2), |(_, a)| a)
+        }
+    }
+}
+
+/// The `stereo_scratch` indices of a stereo pair, in FLAC's order.
+fn pair_channels(assignment: &ChannelAssignment) -> (usize, usize) {
+    match assignment {
+        ChannelAssignment::LeftSide => (LEFT, SIDE),
+        ChannelAssignment::RightSide => (SIDE, RIGHT),
+        ChannelAssignment::MidSide => (MID, SIDE),
+        ChannelAssignment::Independent(_) => (LEFT, RIGHT),
+    }
+}
+
+/// Width of `stereo_scratch[index]` in bits: the side channel is one bit
+/// wider than the stream.
+fn stereo_width(index: usize, bps: usize) -> usize {
+    if index == SIDE {
+        bps + 1
+    } else {
+        bps
+    }
+}
+
+/// Encodes `signal` as one subframe whose samples fit in `bps` bits, which
+/// must be a width flacenc accepts (8 to 25 bits, 4n or 4n + 1).
+fn encode_mono(
+    framebuf: &mut Option<FrameBuf>,
+    plan: &LevelPlan,
+    sample_rate: u32,
+    signal: &[i32],
+    bps: usize,
+) -> Result<SubFrame, FlacError> {
+    let size = signal.len().max(MIN_PREDICTED_BLOCK);
+    let info = flacenc_info(sample_rate, 1, bps)?;
+    let mut fb = match framebuf.take() {
+        Some(fb) => fb,
+        None => FrameBuf::with_size(1, size).map_err(encoder_error)?,
+    };
+    if fb.size() != size {
+        fb.resize(size);
+    }
+    fb.fill_interleaved(signal).map_err(encoder_error)?;
+    let result = flacenc::encode_fixed_size_frame(&plan.config, &fb, 0, &info);
+    *framebuf = Some(fb);
+    let (_, subframes) = result.map_err(encoder_error)?.into_parts();
+    subframes
+        .into_iter()
+        .next()
+        .ok_or_else(|| FlacError::Encoder("flacenc returned no subframe".into()))
 }
 
 /// flacenc's stream parameters for encoding one frame. They only feed a

@@ -231,3 +231,168 @@ fn streaminfo_parses_back() {
     };
     assert_eq!(StreamInfo::parse(&info.to_bytes()), Some(info));
 }
+
+/// `samples` with every sample shifted left by `shift` bits.
+fn padded(samples: &[i32], shift: u32) -> Vec<i32> {
+    samples.iter().map(|s| s << shift).collect()
+}
+
+/// Allowed growth of a padded stream over the same audio at its real width:
+/// flacenc's choices shift a little with the declared width (levels 0–2 use
+/// an LPC above 16 bits, for one). Without wasted bits it is 1.5 to 2 times.
+const PADDED_SIZE_TOLERANCE: f64 = 1.03;
+
+#[test]
+fn padded_16_bit_audio_is_as_small_as_16_bit() {
+    let music = test_signal(20_000, 2, 16, 11);
+    let wide = padded(&music, 8);
+    for level in 0..=MAX_LEVEL {
+        let (narrow_flac, _) = encode_stream(format(44_100, 2, 2, 4096), level, &music);
+        let f = format(44_100, 2, 3, 4096);
+        let (flac, stats) = encode_stream(f, level, &wide);
+        assert_decodes_to(&flac, &f, &wide);
+        assert_eq!(stats.verbatim_fallbacks, 0, "level {level}");
+        let limit = narrow_flac.len() as f64 * PADDED_SIZE_TOLERANCE;
+        assert!(
+            flac.len() as f64 <= limit,
+            "level {level}: 24-bit padded {} bytes, 16-bit {} bytes",
+            flac.len(),
+            narrow_flac.len()
+        );
+    }
+}
+
+#[test]
+fn padded_8_bit_audio_is_as_small_as_8_bit() {
+    // Mono goes through flacenc whole when nothing is wasted; six channels
+    // through the multichannel path.
+    for channels in [1, 6] {
+        let audio = test_signal(10_000, channels as u16, 8, 5);
+        let wide = padded(&audio, 8);
+        for level in 0..=MAX_LEVEL {
+            let (narrow_flac, _) = encode_stream(format(22_050, channels, 1, 1024), level, &audio);
+            let f = format(22_050, channels, 2, 1024);
+            let (flac, _) = encode_stream(f, level, &wide);
+            assert_decodes_to(&flac, &f, &wide);
+            let limit = narrow_flac.len() as f64 * PADDED_SIZE_TOLERANCE;
+            assert!(
+                flac.len() as f64 <= limit,
+                "{channels} channels, level {level}: {} bytes, 8-bit {} bytes",
+                flac.len(),
+                narrow_flac.len()
+            );
+        }
+    }
+}
+
+/// Stereo 24-bit blocks of 1024 frames, each with different wasted bits:
+/// none, 8 in both channels, 1 (all even), 8 in the left channel only, 23
+/// (only 0 and −2^23), silence, silence beside a wasted channel, and a
+/// constant with 12 wasted bits.
+fn mixed_wasted_blocks() -> Vec<i32> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let music = test_signal(1024, 2, 24, 23);
+    let quiet = test_signal(1024, 2, 16, 29);
+    let blocks: Vec<Vec<i32>> = vec![
+        music.clone(),
+        padded(&quiet, 8),
+        music.iter().map(|s| s & !1).collect(),
+        music
+            .chunks(2)
+            .zip(quiet.chunks(2))
+            .flat_map(|(m, q)| [q[0] << 8, m[1]])
+            .collect(),
+        (0..2048)
+            .map(|_| if rng.random_bool(0.5) { -(1 << 23) } else { 0 })
+            .collect(),
+        vec![0; 2048],
+        quiet.chunks(2).flat_map(|q| [0, q[1] << 8]).collect(),
+        vec![3 << 12; 2048],
+    ];
+    blocks.concat()
+}
+
+#[test]
+fn blocks_with_any_wasted_bits_round_trip_at_every_level() {
+    let f = format(48_000, 2, 3, 1024);
+    let samples = mixed_wasted_blocks();
+    for level in 0..=MAX_LEVEL {
+        let (flac, _) = encode_stream(f, level, &samples);
+        assert_decodes_to(&flac, &f, &samples);
+    }
+    // The same blocks as six channels (three stereo blocks side by side).
+    let f = format(48_000, 6, 3, 1024);
+    let six: Vec<i32> = samples
+        .chunks(2048)
+        .collect::<Vec<_>>()
+        .chunks(3)
+        .filter(|group| group.len() == 3)
+        .flat_map(|group| {
+            (0..1024).flat_map(move |t| group.iter().flat_map(move |b| [b[2 * t], b[2 * t + 1]]))
+        })
+        .collect();
+    for level in [0, 5, 8] {
+        let (flac, _) = encode_stream(f, level, &six);
+        assert_decodes_to(&flac, &f, &six);
+    }
+}
+
+#[test]
+fn the_largest_shift_leaves_one_bit() {
+    // 23 wasted bits of 24 in both channels: one-bit subframes.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(31);
+    let f = format(44_100, 2, 3, 4096);
+    let samples: Vec<i32> = (0..4096 * 2)
+        .map(|_| if rng.random_bool(0.5) { -(1 << 23) } else { 0 })
+        .collect();
+    for level in 0..=MAX_LEVEL {
+        let (flac, _) = encode_stream(f, level, &samples);
+        assert_decodes_to(&flac, &f, &samples);
+        // At most two bits per sample of 24 (mid and side take two: their
+        // values are 0, ±2^22 and ±2^23), against over 24 without them.
+        assert!(
+            flac.len() < 4096 * 2 * 2 / 8 + 200,
+            "level {level}: {}",
+            flac.len()
+        );
+    }
+}
+
+#[test]
+fn every_stereo_pair_round_trips_with_wasted_bits() {
+    // As `every_stereo_pair_round_trips`, shifted left by 1 and by 4 bits:
+    // with 1, mid (which drops a bit of left + right) has none.
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let smooth: Vec<i32> = (0..4096)
+        .map(|t| ((t as f64 * 0.01).sin() * 2_000.0) as i32)
+        .collect();
+    let noisy: Vec<i32> = smooth
+        .iter()
+        .map(|s| s + rng.random_range(-30..30))
+        .collect();
+    let f = format(44_100, 2, 2, 1024);
+    for shift in [1, 4] {
+        for (left, right, assignment) in [(&smooth, &noisy, 8), (&noisy, &smooth, 9)] {
+            let samples: Vec<i32> = left
+                .iter()
+                .zip(right)
+                .flat_map(|(l, r)| [l << shift, r << shift])
+                .collect();
+            for level in 0..=MAX_LEVEL {
+                let (flac, _) = encode_stream(f, level, &samples);
+                assert_decodes_to(&flac, &f, &samples);
+                let first_frame = STREAMINFO_OFFSET + STREAMINFO_BYTES;
+                let nibble = flac[first_frame + 3] >> 4;
+                let expected = match EncoderLevel::new(level).unwrap().plan(16).stereo {
+                    StereoSearch::Independent => 1,
+                    StereoSearch::MidSide => 10,
+                    StereoSearch::Estimated | StereoSearch::Exhaustive => assignment,
+                };
+                assert_eq!(nibble, expected, "shift {shift} level {level}");
+            }
+        }
+    }
+}
