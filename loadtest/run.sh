@@ -80,6 +80,10 @@ case $scenario in
     ramp) length=$(( ${STEPS:-6} * ${STEP_SECONDS:-30} )) ;;
     burst) length=${DURATION:-20} ;;
     slow-reader|flood) length=${DURATION:-40} ;;
+    idle) length=${DURATION:-30}
+        # Idle connections are what this scenario holds: keep the server's
+        # idle cut-off out of the way.
+        export CONNECTION_TIMEOUT_SECONDS=${CONNECTION_TIMEOUT_SECONDS:-$(( length + 60 ))} ;;
     *) length=${DURATION:-60} ;;
 esac
 

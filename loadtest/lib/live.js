@@ -36,7 +36,16 @@ export function liveScenario(defaults) {
     durationS,
     chunkMs: envInt('CHUNK_MS', DEFAULT_CHUNK_MS),
     blockSize: envInt('BLOCK_SIZE', 0) || null,
+    level: __ENV.LEVEL === undefined || __ENV.LEVEL === '' ? null : envInt('LEVEL', 5),
+    // Latency is also kept per minute of the run, so a long run shows
+    // whether it grows (thresholds below hold for every minute).
+    minuteOf: () => Math.floor((Date.now() - exec.scenario.startTime) / 60000),
   };
+  const latP95 = envInt('LAT_P95_MS', defaults.latP95Ms);
+  const latP99 = envInt('LAT_P99_MS', defaults.latP99Ms);
+  const minutes = Math.ceil((durationS + Math.ceil(spreadMs / 1000)) / 60);
+  const perMinute = {};
+  for (let m = 0; m < minutes; m++) perMinute[`frame_latency{minute:${m}}`] = [`p(99)<${latP99}`];
   const options = {
     scenarios: {
       [defaults.name]: {
@@ -49,10 +58,8 @@ export function liveScenario(defaults) {
     thresholds: {
       streams_ok: ['rate==1'],
       stream_failures: ['count==0'],
-      frame_latency: [
-        `p(95)<${envInt('LAT_P95_MS', defaults.latP95Ms)}`,
-        `p(99)<${envInt('LAT_P99_MS', defaults.latP99Ms)}`,
-      ],
+      frame_latency: [`p(95)<${latP95}`, `p(99)<${latP99}`],
+      ...perMinute,
       send_lag: [`p(99)<${SEND_LAG_P99_MS}`],
     },
     summaryTrendStats: SUMMARY_TREND_STATS,

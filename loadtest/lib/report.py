@@ -108,6 +108,26 @@ def ramp_steps(summary, samples, t0_ms):
     return rows, knee
 
 
+def minute_rows(summary, samples, start):
+    """Frame latency and server figures per minute of a live run, so a long
+    run shows whether latency or memory grows (k6 tags each latency sample
+    with its minute; the thresholds hold for every minute)."""
+    rows = []
+    for m in range(1000):
+        lat = latency(summary, f'frame_latency{{minute:{m}}}')
+        if not lat:
+            break
+        w = window(samples, start + 60 * m, start + 60 * (m + 1))
+        row = {'minute': m, 'latency_ms': lat}
+        if len(w) >= 2:
+            cpu = w[-1]['cpu_s'] - w[0]['cpu_s']
+            wall = w[-1]['t'] - w[0]['t']
+            row['cpu_cores_busy'] = round(cpu / wall, 3) if wall else None
+            row['rss_peak_mib'] = round(max(s['rss_kb'] for s in w) / 1024, 1)
+        rows.append(row)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--scenario', required=True)
@@ -129,7 +149,7 @@ def main():
         'k6_exit_status': a.k6_status,
         'thresholds_passed': a.k6_status == 0,
         'knobs': {k: os.environ[k] for k in sorted(os.environ) if k in (
-            'STREAMS', 'STREAMS_PER_VU', 'DURATION', 'ENDPOINT', 'RECORD', 'CHUNK_MS', 'BLOCK_SIZE',
+            'STREAMS', 'STREAMS_PER_VU', 'DURATION', 'LEVEL', 'CONNECTIONS', 'CONNECTIONS_PER_VU', 'HOLD', 'ENDPOINT', 'RECORD', 'CHUNK_MS', 'BLOCK_SIZE',
             'STEPS', 'STEP_SECONDS', 'STEP_STREAMS', 'WS_VUS', 'HTTP_VUS', 'BAD_CLIENTS', 'FLOODERS')
             or k.startswith('FLACSTREAM_')},
         'server': server_figures(samples, a.k6_start, a.k6_end, audio_s, streams),
@@ -141,6 +161,9 @@ def main():
         'server_samples': os.path.join(a.run_dir, 'samples.jsonl'),
     }
     expectations_ok = True
+    minutes = minute_rows(k6, samples, a.k6_start)
+    if minutes:
+        report['minutes'] = minutes
     if a.scenario == 'burst':
         report['burst'] = {
             name: {'conversions': metric(k6, f'conversions{{api:{name}}}', 'count'),
@@ -189,6 +212,11 @@ def main():
             b = report['burst'][name]
             lines.append(f"  {name}: {b['conversions']} conversions, {b['failures'] or 0} failed, time ms {b['time_ms']}")
         lines.append(f"  {report['burst']['audio_seconds_per_second']} audio-s converted per second")
+    if len(report.get('minutes', [])) > 1:
+        for row in report['minutes']:
+            l = row['latency_ms']
+            lines.append(f"  minute {row['minute']}: p50 {l.get('p50')} p99 {l.get('p99')} max {l.get('max')} ms, "
+                         f"{row.get('cpu_cores_busy')} cores, rss {row.get('rss_peak_mib')} MiB")
     for row in report.get('steps', []):
         l = row['latency_ms']
         lines.append(f"  step {row['step']}: {row['streams']} streams, p50 {l.get('p50')} p99 {l.get('p99')} ms, "

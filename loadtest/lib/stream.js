@@ -93,9 +93,15 @@ export function pacedStream(opts) {
   const blockSize = opts.blockSize || defaultBlockSize(opts.rate);
   const expectedFrames = Math.ceil(totalSamples / blockSize);
   const baseTags = opts.tags || {};
-  const tags = () => (opts.stepOf ? Object.assign({ step: String(opts.stepOf()) }, baseTags) : baseTags);
+  const tags = () => {
+    const t = Object.assign({}, baseTags);
+    if (opts.stepOf) t.step = String(opts.stepOf());
+    if (opts.minuteOf) t.minute = String(opts.minuteOf());
+    return t;
+  };
 
-  const query = opts.blockSize ? `&block_size=${opts.blockSize}` : '';
+  const query = (opts.blockSize ? `&block_size=${opts.blockSize}` : '')
+    + (opts.level !== null && opts.level !== undefined ? `&level=${opts.level}` : '');
   const url = opts.endpoint === 'session'
     ? `ws://${opts.target}/api/ws/audio?format=s16le&sample_rate=${opts.rate}&channels=${opts.channels}` +
       `&output=flac&acks=false&record=${opts.record ? 'true' : 'false'}${query}`

@@ -5,7 +5,7 @@ import { liveScenario } from '../../lib/live.js';
 
 const s = liveScenario({
   name: 'realtime', rate: 44100, channels: 2, pcmEnv: 'PCM_MUSIC',
-  streams: 100, streamsPerVu: 1, durationS: 60, latP95Ms: 100, latP99Ms: 250,
+  streams: 100, streamsPerVu: 1, durationS: 60, latP95Ms: 10, latP99Ms: 20,
 });
 export const options = s.options;
 export const setup = s.setup;

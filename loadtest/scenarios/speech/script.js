@@ -5,7 +5,7 @@ import { liveScenario } from '../../lib/live.js';
 
 const s = liveScenario({
   name: 'speech', rate: 16000, channels: 1, pcmEnv: 'PCM_SPEECH',
-  streams: 300, streamsPerVu: 4, durationS: 60, latP95Ms: 100, latP99Ms: 250,
+  streams: 300, streamsPerVu: 4, durationS: 60, latP95Ms: 10, latP99Ms: 20,
 });
 export const options = s.options;
 export const setup = s.setup;
