@@ -10,6 +10,8 @@
 # which other processes on a shared machine disturb far less than wall time;
 # the wall-time speed is printed too. Size is output bytes / WAV data bytes.
 # Outputs carry no seek table and no padding, so sizes compare like for like.
+# Every flacstream output is decoded by libFLAC and compared with the input
+# once (the first round), so a fast but wrong encoder cannot pass.
 #
 # flacstream is timed through `codec/examples/encode.rs`: the service's own
 # codec path (WavParser -> PcmDecoder -> FrameEncoder), STREAMINFO with MD5.
@@ -74,6 +76,18 @@ usage = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(wall, usage.ru_utime, usage.ru_stime)
 EOF
 : >"$results"
+# Exits non-zero unless the raw file holds exactly the WAV's data chunk.
+cat >"$work/same.py" <<'EOF'
+import struct, sys
+wav = open(sys.argv[1], "rb").read()
+i = 12
+while i + 8 <= len(wav):
+    cid, n = wav[i:i + 4], struct.unpack("<I", wav[i + 4:i + 8])[0]
+    if cid == b"data":
+        sys.exit(0 if wav[i + 8:i + 8 + n] == open(sys.argv[2], "rb").read() else 1)
+    i += 8 + n + (n & 1)
+sys.exit(2)
+EOF
 
 for rep in $(seq 1 "$repeats"); do
     echo "compare.sh: run $rep of $repeats" >&2
@@ -88,6 +102,15 @@ for rep in $(seq 1 "$repeats"); do
             # shellcheck disable=SC2086 # the command is split on purpose
             python3 "$work/run.py" $cmd >"$work/time"
             [ -f "$out" ] || mv "$out.flac" "$out"
+            # Lossless is checked, not assumed: on the first round every
+            # flacstream output is decoded by libFLAC and compared with the
+            # WAV's samples byte for byte (after timing, so it costs no speed).
+            if [ "$rep" = 1 ] && [ "${name%% *}" = flacstream ]; then
+                flac -s -d -f --force-raw-format --endian=little --sign=signed \
+                    -o "$work/decoded.raw" "$out"
+                python3 "$work/same.py" "$audio/$f.wav" "$work/decoded.raw" ||
+                    { echo "compare.sh: $name on $f is not lossless" >&2; exit 1; }
+            fi
             printf '%s\t%s\t%s\t%s\n' "$f" "$name" "$(cat "$work/time")" \
                 "$(stat -c %s "$out")" >>"$results"
         done
