@@ -23,10 +23,20 @@ fn open_ended_wav() -> (Vec<u8>, Vec<i32>) {
 
 /// Runs the binary with `args` off the async runtime; returns its exit code.
 async fn run(args: &[&str]) -> i32 {
+    run_with_env(args, &[]).await
+}
+
+/// Like [`run`], with environment variables set.
+async fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> i32 {
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     actix_rt::task::spawn_blocking(move || {
         Command::new(BIN)
             .args(&args)
+            .envs(env)
             .status()
             .expect("the binary runs")
             .code()
@@ -89,6 +99,16 @@ async fn probe_exits_0_on_200_and_1_otherwise() {
     assert_eq!(run(&["probe", "--url", &url("/readyz")]).await, 0);
     assert_eq!(run(&["probe", "--url", &url("/no-such-page")]).await, 1);
     assert_eq!(run(&["probe", "--url", "not a url"]).await, 1);
+    // The server's settings in the environment, as in a container, are no
+    // conflict for the clients.
+    let container_env = [
+        ("FLACSTREAM_BIND", "0.0.0.0:8080"),
+        ("FLACSTREAM_MAX_SESSIONS", "200"),
+    ];
+    assert_eq!(
+        run_with_env(&["probe", "--url", &url("/healthz")], &container_env).await,
+        0
+    );
     // With no stream open the drain ends at once and the server stops.
     service.stopper().start_drain();
     assert_eq!(run(&["probe", "--url", &url("/readyz")]).await, 1);
