@@ -18,6 +18,7 @@ use std::time::Instant;
 use actix::{Actor, ActorContext, Handler, Message, SyncContext};
 use flacstream_codec::flac::{EncodedFrame, EncoderLevel, FlacError, FrameEncoder, StreamFormat};
 
+use crate::metrics::{ENCODER_RESTARTS, ENCODE_SECONDS};
 use pool::PoolStats;
 
 /// With the `fault-injection` feature, a block whose first samples are these
@@ -87,7 +88,9 @@ impl Handler<EncodeBlock> for Encoder {
             inject_fault(&msg.samples);
             frames.encode(&msg.format, msg.level, msg.frame_number, &msg.samples)
         }));
-        let nanos = started.elapsed().as_nanos() as u64;
+        let elapsed = started.elapsed();
+        metrics::histogram!(ENCODE_SECONDS).record(elapsed);
+        let nanos = elapsed.as_nanos() as u64;
         self.stats.encode_nanos.fetch_add(nanos, Ordering::Relaxed);
         match outcome {
             Ok(Ok(frame)) => {
@@ -97,6 +100,7 @@ impl Handler<EncodeBlock> for Encoder {
             Ok(Err(e)) => Err(EncodeFailure::Rejected(e)),
             Err(_) => {
                 self.stats.restarts.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(ENCODER_RESTARTS).increment(1);
                 log::error!(
                     "Encoder panicked on frame {}; restarting it.",
                     msg.frame_number

@@ -26,10 +26,13 @@
 //!   a stable client code and a [`error::ErrorKind`] the service maps to
 //!   close codes and HTTP statuses.
 //! - [`activity`]: the lock-free "last heard from" clock the registry sweeps.
+//! - [`metrics`]: every metric's name, kind, unit and help text; recorded
+//!   here through the `metrics` facade, served by the service.
 
 pub mod activity;
 pub mod encoder;
 pub mod error;
+pub mod metrics;
 pub mod recording;
 pub mod registry;
 pub mod session;

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::activity::Activity;
+use crate::metrics::{GaugeDelta, ACTIVE_STREAMS, CONNECTIONS_ACTIVE, SESSIONS_ACTIVE};
 use crate::session::{IdleTimeout, Session, Shutdown};
 
 /// How often idle sessions are looked for, in milliseconds. The idle timeout
@@ -58,6 +59,16 @@ pub struct Registry {
     /// The drain's grace period is over: late starters are shut down at once.
     grace_over: bool,
     drained: Vec<oneshot::Sender<()>>,
+    gauges: Gauges,
+}
+
+/// This registry's share of the session gauges, published at each sweep
+/// (so they lag by at most [`IDLE_SWEEP_INTERVAL_MS`]) rather than on every
+/// message.
+struct Gauges {
+    streams: GaugeDelta,
+    sessions: GaugeDelta,
+    connections: GaugeDelta,
 }
 
 impl Registry {
@@ -69,7 +80,21 @@ impl Registry {
             draining: false,
             grace_over: false,
             drained: Vec::new(),
+            gauges: Gauges {
+                streams: GaugeDelta::new(ACTIVE_STREAMS),
+                sessions: GaugeDelta::new(SESSIONS_ACTIVE),
+                connections: GaugeDelta::new(CONNECTIONS_ACTIVE),
+            },
         }
+    }
+
+    fn publish_gauges(&mut self) {
+        let entries = self.sessions.values();
+        let streams = entries.clone().filter(|e| e.session.is_some()).count();
+        let connections = entries.map(|e| e.connections).sum();
+        self.gauges.streams.set(streams);
+        self.gauges.sessions.set(self.sessions.len());
+        self.gauges.connections.set(connections);
     }
 
     fn sweep_idle(&mut self) {
@@ -77,6 +102,7 @@ impl Registry {
         self.sessions
             .retain(|_, e| e.session.is_some() || e.admitted.elapsed() < abandoned);
         self.notify_if_drained();
+        self.publish_gauges();
         let limit = self.settings.idle_timeout;
         for (session, activity) in self.sessions.values().filter_map(|e| e.session.as_ref()) {
             if activity.idle_for() >= limit {

@@ -32,7 +32,7 @@ pub use settings::{InputFormat, RecordingPolicy, SessionKind, SessionSettings};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::fut::wrap_future;
 use actix::{Actor, ActorFutureExt, Addr, AsyncContext, Context, SpawnHandle};
@@ -46,6 +46,7 @@ use tokio::sync::oneshot;
 
 use crate::activity::Activity;
 use crate::encoder::{EncodeBlock, EncodeFailure};
+use crate::metrics::{FRAME_LATENCY_SECONDS, OUTPUT_BYTES, OUTPUT_SAMPLES};
 use crate::registry::{Attach, Registry, Release, SessionId};
 use crate::staging::Staging;
 use crate::store::{now_ms, CreateRecording};
@@ -76,6 +77,9 @@ struct Stream {
     next_frame: u32,
     /// Results for frames `first_pending..next_frame`, `None` until encoded.
     in_flight: VecDeque<Option<Result<EncodedFrame, EncodeFailure>>>,
+    /// When each in-flight block's last sample was staged, in step with
+    /// `in_flight`: the start of its frame latency.
+    staged_at: VecDeque<Instant>,
     first_pending: u32,
     stats: FrameStats,
     bytes_out: u64,
@@ -184,12 +188,14 @@ impl Session {
             layout.bits_per_sample()
         );
         self.fanout.flac(&Bytes::from(header.clone()));
+        metrics::counter!(OUTPUT_BYTES).increment(header.len() as u64);
         self.stream = Some(Stream {
             format,
             decoder: PcmDecoder::new(layout),
             staging: Staging::new(block_size, layout.channels),
             next_frame: 0,
             in_flight: VecDeque::new(),
+            staged_at: VecDeque::new(),
             first_pending: 0,
             stats: FrameStats::default(),
             bytes_out: header.len() as u64,
@@ -232,7 +238,7 @@ impl Session {
             if stream.in_flight.len() + waiting >= self.settings.max_blocks_in_flight.max(1) {
                 break;
             }
-            let Some(samples) = stream.staging.pop_block(flush) else {
+            let Some((samples, staged_at)) = stream.staging.pop_block_timed(flush) else {
                 break;
             };
             if stream.next_frame >= MAX_FRAME_NUMBER
@@ -243,6 +249,7 @@ impl Session {
             let seq = stream.next_frame;
             stream.next_frame += 1;
             stream.in_flight.push_back(None);
+            stream.staged_at.push_back(staged_at);
             let job = EncodeBlock {
                 format: stream.format,
                 level: self.settings.level,
@@ -278,12 +285,13 @@ impl Session {
             let Some(Some(result)) = stream.in_flight.pop_front() else {
                 break;
             };
+            let staged_at = stream.staged_at.pop_front();
             stream.first_pending += 1;
             match result {
                 Ok(frame) => {
                     stream.stats.record(&frame);
                     stream.bytes_out += frame.bytes.len() as u64;
-                    frames.push(frame);
+                    frames.push((frame, staged_at));
                 }
                 Err(EncodeFailure::Panicked) => {
                     return self.fail(StreamError::EncoderPanicked, ctx);
@@ -294,11 +302,16 @@ impl Session {
                 }
             }
         }
-        for frame in frames {
+        for (frame, staged_at) in frames {
             if let Some(recorder) = self.recorder.as_mut() {
                 recorder.queue(&frame.bytes, frame.samples);
             }
+            metrics::counter!(OUTPUT_BYTES).increment(frame.bytes.len() as u64);
+            metrics::counter!(OUTPUT_SAMPLES).increment(frame.samples as u64);
             self.fanout.flac(&Bytes::from(frame.bytes));
+            if let Some(staged_at) = staged_at {
+                metrics::histogram!(FRAME_LATENCY_SECONDS).record(staged_at.elapsed());
+            }
         }
         self.flush_recording(ctx);
         self.pump(ctx);

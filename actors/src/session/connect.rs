@@ -5,6 +5,7 @@ use tokio::sync::mpsc;
 
 use super::fanout::{Connection, ConnectionId, Role};
 use super::{Outbound, Session, SessionClosed, SessionKind};
+use crate::metrics::{LABEL_REASON, REASON_DISCONNECTED, STREAMS_FINISHED};
 use crate::store::{SessionRecord, SessionStatus};
 use crate::StreamError;
 
@@ -127,6 +128,8 @@ impl Handler<Disconnect> for Session {
             SessionKind::Stream => {
                 if self.fanout.detach(msg.conn).is_some() && !self.finished {
                     log::info!("Session {} ended by the client.", self.id);
+                    metrics::counter!(STREAMS_FINISHED, LABEL_REASON => REASON_DISCONNECTED)
+                        .increment(1);
                     self.finished = true;
                     ctx.stop();
                 }

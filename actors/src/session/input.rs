@@ -7,6 +7,7 @@ use flacstream_codec::wav::{WavEvent, WavParser};
 use tokio::sync::oneshot;
 
 use super::{ConnectionId, EndReason, IngestAck, InputFormat, Session, SessionClosed};
+use crate::metrics::{INPUT_BYTES, INPUT_SAMPLES};
 use crate::StreamError;
 
 /// Audio bytes from the producer, in order, split anywhere.
@@ -33,6 +34,7 @@ impl Handler<Ingest> for Session {
         }
         self.activity.touch();
         self.bytes_in += msg.bytes.len() as u64;
+        metrics::counter!(INPUT_BYTES).increment(msg.bytes.len() as u64);
         self.chunk_count += 1;
         if self.ending.is_some() {
             // Bytes after the data chunk are ignored.
@@ -79,7 +81,10 @@ impl Session {
                     return Err(StreamError::BadMessage("audio before header".into()));
                 };
                 let mut rest: &[u8] = &self.audio;
+                let decoded = stream.decoder.frames_decoded();
                 let staged = stream.staging.stage(&mut stream.decoder, &mut rest);
+                metrics::counter!(INPUT_SAMPLES)
+                    .increment(stream.decoder.frames_decoded() - decoded);
                 let used = self.audio.len() - rest.len();
                 self.audio.advance(used);
                 progressed |= used > 0 || staged > 0;

@@ -11,6 +11,7 @@ use flacstream_codec::flac::StreamInfo;
 use tokio::sync::oneshot;
 
 use super::{DoneSummary, EndReason, Outbound, Session, SessionClosed, SessionKind};
+use crate::metrics::{LABEL_CODE, LABEL_REASON, STREAMS_FAILED, STREAMS_FINISHED};
 use crate::store::{now_ms, FinalizeRecording, Save, SessionRecord, SessionStatus, Settle};
 use crate::StreamError;
 
@@ -205,6 +206,7 @@ impl Session {
             summary.samples,
             summary.frames
         );
+        metrics::counter!(STREAMS_FINISHED, LABEL_REASON => summary.reason.as_str()).increment(1);
         self.finished = true;
         let save = self
             .record(SessionStatus::Closed, None)
@@ -219,6 +221,7 @@ impl Session {
             self.id,
             reason.as_str()
         );
+        metrics::counter!(STREAMS_FINISHED, LABEL_REASON => reason.as_str()).increment(1);
         self.finished = true;
         let save = self
             .record(SessionStatus::Closed, None)
@@ -237,6 +240,7 @@ impl Session {
             return;
         }
         log::info!("Session {} failed: {} ({error}).", self.id, error.code());
+        metrics::counter!(STREAMS_FAILED, LABEL_CODE => error.code()).increment(1);
         self.finished = true;
         let settle = self
             .record(SessionStatus::Failed, Some(&error))
