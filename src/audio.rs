@@ -228,6 +228,7 @@ pub async fn open(
         state.registry.clone(),
     )
     .start();
+    flacstream_actors::metrics::stream_started("/api/ws/audio");
     let dialect = Dialect::Audio {
         acks: params.acks.unwrap_or(true),
     };

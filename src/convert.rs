@@ -146,6 +146,7 @@ pub async fn convert(
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
         start_session(&state, settings, SessionKind::Stream, true).await?;
+    flacstream_actors::metrics::stream_started("/convert");
     actix_web::rt::spawn(feed(session.clone(), conn, spool.path.clone()));
     let header = Bytes::from(spool.info.stream_header());
     let filename = format!("{}.flac", spool.stem);
@@ -336,6 +337,7 @@ pub async fn upload(
     };
     let kind = SessionKind::Recording(Box::new(policy));
     let (id, session, conn, mut events) = start_session(&state, settings, kind, false).await?;
+    flacstream_actors::metrics::stream_started("/upload");
     let _hangup = Hangup {
         session: session.clone(),
         registry: state.registry.clone(),

@@ -205,7 +205,9 @@ impl ResponseError for ApiError {
         }
     }
 
+    /// Every refused request passes here, so it is counted here.
     fn error_response(&self) -> HttpResponse {
+        flacstream_actors::metrics::rejected(self.code());
         HttpResponse::build(self.status_code()).json(self.body())
     }
 }

@@ -20,6 +20,8 @@
 //! - [`error`]: [`error::ApiError`] and the one mapping of error codes to
 //!   HTTP statuses and close codes.
 //! - [`health`]: `/healthz` and `/readyz`.
+//! - [`metrics`]: `GET /metrics` (Prometheus text) and the process's one
+//!   recorder; the metric names live in `flacstream_actors::metrics`.
 //! - [`admin`]: `POST /admin/drain` (the drain SIGTERM starts, from a
 //!   `preStop` hook) and `GET /admin/drain`, for loopback peers only.
 //! - [`probe`]: the `flacstream probe` and `flacstream drain` clients, so a
@@ -41,6 +43,7 @@ pub mod convert;
 pub mod cpu;
 pub mod error;
 pub mod health;
+pub mod metrics;
 pub mod page;
 pub mod probe;
 pub mod protocol;

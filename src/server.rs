@@ -10,18 +10,20 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
+use flacstream_actors::metrics::DRAINING;
 use flacstream_actors::registry::{Admit, Drain, RegistrySettings, SessionId};
 use flacstream_actors::session::InputFormat;
 use flacstream_actors::store::{now_ms, Load, SessionStatus, Settle, Store, Unfinished};
 use flacstream_actors::SessionSettings;
 use flacstream_actors::{EncoderPool, Registry};
 use flacstream_codec::flac::EncoderLevel;
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::error::ApiError;
 use crate::storage::SqliteCatalog;
 use crate::transport::LeaveGuard;
-use crate::{admin, audio, convert, health, page, sessions, socket, stream};
+use crate::{admin, audio, convert, health, metrics, page, sessions, socket, stream};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
 /// waits for sessions to flush before stopping regardless, in seconds. A
@@ -58,6 +60,8 @@ pub struct AppState {
     /// Starts a drain from a request (`POST /admin/drain`). Set once the
     /// server runs, before it accepts its first connection.
     pub stopper: Arc<OnceLock<Stopper>>,
+    /// Renders `GET /metrics` (one recorder per process; see [`metrics`]).
+    pub metrics: PrometheusHandle,
 }
 
 impl AppState {
@@ -137,6 +141,8 @@ impl Service {
         })
         .start();
         let draining = Arc::new(AtomicBool::new(false));
+        let prometheus = metrics::install();
+        ::metrics::gauge!(DRAINING).set(0.0);
         let stopper = Arc::new(OnceLock::new());
         let state = web::Data::new(AppState {
             settings: settings.clone(),
@@ -145,6 +151,7 @@ impl Service {
             store: store.clone(),
             draining: Arc::clone(&draining),
             stopper: Arc::clone(&stopper),
+            metrics: prometheus,
         });
         let grace = settings.drain_grace;
         let drain_deadline =
@@ -162,6 +169,7 @@ impl Service {
                 .route("/stream", web::get().to(stream::stream))
                 .route("/healthz", web::get().to(health::healthz))
                 .route("/readyz", web::get().to(health::readyz))
+                .route("/metrics", web::get().to(metrics::scrape))
                 .route("/admin/drain", web::post().to(admin::drain))
                 .route("/admin/drain", web::get().to(admin::drain_status))
                 .route("/convert", web::post().to(convert::convert))
@@ -273,6 +281,7 @@ impl Stopper {
 
     /// Marks the service draining; true for the one caller that started it.
     fn begin(&self) -> bool {
+        ::metrics::gauge!(DRAINING).set(1.0);
         !self.draining.swap(true, Ordering::SeqCst)
     }
 

@@ -68,6 +68,7 @@ pub async fn stream(
         state.registry.clone(),
     )
     .start();
+    flacstream_actors::metrics::stream_started("/stream");
     let (tx, rx) = outbound_channel(&settings);
     let conn = next_connection_id();
     let connect = Connect {

@@ -260,7 +260,9 @@ async fn read_loop(
             Ok(AggregatedMessage::Pong(_)) => {}
             Ok(AggregatedMessage::Close(_)) => return,
             Err(e) if is_oversize(&e) => {
-                return abort(StreamError::MessageTooLarge(link.max_message_bytes));
+                let error = StreamError::MessageTooLarge(link.max_message_bytes);
+                flacstream_actors::metrics::rejected(error.code());
+                return abort(error);
             }
             Err(e) => {
                 return abort(StreamError::BadMessage(format!(
