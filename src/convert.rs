@@ -73,10 +73,11 @@ async fn feed(session: Addr<Session>, conn: ConnectionId, path: PathBuf) {
     });
 }
 
-/// Starts a session for `spool`, connected as a producer; returns it with
-/// the connection id and its event channel.
+/// Starts a session for `spool` (as `requested` if given), connected as a
+/// producer; returns it with the connection id and its event channel.
 async fn start_session(
     state: &AppState,
+    requested: Option<SessionId>,
     settings: SessionSettings,
     kind: SessionKind,
     flac: bool,
@@ -89,7 +90,7 @@ async fn start_session(
     ),
     ApiError,
 > {
-    let (id, guard) = state.admit().await?;
+    let (id, guard) = state.admit(requested).await?;
     let session = Session::new(
         id,
         settings,
@@ -145,7 +146,7 @@ pub async fn convert(
     let spool = spool(&req, payload, &state, params.block_size).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
-        start_session(&state, settings, SessionKind::Stream, true).await?;
+        start_session(&state, None, settings, SessionKind::Stream, true).await?;
     flacstream_actors::metrics::stream_started("/convert");
     actix_web::rt::spawn(feed(session.clone(), conn, spool.path.clone()));
     let header = Bytes::from(spool.info.stream_header());
@@ -272,6 +273,9 @@ pub struct UploadParams {
     pub block_size: Option<usize>,
     /// Owner, for listing.
     pub user_id: Option<String>,
+    /// The new session's id, chosen by the client; see
+    /// [`crate::audio::parse_chosen_id`].
+    pub session_id: Option<String>,
 }
 
 /// The answer to `/upload`.
@@ -324,6 +328,14 @@ pub async fn upload(
             crate::audio::MAX_USER_ID_BYTES
         )));
     }
+    let requested = params
+        .session_id
+        .as_deref()
+        .map(crate::audio::parse_chosen_id)
+        .transpose()?;
+    if let Some(id) = requested {
+        state.check_unused(id).await?;
+    }
     let spool = spool(&req, payload, &state, probe.block_size).await?;
     let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
     let policy = RecordingPolicy {
@@ -336,7 +348,8 @@ pub async fn upload(
         encoding: "wav".into(),
     };
     let kind = SessionKind::Recording(Box::new(policy));
-    let (id, session, conn, mut events) = start_session(&state, settings, kind, false).await?;
+    let (id, session, conn, mut events) =
+        start_session(&state, requested, settings, kind, false).await?;
     flacstream_actors::metrics::stream_started("/upload");
     let _hangup = Hangup {
         session: session.clone(),

@@ -4,7 +4,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use actix_ws::CloseCode;
-use flacstream_actors::registry::AdmitError;
+use flacstream_actors::registry::{AdmitError, SessionId};
 use flacstream_actors::session::EndReason;
 use flacstream_actors::store::StoreError;
 use flacstream_actors::{ErrorKind, StreamError};
@@ -55,6 +55,9 @@ pub enum ApiError {
     /// The session is live; close it first.
     #[error("the session is live; close it first")]
     SessionLive,
+    /// A new session asked for an id that a live or stored session has.
+    #[error("a session with id {0} already exists; choose another id")]
+    SessionExists(SessionId),
     /// The session has its maximum of connections.
     #[error("the session already has its maximum of {0} connections")]
     TooManyConnections(usize),
@@ -89,6 +92,7 @@ impl From<AdmitError> for ApiError {
         match e {
             AdmitError::Full(_) => Self::ServerBusy(e),
             AdmitError::Draining => Self::Draining(e),
+            AdmitError::Taken(id) => Self::SessionExists(id),
         }
     }
 }
@@ -118,6 +122,7 @@ impl ApiError {
             Self::SessionNotFound => "session_not_found",
             Self::SessionClosed => "session_closed",
             Self::SessionLive => "session_live",
+            Self::SessionExists(_) => "session_exists",
             Self::TooManyConnections(_) => "too_many_connections",
             Self::NoRecording => "no_recording",
             Self::Storage(_) => "storage",
@@ -163,6 +168,7 @@ impl ApiError {
             | Self::SessionNotFound
             | Self::SessionClosed
             | Self::SessionLive
+            | Self::SessionExists(_)
             | Self::TooManyConnections(_)
             | Self::NoRecording
             | Self::NotLoopback => CloseCode::Policy,
@@ -192,7 +198,9 @@ impl ResponseError for ApiError {
             Self::BadParameter(_) | Self::NotWebSocket => StatusCode::BAD_REQUEST,
             Self::UnsupportedParameter(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::SessionNotFound | Self::NoRecording => StatusCode::NOT_FOUND,
-            Self::SessionClosed | Self::SessionLive => StatusCode::CONFLICT,
+            Self::SessionClosed | Self::SessionLive | Self::SessionExists(_) => {
+                StatusCode::CONFLICT
+            }
             Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotLoopback => StatusCode::FORBIDDEN,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -237,6 +245,9 @@ mod tests {
         assert_eq!(busy.status_code().as_u16(), 503);
         assert_eq!(busy.code(), "server_busy");
         assert!(busy.json().contains("\"type\":\"error\""));
+        let taken = ApiError::from(AdmitError::Taken(SessionId::new_v4()));
+        assert_eq!(taken.status_code().as_u16(), 409);
+        assert_eq!(taken.code(), "session_exists");
         let remote = ApiError::NotLoopback;
         assert_eq!(remote.status_code().as_u16(), 403);
         assert_eq!(remote.code(), "not_loopback");

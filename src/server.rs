@@ -11,7 +11,9 @@ use actix::{Actor, Addr};
 use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 use flacstream_actors::metrics::DRAINING;
-use flacstream_actors::registry::{Admit, Drain, RegistrySettings, SessionId};
+use flacstream_actors::registry::{
+    Admit, AdmitAs, Drain, Lookup, RegistrySettings, Release, SessionId,
+};
 use flacstream_actors::session::InputFormat;
 use flacstream_actors::store::{now_ms, Load, SessionStatus, Settle, Store, Unfinished};
 use flacstream_actors::SessionSettings;
@@ -66,15 +68,56 @@ pub struct AppState {
 
 impl AppState {
     /// Reserves a slot for a new session, counting the caller's connection;
-    /// refused over the cap (503 `server_busy`) or while draining. The guard
-    /// gives the connection back unless the caller's loops take it over.
-    pub async fn admit(&self) -> Result<(SessionId, LeaveGuard), ApiError> {
-        let id = self
-            .registry
-            .send(Admit)
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))??;
+    /// refused over the cap (503 `server_busy`), while draining, or, for a
+    /// `requested` id that a live or stored session has, with 409
+    /// `session_exists`. Without `requested` the registry picks a random id.
+    /// The guard gives the connection back unless the caller's loops take it
+    /// over.
+    pub async fn admit(
+        &self,
+        requested: Option<SessionId>,
+    ) -> Result<(SessionId, LeaveGuard), ApiError> {
+        let admitted = match requested {
+            Some(id) => self.registry.send(AdmitAs { id }).await,
+            None => self.registry.send(Admit).await,
+        };
+        let id = admitted.map_err(|e| ApiError::Unavailable(e.to_string()))??;
+        if requested.is_some() {
+            // The catalog is asked only once the registry holds the id: a
+            // session stores its final row before it gives its id back, so
+            // no session can end unseen between the two checks.
+            if let Err(e) = self.not_stored(id).await {
+                self.registry.do_send(Release { id });
+                return Err(e);
+            }
+        }
         Ok((id, LeaveGuard::new(self.registry.clone(), id)))
+    }
+
+    /// A quick look, before a long upload is read, whether a client's id is
+    /// free: 409 `session_exists` if a live or stored session has it. Only
+    /// [`AppState::admit`] decides; this spares the client the upload.
+    pub async fn check_unused(&self, id: SessionId) -> Result<(), ApiError> {
+        let live = self
+            .registry
+            .send(Lookup { id })
+            .await
+            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        if live.is_some() {
+            return Err(ApiError::SessionExists(id));
+        }
+        self.not_stored(id).await
+    }
+
+    /// 409 `session_exists` if the catalog has a row for `id`, whatever its
+    /// status (also one a crashed run left live).
+    async fn not_stored(&self, id: SessionId) -> Result<(), ApiError> {
+        match self.store.send(Load { id }).await {
+            Ok(Ok(None)) => Ok(()),
+            Ok(Ok(Some(_))) => Err(ApiError::SessionExists(id)),
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(ApiError::Unavailable(e.to_string())),
+        }
     }
 
     /// Settings for a new session from its request's parameters.

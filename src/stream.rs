@@ -58,7 +58,7 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
     let (response, upgrade) = Upgrade::accept(&req, body)?;
-    let (id, guard) = state.admit().await?;
+    let (id, guard) = state.admit(None).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let session = Session::new(
         id,

@@ -398,8 +398,12 @@ async function startRecording() {
     await rec.ctx.audioWorklet.addModule(new URL('recorder-worklet.js', document.baseURI).href);
 
     setStatus(ui.status, `Connecting to ${BASE.host}…`);
+    // The page chooses the id, so a proxy routing by session id sends this
+    // open and the later close and download to the same server
+    // (docs/protocol.md 9.1). randomUUID needs a secure context, as does
+    // the microphone.
     rec.ws = await openSocket(wsUrl('/api/ws/audio', {
-      sample_rate: rec.rate, channels: 1, format: 's16le',
+      sample_rate: rec.rate, channels: 1, format: 's16le', session_id: crypto.randomUUID(),
     }));
     const session = await withTimeout(firstSession(rec.ws), CONNECT_TIMEOUT_MS,
       'The server opened no session in time.');

@@ -2,7 +2,8 @@
 //! cap and the idle timeout, and drains sessions on shutdown.
 //!
 //! A transport first [`Admit`]s a session (reserving a slot before any
-//! WebSocket upgrade, so a full server answers HTTP 503), then the session
+//! WebSocket upgrade, so a full server answers HTTP 503), or [`AdmitAs`] under
+//! the id its client chose (the registry grants each id once), then the session
 //! [`Attach`]es itself when it starts and [`Release`]s its slot when it stops.
 //! Per-session connection limits and resumable sessions will hang off the
 //! same entries.
@@ -147,25 +148,24 @@ pub enum AdmitError {
     /// The server is shutting down.
     #[error("the server is shutting down and accepts no new streams")]
     Draining,
+    /// The requested id belongs to a session that is admitted or live.
+    #[error("a session with id {0} already exists")]
+    Taken(SessionId),
 }
 
-/// Reserve a slot for a new session, counting its first connection.
-#[derive(Message)]
-#[rtype(result = "Result<SessionId, AdmitError>")]
-pub struct Admit;
-
-/// Reserves a slot, or refuses over the cap or while draining.
-impl Handler<Admit> for Registry {
-    type Result = Result<SessionId, AdmitError>;
-
-    fn handle(&mut self, _msg: Admit, _ctx: &mut Self::Context) -> Self::Result {
+impl Registry {
+    /// Reserves a slot as `requested`, or under a new random id.
+    fn admit(&mut self, requested: Option<SessionId>) -> Result<SessionId, AdmitError> {
         if self.draining {
             return Err(AdmitError::Draining);
+        }
+        if let Some(id) = requested.filter(|id| self.sessions.contains_key(id)) {
+            return Err(AdmitError::Taken(id));
         }
         if self.sessions.len() >= self.settings.max_sessions {
             return Err(AdmitError::Full(self.settings.max_sessions));
         }
-        let id = Uuid::new_v4();
+        let id = requested.unwrap_or_else(Uuid::new_v4);
         self.sessions.insert(
             id,
             Entry {
@@ -175,6 +175,41 @@ impl Handler<Admit> for Registry {
             },
         );
         Ok(id)
+    }
+}
+
+/// Reserve a slot for a new session under a new random id, counting its
+/// first connection.
+#[derive(Message)]
+#[rtype(result = "Result<SessionId, AdmitError>")]
+pub struct Admit;
+
+/// Reserves a slot, or refuses while draining or over the cap.
+impl Handler<Admit> for Registry {
+    type Result = Result<SessionId, AdmitError>;
+
+    fn handle(&mut self, _msg: Admit, _ctx: &mut Self::Context) -> Self::Result {
+        self.admit(None)
+    }
+}
+
+/// Reserve a slot for a new session under the id its client chose, as
+/// [`Admit`] does. The registry is the arbiter between clients choosing the
+/// same id: while one holds it (admitted or live), the others are refused.
+#[derive(Message)]
+#[rtype(result = "Result<SessionId, AdmitError>")]
+pub struct AdmitAs {
+    /// The id the client chose.
+    pub id: SessionId,
+}
+
+/// Reserves the slot, or refuses while draining, for an id already held, or
+/// over the cap.
+impl Handler<AdmitAs> for Registry {
+    type Result = Result<SessionId, AdmitError>;
+
+    fn handle(&mut self, msg: AdmitAs, _ctx: &mut Self::Context) -> Self::Result {
+        self.admit(Some(msg.id))
     }
 }
 
@@ -366,5 +401,45 @@ impl Handler<Snapshot> for Registry {
             sessions: self.sessions.len(),
             draining: self.draining,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(max_sessions: usize) -> Addr<Registry> {
+        Registry::new(RegistrySettings {
+            max_sessions,
+            idle_timeout: Duration::from_secs(30),
+        })
+        .start()
+    }
+
+    #[actix_rt::test]
+    async fn a_requested_id_is_granted_once_while_its_slot_is_held() {
+        let registry = registry(4);
+        let id = Uuid::new_v4();
+        let admit = || registry.send(AdmitAs { id });
+        assert_eq!(admit().await.unwrap(), Ok(id));
+        assert_eq!(admit().await.unwrap(), Err(AdmitError::Taken(id)));
+        // Other ids, chosen or not, are unaffected.
+        let other = registry.send(Admit).await.unwrap();
+        assert!(other.is_ok_and(|o| o != id));
+        registry.send(Release { id }).await.unwrap();
+        assert_eq!(admit().await.unwrap(), Ok(id));
+    }
+
+    #[actix_rt::test]
+    async fn a_held_id_is_reported_taken_even_at_the_cap() {
+        let registry = registry(1);
+        let id = Uuid::new_v4();
+        assert_eq!(registry.send(AdmitAs { id }).await.unwrap(), Ok(id));
+        let again = registry.send(AdmitAs { id }).await.unwrap();
+        assert_eq!(again, Err(AdmitError::Taken(id)));
+        let other = registry.send(AdmitAs { id: Uuid::new_v4() }).await.unwrap();
+        assert_eq!(other, Err(AdmitError::Full(1)));
+        let fresh = registry.send(Admit).await.unwrap();
+        assert_eq!(fresh, Err(AdmitError::Full(1)));
     }
 }
