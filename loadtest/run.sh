@@ -143,6 +143,11 @@ if [ -n "$bad_pid" ]; then
     bad_pid=
 fi
 
+# The server's own view (GET /metrics): its frame-latency histogram measures
+# from a block's last sample staged to its frame queued, without k6's own
+# delays in it.
+curl -fs "http://$TARGET/metrics" >"$run_dir/metrics.txt" 2>/dev/null || true
+
 # --- stop the server (only the PID started above) -----------------------------
 kill "$sampler_pid" 2>/dev/null || true
 wait "$sampler_pid" 2>/dev/null || true

@@ -235,6 +235,10 @@ impl Service {
                 )
         })
         .on_connect(socket::attach)
+        // Frames go out as they are encoded; with Nagle's algorithm a frame
+        // written while the previous one is unacknowledged waits for that
+        // ACK, which a client's delayed-ACK timer stretches to 40 ms.
+        .tcp_nodelay(true)
         .workers(settings.http_workers)
         .disable_signals()
         .client_disconnect_timeout(Duration::from_millis(CONNECTION_SHUTDOWN_TIMEOUT_MS))

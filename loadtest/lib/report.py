@@ -108,6 +108,32 @@ def ramp_steps(summary, samples, t0_ms):
     return rows, knee
 
 
+def server_histogram(path, name):
+    """Quantiles of a Prometheus histogram in the server's /metrics text,
+    read off its cumulative buckets: each quantile is the upper bound of the
+    first bucket holding it (so 'p99 <= 5 ms'), plus the share of samples at
+    or under each bound."""
+    if not os.path.exists(path):
+        return None
+    buckets, count = [], 0
+    for line in open(path):
+        if line.startswith(name + '_bucket{'):
+            le = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets.append((float('inf') if le == '+Inf' else float(le), float(line.rsplit(' ', 1)[1])))
+        elif line.startswith(name + '_count'):
+            count = float(line.rsplit(' ', 1)[1])
+    if not buckets or not count:
+        return None
+    buckets.sort()
+    out = {'count': int(count)}
+    for q, key in ((0.5, 'p50_le_ms'), (0.95, 'p95_le_ms'), (0.99, 'p99_le_ms'), (0.999, 'p999_le_ms')):
+        bound = next((le for le, n in buckets if n >= q * count), float('inf'))
+        out[key] = None if bound == float('inf') else round(bound * 1000, 2)
+    out['share_at_or_under_ms'] = {
+        (f'{le * 1000:g}' if le != float('inf') else 'inf'): round(n / count, 5) for le, n in buckets}
+    return out
+
+
 def minute_rows(summary, samples, start):
     """Frame latency and server figures per minute of a live run, so a long
     run shows whether latency or memory grows (k6 tags each latency sample
@@ -154,6 +180,10 @@ def main():
             or k.startswith('FLACSTREAM_')},
         'server': server_figures(samples, a.k6_start, a.k6_end, audio_s, streams),
         'frame_latency_ms': latency(k6),
+        'server_frame_latency': server_histogram(os.path.join(a.run_dir, 'metrics.txt'),
+                                                 'flacstream_frame_latency_seconds'),
+        'server_encode_seconds': server_histogram(os.path.join(a.run_dir, 'metrics.txt'),
+                                                  'flacstream_encode_seconds'),
         'send_lag_ms': latency(k6, 'send_lag'),
         'streams_ok': metric(k6, 'streams_ok', 'passes'),
         'streams_failed': metric(k6, 'streams_ok', 'fails'),
@@ -202,6 +232,10 @@ def main():
     if report['frame_latency_ms']:
         l = report['frame_latency_ms']
         lines.append(f"  frame latency ms p50 {l.get('p50')} p95 {l.get('p95')} p99 {l.get('p99')} max {l.get('max')}")
+    sl = report['server_frame_latency']
+    if sl:
+        lines.append(f"  server-side frame latency ({sl['count']} frames): p50 <= {sl['p50_le_ms']} ms,"
+                     f" p99 <= {sl['p99_le_ms']} ms, p99.9 <= {sl['p999_le_ms']} ms")
     if s:
         lines.append(f"  server cpu {s['cpu_seconds']} s over {s['wall_seconds']} s ({s['cpu_cores_busy']} cores busy)"
                      + (f", {s['cpu_seconds_per_audio_second']} cpu-s per audio-s" if 'cpu_seconds_per_audio_second' in s else ''))
