@@ -3,7 +3,7 @@
 // k6 always reads its sockets) runs BAD_CLIENTS (10) connections that send
 // as fast as the server takes input and never read. Thresholds here: every
 // good stream exact, latency as in realtime. run.sh checks the rest: each bad
-// client cut off with slow_reader, close 1008, within the outbound stall time
+// client cut off (slow_reader, close 1008, then the socket shut down) within the outbound stall time
 // (10 s) plus slack, and the server's memory flat.
 import { envInt } from '../../lib/env.js';
 import { liveScenario } from '../../lib/live.js';
