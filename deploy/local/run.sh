@@ -19,7 +19,7 @@
 # (plus summary.txt and every log in target/rehearsal/<UTC time>/).
 #
 #   deploy/local/run.sh
-#   SESSIONS=12 STREAMS=3 MAX_SECONDS=30 deploy/local/run.sh     # shorter
+#   SESSIONS=12 STREAMS=3 SPREAD_SECONDS=8 MAX_SECONDS=25 deploy/local/run.sh   # shorter (CI)
 #
 # Knobs (environment; defaults in brackets): SESSIONS [24] producers and
 # STREAMS [6] /stream streams per phase; SPREAD_SECONDS [12], RESUME_FRACTION
