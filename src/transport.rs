@@ -36,6 +36,11 @@ const FINAL_MESSAGE_TIMEOUT_SECONDS: u64 = 2;
 /// seconds, reading and discarding its input meanwhile.
 const LINGER_SECONDS: u64 = 2;
 
+/// Longest the read loop waits, once the session refused input, for the
+/// session's final `done` or `error` to be sent before it leaves anyway, in
+/// seconds. Finalizing a recording is one file sync and one catalog write.
+const REFUSED_INPUT_WAIT_SECONDS: u64 = 10;
+
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 
 /// A process-wide unique connection id.
@@ -223,7 +228,18 @@ async fn read_loop(
                     _ = &mut finished => return,
                     answer = ingest => match answer {
                         Ok(Ok(ack)) => ack,
-                        Ok(Err(_)) | Err(_) => return,
+                        // The session takes no more input: it is failing the
+                        // stream or finishing it (a drain refuses input while
+                        // the recording is finalized, before `done` exists).
+                        // Its final event is on the way; leaving now would
+                        // count this connection out of the session first, and
+                        // the client would get a bare close instead.
+                        Ok(Err(_)) => {
+                            let wait = Duration::from_secs(REFUSED_INPUT_WAIT_SECONDS);
+                            let _ = tokio::time::timeout(wait, &mut finished).await;
+                            return;
+                        }
+                        Err(_) => return,
                     },
                 };
                 if link.dialect == (Dialect::Audio { acks: true }) {

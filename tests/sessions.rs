@@ -521,3 +521,52 @@ async fn a_producer_taking_over_mid_message_continues_a_wav_without_loss() {
     assert_exact(&flac, &samples, 2, 16, 4096);
     service.drain().await;
 }
+
+/// A drain ends a recorded session that is still receiving audio: its
+/// producer must get the `done` message (reason `going_away`) and close 1001,
+/// not a bare close, however its last messages cross the finalization.
+#[actix_rt::test]
+async fn a_producer_still_sending_when_the_server_drains_gets_done_and_1001() {
+    for round in 0..5 {
+        let service = start(&[]);
+        let url = format!(
+            "ws://{}/api/ws/audio?format=s16le&sample_rate=16000&channels=1&acks=false",
+            service.addr
+        );
+        let (ws, _hello, id) = connect_session(&url).await;
+        let (mut tx, mut rx) = ws.split();
+        // Small chunks back to back until the server stops taking them, so
+        // some arrive while the session is being finalized.
+        actix_rt::spawn(async move {
+            let chunk = pcm_bytes(&test_signal(32, 1, 16, round), 16);
+            while tx.send(Message::binary(chunk.clone())).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let read = async {
+            let (mut last_text, mut close) = (None, None);
+            while let Some(message) = rx.next().await {
+                match message {
+                    Ok(Message::Text(text)) => last_text = Some(text.to_string()),
+                    Ok(Message::Close(frame)) => {
+                        close = frame.map(|f| u16::from(f.code));
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+            (last_text, close)
+        };
+        let drain = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            service.drain().await;
+        };
+        let ((last_text, close), ()) = tokio::join!(read, drain);
+        let done: Value =
+            serde_json::from_str(last_text.as_deref().unwrap_or("null")).expect("JSON");
+        assert_eq!(done["type"], "done", "round {round}, session {id}: {done}");
+        assert_eq!(done["reason"], "going_away", "round {round}: {done}");
+        assert_eq!(close, Some(1001), "round {round}");
+    }
+}
