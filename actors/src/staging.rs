@@ -19,13 +19,17 @@ use ringbuf::{HeapCons, HeapProd, HeapRb};
 
 use crate::metrics::{STAGING_POPPED, STAGING_PUSHED};
 
-/// Capacity of a session's ring in blocks. Two would keep the encoder fed
-/// while the next block fills; four absorbs bursty clients without letting
-/// one session hold much memory (4 × 4096 × 8 ch × 4 B = 512 KiB at most).
-pub const STAGING_BLOCKS: usize = 4;
+/// Capacity of a session's ring in blocks: one block filling while the one
+/// before it is popped for the encoder. More would buy nothing, since a
+/// client that sends faster than blocks drain already waits in the read loop,
+/// and each block costs 32 KiB for a stereo 4096-sample stream (4 × 8 ch at
+/// most 128 KiB): with four, the ring was half of a live CD stream's measured
+/// memory (BENCHMARKS.md, "Load").
+pub const STAGING_BLOCKS: usize = 2;
 
-/// Samples decoded per step from input into the ring; bounds the scratch buffer.
-const DECODE_STEP_SAMPLES: usize = 8192;
+/// Samples decoded per step from input into the ring; bounds the scratch
+/// buffer at 8 KiB per session (a 20 ms chunk of CD audio is 1764 samples).
+const DECODE_STEP_SAMPLES: usize = 2048;
 
 /// A session's staging ring; see the module docs.
 pub struct Staging {
