@@ -4,9 +4,16 @@
 //! kubelet's SIGTERM afterwards finds no stream left.
 //!
 //! Both answer only to loopback peers: anything that reaches the service
-//! through a proxy or from another host gets 403 `not_loopback`. The check is
-//! on the connection's own peer address, never on `X-Forwarded-For` or
-//! similar headers, which any client can set.
+//! from another host gets 403 `not_loopback`. The check is on the
+//! connection's own peer address, never on `X-Forwarded-For` or similar
+//! headers, which any client can set. A loopback peer is not enough on its
+//! own, though: a reverse proxy or sidecar on the same host connects from
+//! loopback on behalf of anyone, and a browser on the host can be made to
+//! POST to 127.0.0.1 by any page it opens. So a request that carries a sign
+//! of either ([`RELAYED_HEADERS`]: the `Origin` every browser sends with a
+//! cross-site POST, and the headers proxies add) is refused the same way.
+//! A same-host proxy that adds none of them must not route `/admin` (the
+//! Kubernetes Ingress in deploy/ does not).
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -63,10 +70,25 @@ async fn status(state: &AppState) -> Result<DrainStatus, ApiError> {
     })
 }
 
-/// The peer, if it is on loopback (IPv4-mapped IPv6 loopback included).
+/// Headers that show a request was relayed or sent by a browser page; a
+/// loopback request that carries any of them is refused (see the module docs).
+pub const RELAYED_HEADERS: &[&str] = &[
+    "origin",
+    "forwarded",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-real-ip",
+    "via",
+];
+
+/// The peer, if it is on loopback (IPv4-mapped IPv6 loopback included) and
+/// the request is not relayed or sent by a browser page.
 fn loopback_only(req: &HttpRequest) -> Result<SocketAddr, ApiError> {
+    let relayed = RELAYED_HEADERS
+        .iter()
+        .any(|name| req.headers().contains_key(*name));
     match req.peer_addr() {
-        Some(peer) if peer.ip().to_canonical().is_loopback() => Ok(peer),
+        Some(peer) if peer.ip().to_canonical().is_loopback() && !relayed => Ok(peer),
         _ => Err(ApiError::NotLoopback),
     }
 }
@@ -94,5 +116,16 @@ mod tests {
         }
         let no_peer = TestRequest::default().to_http_request();
         assert!(loopback_only(&no_peer).is_err());
+    }
+
+    #[test]
+    fn loopback_requests_relayed_or_from_a_page_are_refused() {
+        for name in RELAYED_HEADERS {
+            let req = TestRequest::default()
+                .peer_addr("127.0.0.1:5000".parse().expect("socket address"))
+                .insert_header((*name, "http://example.com"))
+                .to_http_request();
+            assert!(loopback_only(&req).is_err(), "{name}");
+        }
     }
 }

@@ -235,8 +235,7 @@ async fn read_loop(
                         // count this connection out of the session first, and
                         // the client would get a bare close instead.
                         Ok(Err(_)) => {
-                            let wait = Duration::from_secs(REFUSED_INPUT_WAIT_SECONDS);
-                            let _ = tokio::time::timeout(wait, &mut finished).await;
+                            await_final_event(&mut ws, messages, &mut finished).await;
                             return;
                         }
                         Err(_) => return,
@@ -287,6 +286,37 @@ async fn read_loop(
             }
         }
     }
+}
+
+/// After the session refused input: goes on reading (discarding audio,
+/// answering pings) until the write loop has sent the session's final event,
+/// the client closes or leaves, or [`REFUSED_INPUT_WAIT_SECONDS`] pass.
+async fn await_final_event(
+    ws: &mut actix_ws::Session,
+    messages: &mut AggregatedMessageStream,
+    finished: &mut oneshot::Receiver<()>,
+) {
+    let wait = async {
+        loop {
+            let message = tokio::select! {
+                biased;
+                _ = &mut *finished => return,
+                message = messages.recv() => message,
+            };
+            match message {
+                Some(Ok(AggregatedMessage::Ping(payload))) => {
+                    if ws.pong(&payload).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(AggregatedMessage::Binary(_)))
+                | Some(Ok(AggregatedMessage::Text(_)))
+                | Some(Ok(AggregatedMessage::Pong(_))) => {}
+                Some(Ok(AggregatedMessage::Close(_))) | Some(Err(_)) | None => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(REFUSED_INPUT_WAIT_SECONDS), wait).await;
 }
 
 /// Whether a protocol error means a frame or a reassembled message was over

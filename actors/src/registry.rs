@@ -231,6 +231,18 @@ impl Handler<Attach> for Registry {
 
     fn handle(&mut self, msg: Attach, _ctx: &mut Self::Context) {
         match self.sessions.get_mut(&msg.id) {
+            // The slot already holds a session: this one's admission was
+            // swept as abandoned and the id granted again meanwhile (a
+            // client-chosen id retried while the first open was slow). The
+            // registry keeps the first; replacing it would lose track of a
+            // live session.
+            Some(entry) if entry.session.is_some() => {
+                log::warn!(
+                    "Session {} attached twice; stopping the second one.",
+                    msg.id
+                );
+                msg.session.do_send(Shutdown);
+            }
             Some(entry) => {
                 if self.grace_over {
                     msg.session.do_send(Shutdown);
