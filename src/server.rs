@@ -87,7 +87,7 @@ impl AppState {
             // session stores its final row before it gives its id back, so
             // no session can end unseen between the two checks.
             if let Err(e) = self.not_stored(id).await {
-                self.registry.do_send(Release { id });
+                self.registry.do_send(Release { id, session: None });
                 return Err(e);
             }
         }

@@ -266,6 +266,11 @@ impl Handler<Attach> for Registry {
 pub struct Release {
     /// The session whose slot is freed.
     pub id: SessionId,
+    /// The session actor giving the slot back, when it is one (`None` from a
+    /// request whose session never started). The slot is freed only if it
+    /// holds this session or none yet: a session stopped as a duplicate (see
+    /// [`Attach`]) must not free the slot of the one the registry kept.
+    pub session: Option<Addr<Session>>,
 }
 
 /// Frees the slot and completes a drain when the last one goes.
@@ -273,6 +278,16 @@ impl Handler<Release> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Release, _ctx: &mut Self::Context) {
+        let held_by_another = match (&msg.session, self.sessions.get(&msg.id)) {
+            (Some(releasing), Some(entry)) => entry
+                .session
+                .as_ref()
+                .is_some_and(|(held, _)| held != releasing),
+            _ => false,
+        };
+        if held_by_another {
+            return;
+        }
         self.sessions.remove(&msg.id);
         self.notify_if_drained();
     }
@@ -438,7 +453,7 @@ mod tests {
         // Other ids, chosen or not, are unaffected.
         let other = registry.send(Admit).await.unwrap();
         assert!(other.is_ok_and(|o| o != id));
-        registry.send(Release { id }).await.unwrap();
+        registry.send(Release { id, session: None }).await.unwrap();
         assert_eq!(admit().await.unwrap(), Ok(id));
     }
 

@@ -404,8 +404,11 @@ impl Actor for Session {
         }
     }
 
-    fn stopped(&mut self, _ctx: &mut Self::Context) {
-        self.registry.do_send(Release { id: self.id });
+    fn stopped(&mut self, ctx: &mut Self::Context) {
+        self.registry.do_send(Release {
+            id: self.id,
+            session: Some(ctx.address()),
+        });
         for waiter in self.waiters.drain(..) {
             let _ = waiter.send(());
         }

@@ -157,3 +157,47 @@ async fn an_encoder_panic_fails_only_its_session_and_the_worker_restarts() {
     };
     assert_eq!(decode(&flac, &done.streaminfo), good_samples);
 }
+
+/// A chosen id can be admitted again once its first admission was swept as
+/// abandoned, so two sessions may start under one id. The registry keeps the
+/// first: the second is stopped, and its stopping does not free the slot the
+/// first one holds.
+#[actix_rt::test]
+async fn a_second_session_under_an_attached_id_is_stopped_and_the_first_kept() {
+    use crate::registry::Lookup;
+    let h = Harness::start(1);
+    let settings = SessionSettings {
+        level: EncoderLevel::default(),
+        block_size: Some(256),
+        max_header_bytes: 1 << 20,
+        max_blocks_in_flight: 2,
+        input: InputFormat::Wav,
+    };
+    let id = h.registry.send(Admit).await.unwrap().unwrap();
+    let start = || {
+        Session::new(
+            id,
+            settings,
+            SessionKind::Stream,
+            h.pool.clone(),
+            h.registry.clone(),
+        )
+        .start()
+    };
+    let first = start();
+    let second = start();
+    for _ in 0..100 {
+        if !second.connected() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(!second.connected(), "the duplicate session was not stopped");
+    // Its Release has been handled by now (it was sent before the actor stopped).
+    let held = h.registry.send(Lookup { id }).await.unwrap();
+    assert!(
+        held == Some(first.clone()),
+        "the registry lost the first session"
+    );
+    assert!(first.connected());
+}
