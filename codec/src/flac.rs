@@ -315,14 +315,7 @@ impl FrameEncoder {
         } else {
             self.predict_whole(&plan, format, interleaved)?
         };
-        let header = FrameHeader::new(
-            samples,
-            assignment,
-            bps,
-            format.sample_rate as usize,
-            FrameOffset::Frame(frame_number),
-        )
-        .map_err(encoder_error)?;
+        let header = frame_header(format, samples, assignment, frame_number)?;
         Frame::new(header, subframes.into_iter()).map_err(encoder_error)
     }
 
@@ -409,14 +402,12 @@ impl FrameEncoder {
         let channels = format.layout.channels;
         let bps = format.layout.bits_per_sample();
         let samples = interleaved.len() / channels;
-        let header = FrameHeader::new(
+        let header = frame_header(
+            format,
             samples,
             ChannelAssignment::Independent(channels as u8),
-            bps,
-            format.sample_rate as usize,
-            FrameOffset::Frame(frame_number),
-        )
-        .map_err(encoder_error)?;
+            frame_number,
+        )?;
         let mut subframes = Vec::with_capacity(channels);
         for ch in 0..channels {
             self.channel_scratch.clear();
@@ -559,6 +550,24 @@ fn check_range(interleaved: &[i32], channels: usize, bps: usize) -> Result<(), F
 }
 
 /// flacenc's errors are not `Send`; keep their text only.
+/// The header of frame `frame_number`, holding `samples` sample frames of
+/// `format` stored as `assignment`.
+fn frame_header(
+    format: &StreamFormat,
+    samples: usize,
+    assignment: ChannelAssignment,
+    frame_number: u32,
+) -> Result<FrameHeader, FlacError> {
+    FrameHeader::new(
+        samples,
+        assignment,
+        format.layout.bits_per_sample(),
+        format.sample_rate as usize,
+        FrameOffset::Frame(frame_number),
+    )
+    .map_err(encoder_error)
+}
+
 fn encoder_error(e: impl std::fmt::Display) -> FlacError {
     FlacError::Encoder(e.to_string())
 }

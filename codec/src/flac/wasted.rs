@@ -14,14 +14,13 @@
 use std::convert::Infallible;
 
 use flacenc::bitsink::{BitSink, MemSink};
-use flacenc::component::{
-    BitRepr, ChannelAssignment, FrameHeader, FrameOffset, SubFrame, Verbatim,
-};
+use flacenc::component::{BitRepr, ChannelAssignment, SubFrame, Verbatim};
 use flacenc::source::FrameBuf;
 
 use super::{
-    choose_pair, encode_mono, encoder_error, pair_channels, stereo_width, EncoderLevel, FlacError,
-    FrameEncoder, LevelPlan, StereoSearch, StreamFormat, LEFT, MID, RIGHT, SIDE,
+    choose_pair, encode_mono, encoder_error, frame_header, pair_channels, stereo_width,
+    EncoderLevel, FlacError, FrameEncoder, LevelPlan, StereoSearch, StreamFormat, LEFT, MID, RIGHT,
+    SIDE,
 };
 
 /// Most channels a FLAC frame holds.
@@ -108,14 +107,7 @@ impl FrameEncoder {
         if body > verbatim_bits {
             return Ok(None);
         }
-        let header = FrameHeader::new(
-            samples,
-            assignment,
-            bps,
-            format.sample_rate as usize,
-            FrameOffset::Frame(frame_number),
-        )
-        .map_err(encoder_error)?;
+        let header = frame_header(format, samples, assignment, frame_number)?;
         // Written in 64-bit words, as flacenc writes frames: writing the
         // residuals byte by byte made the whole encode of padded music
         // about 30% slower.
