@@ -188,7 +188,6 @@ fn main() {
             .measurement_time(Duration::from_secs(MEASUREMENT_SECONDS))
             .throughput(Throughput::Elements(clip.frames()));
         for level in levels {
-            // unwrap: DEFAULT_LEVEL and the extra levels are at most MAX_LEVEL.
             let level = EncoderLevel::new(level).expect("bench levels are 0..=8");
             let function = format!("level {}", level.get());
             let parameter = format!("{POOL_THREADS} encoder threads");
