@@ -96,7 +96,6 @@ fn bench_case(
     parameter: &str,
 ) {
     let format = clip.format(Some(block));
-    // unwrap: every level in these tables is at most MAX_LEVEL.
     let level = EncoderLevel::new(level).expect("bench levels are 0..=8");
     let mut encoder = FrameEncoder::new();
     let mut checked = false;
