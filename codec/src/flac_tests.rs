@@ -140,19 +140,26 @@ fn no_frame_is_larger_than_verbatim() {
     assert!(fallbacks > 0, "the fallback was exercised at some level");
 }
 
+/// 4096 samples of a slow sine of `amplitude`, and the same with uniform
+/// noise below `noise` added: a stereo pair whose side channel is the noise.
+fn smooth_and_noisy(amplitude: f64, noise: i32) -> (Vec<i32>, Vec<i32>) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    let smooth: Vec<i32> = (0..4096)
+        .map(|t| ((t as f64 * 0.01).sin() * amplitude) as i32)
+        .collect();
+    let noisy = smooth
+        .iter()
+        .map(|s| s + rng.random_range(-noise..noise))
+        .collect();
+    (smooth, noisy)
+}
+
 #[test]
 fn every_stereo_pair_round_trips() {
     // A smooth channel and a copy of it with noise added: the side channel
     // is only the noise, so the estimate picks smooth + side.
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let smooth: Vec<i32> = (0..4096)
-        .map(|t| ((t as f64 * 0.01).sin() * 20_000.0) as i32)
-        .collect();
-    let noisy: Vec<i32> = smooth
-        .iter()
-        .map(|s| s + rng.random_range(-300..300))
-        .collect();
+    let (smooth, noisy) = smooth_and_noisy(20_000.0, 300);
     let f = format(44_100, 2, 2, 1024);
     // Frame header byte 3, high nibble: 8 left/side, 9 right/side, 10 mid/side.
     for (left, right, assignment) in [(&smooth, &noisy, 8), (&noisy, &smooth, 9)] {
@@ -364,15 +371,7 @@ fn the_largest_shift_leaves_one_bit() {
 fn every_stereo_pair_round_trips_with_wasted_bits() {
     // As `every_stereo_pair_round_trips`, shifted left by 1 and by 4 bits:
     // with 1, mid (which drops a bit of left + right) has none.
-    use rand::{Rng, SeedableRng};
-    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-    let smooth: Vec<i32> = (0..4096)
-        .map(|t| ((t as f64 * 0.01).sin() * 2_000.0) as i32)
-        .collect();
-    let noisy: Vec<i32> = smooth
-        .iter()
-        .map(|s| s + rng.random_range(-30..30))
-        .collect();
+    let (smooth, noisy) = smooth_and_noisy(2_000.0, 30);
     let f = format(44_100, 2, 2, 1024);
     for shift in [1, 4] {
         for (left, right, assignment) in [(&smooth, &noisy, 8), (&noisy, &smooth, 9)] {
