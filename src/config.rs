@@ -16,6 +16,8 @@ use flacstream_actors::encoder::pool::DEFAULT_QUEUE_PER_THREAD;
 use flacstream_actors::session::DEFAULT_MAX_BLOCKS_IN_FLIGHT;
 use flacstream_codec::wav::DEFAULT_MAX_HEADER_BYTES;
 
+use crate::tls::TlsFiles;
+
 /// Default per-frame and per-reassembled-message limit, in bytes (1 MiB):
 /// 6 s of CD audio, far more than any live client sends at once.
 pub const DEFAULT_MAX_MESSAGE_SIZE_BYTES: usize = 1024 * 1024;
@@ -57,8 +59,14 @@ pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Default URL `flacstream probe` checks.
 pub const DEFAULT_PROBE_URL: &str = "http://127.0.0.1:8080/healthz";
 
+/// Default URL `flacstream probe` checks when given the server's certificate.
+pub const DEFAULT_PROBE_URL_TLS: &str = "https://127.0.0.1:8080/healthz";
+
 /// Default URL `flacstream drain` posts to and then polls.
 pub const DEFAULT_DRAIN_URL: &str = "http://127.0.0.1:8080/admin/drain";
+
+/// Default URL of `flacstream drain` when given the server's certificate.
+pub const DEFAULT_DRAIN_URL_TLS: &str = "https://127.0.0.1:8080/admin/drain";
 
 /// Default longest time `flacstream drain` waits for streams to end, in
 /// seconds: the longest a drain with the default settings takes (grace +
@@ -100,23 +108,63 @@ pub enum Command {
     Drain(DrainArgs),
 }
 
+/// How `probe` and `drain` trust a server that serves TLS.
+#[derive(Debug, Clone, Args)]
+pub struct ClientTls {
+    /// The server's own certificate (PEM, the file of its --tls-cert): an
+    /// https server must present exactly this certificate, whatever name it
+    /// is for. Given, the default URL is https.
+    #[arg(long, env = "FLACSTREAM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+}
+
 /// Flags of `flacstream probe`.
 #[derive(Debug, Clone, Args)]
 pub struct ProbeArgs {
-    /// URL to GET (plain http only).
-    #[arg(long, default_value = DEFAULT_PROBE_URL)]
-    pub url: String,
+    /// URL to GET, http or (with --tls-cert) https [default: http://127.0.0.1:8080/healthz,
+    /// https with --tls-cert]
+    #[arg(long)]
+    pub url: Option<String>,
+    /// TLS trust.
+    #[command(flatten)]
+    pub tls: ClientTls,
+}
+
+impl ProbeArgs {
+    /// The URL to check: the one given, else the default for the scheme.
+    pub fn url(&self) -> &str {
+        match (&self.url, &self.tls.tls_cert) {
+            (Some(url), _) => url,
+            (None, Some(_)) => DEFAULT_PROBE_URL_TLS,
+            (None, None) => DEFAULT_PROBE_URL,
+        }
+    }
 }
 
 /// Flags of `flacstream drain`.
 #[derive(Debug, Clone, Args)]
 pub struct DrainArgs {
-    /// The server's drain endpoint (plain http, on loopback).
-    #[arg(long, default_value = DEFAULT_DRAIN_URL)]
-    pub url: String,
+    /// The server's drain endpoint, on loopback [default: http://127.0.0.1:8080/admin/drain,
+    /// https with --tls-cert]
+    #[arg(long)]
+    pub url: Option<String>,
     /// Longest time to wait for streams to end, in seconds.
     #[arg(long, default_value_t = DEFAULT_DRAIN_WAIT_SECONDS)]
     pub wait_seconds: u64,
+    /// TLS trust.
+    #[command(flatten)]
+    pub tls: ClientTls,
+}
+
+impl DrainArgs {
+    /// The drain endpoint: the one given, else the default for the scheme.
+    pub fn url(&self) -> &str {
+        match (&self.url, &self.tls.tls_cert) {
+            (Some(url), _) => url,
+            (None, Some(_)) => DEFAULT_DRAIN_URL_TLS,
+            (None, None) => DEFAULT_DRAIN_URL,
+        }
+    }
 }
 
 /// The server's flags and environment variables.
@@ -190,6 +238,15 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FLACSTREAM_HTTP_WORKERS")]
     pub http_workers: Option<NonZeroUsize>,
+
+    /// Serve TLS with this PEM certificate chain (needs --tls-key; reloaded
+    /// on SIGHUP or when the file changes). Default: plain HTTP.
+    #[arg(long, env = "FLACSTREAM_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "FLACSTREAM_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// A setting that cannot work.
@@ -205,6 +262,9 @@ pub enum ConfigError {
         /// The value given.
         got: u64,
     },
+    /// Only one of `--tls-cert` and `--tls-key` is given.
+    #[error("--tls-cert and --tls-key go together: give both (TLS) or neither (plain HTTP)")]
+    TlsHalfConfigured,
 }
 
 /// Validated settings; see [`Config::validate`].
@@ -242,6 +302,8 @@ pub struct Settings {
     pub max_session: Duration,
     /// Upload bound in bytes.
     pub max_upload_bytes: u64,
+    /// Certificate and key files when serving TLS; `None` for plain HTTP.
+    pub tls: Option<TlsFiles>,
 }
 
 fn cores() -> usize {
@@ -283,6 +345,11 @@ impl Config {
             self.max_connections_per_session as u64,
         )?;
         at_least_one("--max-session-seconds", self.max_session_seconds)?;
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => return Err(ConfigError::TlsHalfConfigured),
+        };
         let encoder_threads = self.encoder_threads.map_or_else(cores, NonZeroUsize::get);
         Ok(Settings {
             bind: self.bind,
@@ -304,6 +371,7 @@ impl Config {
             session_resume: Duration::from_secs(self.session_resume_seconds),
             max_session: Duration::from_secs(self.max_session_seconds),
             max_upload_bytes: self.max_upload_bytes,
+            tls,
         })
     }
 }
@@ -330,13 +398,13 @@ mod tests {
         let Some(Command::Probe(probe)) = cli.command else {
             panic!("probe expected");
         };
-        assert_eq!(probe.url, DEFAULT_PROBE_URL);
+        assert_eq!(probe.url(), DEFAULT_PROBE_URL);
         let cli = Cli::parse_from(["flacstream", "drain", "--wait-seconds", "9"]);
         let Some(Command::Drain(drain)) = cli.command else {
             panic!("drain expected");
         };
         assert_eq!(
-            (drain.url.as_str(), drain.wait_seconds),
+            (drain.url(), drain.wait_seconds),
             (DEFAULT_DRAIN_URL, 9)
         );
         assert!(Cli::try_parse_from(["flacstream", "--max-sessions", "7", "probe"]).is_err());
@@ -356,5 +424,28 @@ mod tests {
         let s = c.validate().unwrap();
         assert_eq!(s.encoder_threads, 3);
         assert_eq!(s.bind.port(), 0);
+    }
+
+    #[test]
+    fn tls_needs_both_files_or_neither() {
+        assert!(Config::defaults().validate().unwrap().tls.is_none());
+        for half in [["--tls-cert", "c.pem"], ["--tls-key", "k.pem"]] {
+            let c = Config::parse_from(["flacstream", half[0], half[1]]);
+            assert!(matches!(c.validate(), Err(ConfigError::TlsHalfConfigured)));
+        }
+        let c = Config::parse_from(["flacstream", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+        let tls = c.validate().unwrap().tls.unwrap();
+        assert_eq!((tls.cert.to_str(), tls.key.to_str()), (Some("c.pem"), Some("k.pem")));
+        // The clients switch their default URL to https when given the certificate.
+        let cli = Cli::parse_from(["flacstream", "probe", "--tls-cert", "c.pem"]);
+        let Some(Command::Probe(probe)) = cli.command else {
+            panic!("probe expected");
+        };
+        assert_eq!(probe.url(), DEFAULT_PROBE_URL_TLS);
+        let cli = Cli::parse_from(["flacstream", "drain", "--tls-cert", "c.pem"]);
+        let Some(Command::Drain(drain)) = cli.command else {
+            panic!("drain expected");
+        };
+        assert_eq!(drain.url(), DEFAULT_DRAIN_URL_TLS);
     }
 }

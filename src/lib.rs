@@ -31,6 +31,8 @@
 //! - [`socket`]: each connection's TCP socket, kept so a client that stops
 //!   reading can be cut off.
 //! - [`shutdown`]: SIGTERM/SIGINT → drain.
+//! - [`tls`]: optional in-process TLS (`--tls-cert`/`--tls-key`), the
+//!   certificate reloaded on SIGHUP or when its files change.
 //!
 //! The concurrency core (session, encoder pool, registry, staging) is the
 //! `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing are
@@ -53,4 +55,5 @@ pub mod shutdown;
 pub mod socket;
 pub mod storage;
 pub mod stream;
+pub mod tls;
 pub mod transport;

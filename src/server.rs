@@ -25,7 +25,7 @@ use crate::config::Settings;
 use crate::error::ApiError;
 use crate::storage::SqliteCatalog;
 use crate::transport::LeaveGuard;
-use crate::{admin, audio, convert, health, metrics, page, sessions, socket, stream};
+use crate::{admin, audio, convert, health, metrics, page, sessions, socket, stream, tls};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
 /// waits for sessions to flush before stopping regardless, in seconds. A
@@ -156,6 +156,9 @@ pub struct Service {
     pub pool: EncoderPool,
     /// The registry.
     pub registry: Addr<Registry>,
+    /// The served certificate when TLS is on; [`tls::Certificates::reload`]
+    /// reloads it at once.
+    pub tls: Option<Arc<tls::Certificates>>,
     handle: ServerHandle,
     /// The running server; it only makes progress once polled, so it is
     /// spawned at start and awaited by [`Service::run`].
@@ -168,6 +171,13 @@ pub struct Service {
 impl Service {
     /// Binds and starts serving. Must run inside an actix system.
     pub fn start(settings: Settings) -> io::Result<Self> {
+        // First: a certificate that cannot be served stops the start before
+        // anything else is set up, with a message naming the file.
+        let certificates = settings
+            .tls
+            .as_ref()
+            .map(tls::Certificates::load)
+            .transpose()?;
         std::fs::create_dir_all(&settings.data_dir)?;
         // Uploads a previous run was spooling when it died are of no use now.
         let spool_dir = settings.data_dir.join(crate::convert::SPOOL_DIR);
@@ -243,7 +253,14 @@ impl Service {
         .disable_signals()
         .client_disconnect_timeout(Duration::from_millis(CONNECTION_SHUTDOWN_TIMEOUT_MS))
         .shutdown_timeout(DRAIN_FLUSH_MARGIN_SECONDS)
-        .bind(settings.bind)?;
+        .tls_handshake_timeout(Duration::from_millis(tls::TLS_HANDSHAKE_TIMEOUT_MS));
+        let server = match &certificates {
+            Some(certs) => server.bind_rustls_0_23(
+                settings.bind,
+                certs.server_config().map_err(io::Error::other)?,
+            )?,
+            None => server.bind(settings.bind)?,
+        };
         let addr = server
             .addrs()
             .first()
@@ -251,13 +268,18 @@ impl Service {
             .ok_or_else(|| io::Error::other("the server bound no address"))?;
         let server = server.run();
         log::info!(
-            "Listening on {addr} with {} encoder threads.",
+            "Listening on {addr}{} with {} encoder threads.",
+            if certificates.is_some() { " (TLS)" } else { "" },
             settings.encoder_threads
         );
+        if let Some(certs) = &certificates {
+            actix_web::rt::spawn(Arc::clone(certs).watch());
+        }
         let service = Self {
             addr,
             pool,
             registry,
+            tls: certificates,
             handle: server.handle(),
             // Not polled yet, so no request can come before `stopper` is set.
             server: Some(actix_web::rt::spawn(server)),

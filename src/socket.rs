@@ -20,6 +20,7 @@ use std::any::Any;
 use std::net::Shutdown;
 use std::sync::Arc;
 
+use actix_tls::accept::rustls_0_23::TlsStream;
 use actix_web::dev::Extensions;
 use actix_web::rt::net::TcpStream;
 use actix_web::HttpRequest;
@@ -45,8 +46,15 @@ impl PeerSocket {
 }
 
 /// `HttpServer::on_connect` hook: stores the accepted TCP socket's duplicate.
+/// Over TLS the connection is the TLS stream, and the socket is the TCP
+/// stream under it: shutting that down ends the TLS connection just the same.
 pub fn attach(connection: &dyn Any, data: &mut Extensions) {
-    let Some(stream) = connection.downcast_ref::<TcpStream>() else {
+    let stream = if let Some(tcp) = connection.downcast_ref::<TcpStream>() {
+        tcp
+    } else if let Some(tls) = connection.downcast_ref::<TlsStream<TcpStream>>() {
+        tls.get_ref().0
+    } else {
+        log::warn!("Unknown connection type; slow readers are cut off only by their own disconnect.");
         return;
     };
     match SockRef::from(stream).try_clone() {

@@ -123,6 +123,18 @@ pub async fn exchange_at(
     let (ws, _) = tokio_tungstenite::connect_async(&url)
         .await
         .expect("upgrade");
+    exchange_ws(ws, messages, pace).await
+}
+
+/// Like [`exchange`] on a WebSocket already open (over TLS, say).
+pub async fn exchange_ws<S>(
+    ws: tokio_tungstenite::WebSocketStream<S>,
+    messages: Vec<Message>,
+    pace: Option<Duration>,
+) -> Outcome
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let (mut tx, mut rx) = ws.split();
     let sent_all = std::sync::atomic::AtomicBool::new(false);
     let send = async {
