@@ -403,10 +403,7 @@ mod tests {
         let Some(Command::Drain(drain)) = cli.command else {
             panic!("drain expected");
         };
-        assert_eq!(
-            (drain.url(), drain.wait_seconds),
-            (DEFAULT_DRAIN_URL, 9)
-        );
+        assert_eq!((drain.url(), drain.wait_seconds), (DEFAULT_DRAIN_URL, 9));
         assert!(Cli::try_parse_from(["flacstream", "--max-sessions", "7", "probe"]).is_err());
     }
 
@@ -435,7 +432,10 @@ mod tests {
         }
         let c = Config::parse_from(["flacstream", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
         let tls = c.validate().unwrap().tls.unwrap();
-        assert_eq!((tls.cert.to_str(), tls.key.to_str()), (Some("c.pem"), Some("k.pem")));
+        assert_eq!(
+            (tls.cert.to_str(), tls.key.to_str()),
+            (Some("c.pem"), Some("k.pem"))
+        );
         // The clients switch their default URL to https when given the certificate.
         let cli = Cli::parse_from(["flacstream", "probe", "--tls-cert", "c.pem"]);
         let Some(Command::Probe(probe)) = cli.command else {

@@ -291,7 +291,10 @@ fn exchange(mut stream: impl Read + Write, head: &str) -> Result<Vec<u8>, ProbeE
     stream.write_all(head.as_bytes())?;
     stream.flush()?;
     let mut answer = Vec::new();
-    match (&mut stream).take(MAX_ANSWER_BYTES).read_to_end(&mut answer) {
+    match (&mut stream)
+        .take(MAX_ANSWER_BYTES)
+        .read_to_end(&mut answer)
+    {
         Ok(_) => {}
         // A TLS server that closes without a close_notify: the answer read
         // so far is all there is.

@@ -54,7 +54,9 @@ pub fn attach(connection: &dyn Any, data: &mut Extensions) {
     } else if let Some(tls) = connection.downcast_ref::<TlsStream<TcpStream>>() {
         tls.get_ref().0
     } else {
-        log::warn!("Unknown connection type; slow readers are cut off only by their own disconnect.");
+        log::warn!(
+            "Unknown connection type; slow readers are cut off only by their own disconnect."
+        );
         return;
     };
     match SockRef::from(stream).try_clone() {
