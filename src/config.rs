@@ -56,6 +56,12 @@ pub const DEFAULT_MAX_SESSION_SECONDS: u64 = 4 * 60 * 60;
 /// upload is spooled to disk, never held in memory.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
+/// Default time a TLS client has to finish its handshake after connecting,
+/// in seconds (actix-tls's own default). A client that connects and sends
+/// nothing, or trickles its handshake, holds a connection only this long; a
+/// real client needs one or two round trips.
+pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS: u64 = 3;
+
 /// Default URL `flacstream probe` checks.
 pub const DEFAULT_PROBE_URL: &str = "http://127.0.0.1:8080/healthz";
 
@@ -247,6 +253,10 @@ pub struct Config {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "FLACSTREAM_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+
+    /// Seconds a TLS client has to finish its handshake; then it is dropped.
+    #[arg(long, env = "FLACSTREAM_TLS_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS)]
+    pub tls_handshake_timeout_seconds: u64,
 }
 
 /// A setting that cannot work.
@@ -304,6 +314,8 @@ pub struct Settings {
     pub max_upload_bytes: u64,
     /// Certificate and key files when serving TLS; `None` for plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Time a TLS handshake may take.
+    pub tls_handshake_timeout: Duration,
 }
 
 fn cores() -> usize {
@@ -345,6 +357,10 @@ impl Config {
             self.max_connections_per_session as u64,
         )?;
         at_least_one("--max-session-seconds", self.max_session_seconds)?;
+        at_least_one(
+            "--tls-handshake-timeout-seconds",
+            self.tls_handshake_timeout_seconds,
+        )?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -372,6 +388,7 @@ impl Config {
             max_session: Duration::from_secs(self.max_session_seconds),
             max_upload_bytes: self.max_upload_bytes,
             tls,
+            tls_handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_seconds),
         })
     }
 }
@@ -436,6 +453,8 @@ mod tests {
             (tls.cert.to_str(), tls.key.to_str()),
             (Some("c.pem"), Some("k.pem"))
         );
+        let c = Config::parse_from(["flacstream", "--tls-handshake-timeout-seconds", "0"]);
+        assert!(c.validate().is_err());
         // The clients switch their default URL to https when given the certificate.
         let cli = Cli::parse_from(["flacstream", "probe", "--tls-cert", "c.pem"]);
         let Some(Command::Probe(probe)) = cli.command else {

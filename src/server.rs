@@ -253,7 +253,7 @@ impl Service {
         .disable_signals()
         .client_disconnect_timeout(Duration::from_millis(CONNECTION_SHUTDOWN_TIMEOUT_MS))
         .shutdown_timeout(DRAIN_FLUSH_MARGIN_SECONDS)
-        .tls_handshake_timeout(Duration::from_millis(tls::TLS_HANDSHAKE_TIMEOUT_MS));
+        .tls_handshake_timeout(settings.tls_handshake_timeout);
         let server = match &certificates {
             Some(certs) => server.bind_rustls_0_23(
                 settings.bind,

@@ -36,12 +36,6 @@ use tokio::signal::unix::{signal, SignalKind};
 /// of being written, without a SIGHUP.
 pub const TLS_RELOAD_POLL_SECONDS: u64 = 2;
 
-/// Time a client has to complete the TLS handshake after connecting, in
-/// milliseconds (actix-tls's own default, named so the bound is visible).
-/// A connection that has not finished it by then is dropped, so a client
-/// that connects and sends nothing holds no worker for longer.
-pub const TLS_HANDSHAKE_TIMEOUT_MS: u64 = 3000;
-
 /// Where the certificate chain and its private key are, both PEM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsFiles {

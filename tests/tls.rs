@@ -227,6 +227,27 @@ async fn https_health_and_a_wss_stream_round_trip_exactly() {
 }
 
 #[actix_rt::test]
+async fn a_client_that_never_finishes_its_handshake_is_dropped() {
+    let files = Files::new("handshake");
+    files.write(&pair());
+    let service = start_tls(&files, &["--tls-handshake-timeout-seconds", "1"]);
+    let mut tcp = TcpStream::connect(service.addr).await.expect("connect");
+    let started = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut buf)).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the silent connection was not dropped: {read:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(2500),
+        "dropped after {waited:?}, not after the 1 s handshake timeout"
+    );
+    service.drain().await;
+}
+
+#[actix_rt::test]
 async fn a_reloaded_certificate_serves_new_connections_and_old_ones_go_on() {
     let files = Files::new("reload");
     let first = pair();
