@@ -30,6 +30,8 @@
 //!   `/style.css`), embedded from `web/`.
 //! - [`socket`]: each connection's TCP socket, kept so a client that stops
 //!   reading can be cut off.
+//! - [`frame_limit`]: refuses a WebSocket frame whose header declares more
+//!   than the message limit, before any of its payload is buffered.
 //! - [`shutdown`]: SIGTERM/SIGINT → drain.
 //! - [`tls`]: optional in-process TLS (`--tls-cert`/`--tls-key`), the
 //!   certificate reloaded on SIGHUP or when its files change.
@@ -44,6 +46,7 @@ pub mod config;
 pub mod convert;
 pub mod cpu;
 pub mod error;
+pub mod frame_limit;
 pub mod health;
 pub mod metrics;
 pub mod page;

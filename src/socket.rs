@@ -36,6 +36,14 @@ impl PeerSocket {
         req.conn_data::<PeerSocket>().cloned()
     }
 
+    /// Stops taking the client's input: reads see its end, so nothing more
+    /// is read (and discarded) from a client whose stream is over.
+    pub fn stop_input(&self) {
+        if let Err(e) = self.0.shutdown(Shutdown::Read) {
+            log::debug!("Socket shutdown (read): {e}.");
+        }
+    }
+
     /// Ends the connection both ways, whatever is still queued on it.
     pub fn cut(&self) {
         if let Err(e) = self.0.shutdown(Shutdown::Both) {

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix::Addr;
+use actix_web::error::PayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, MessageStream};
 use flacstream_actors::registry::{Leave, Registry, SessionId};
@@ -23,8 +24,11 @@ use flacstream_actors::session::{
 use flacstream_actors::{Outbound, Session, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::DEFAULT_MAX_MESSAGE_SIZE_BYTES;
 use crate::error::{done_close_code, ApiError};
+use crate::frame_limit;
 use crate::protocol::{AckMessage, ClientMessage, DoneMessage};
+use crate::server::AppState;
 use crate::socket::PeerSocket;
 
 /// Time allowed for the final `done`/`error` text and the close frame to be
@@ -125,6 +129,14 @@ impl Upgrade {
     /// Accepts the upgrade `req` asks for; the response must be returned to
     /// actix-web for the connection to switch protocols.
     pub fn accept(req: &HttpRequest, body: web::Payload) -> Result<(HttpResponse, Self), ApiError> {
+        // Each frame's declared length is checked on its header, before
+        // actix-ws buffers its payload (src/frame_limit.rs).
+        let max_frame_bytes = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(DEFAULT_MAX_MESSAGE_SIZE_BYTES, |state| {
+                state.settings.max_message_size_bytes
+            });
+        let body = frame_limit::limit(req, body, max_frame_bytes);
         let (response, ws, messages) =
             actix_ws::handle(req, body).map_err(|_| ApiError::NotWebSocket)?;
         let socket = PeerSocket::of(req);
@@ -321,11 +333,17 @@ async fn await_final_event(
 
 /// Whether a protocol error means a frame or a reassembled message was over
 /// the limit. actix-ws reports an oversize frame as `Overflow` but an
-/// oversize run of continuations only as an I/O error with this text.
+/// oversize run of continuations only as an I/O error with this text, and
+/// [`frame_limit`]'s refusal of an oversize header as an I/O error around it.
 fn is_oversize(e: &actix_ws::ProtocolError) -> bool {
     match e {
         actix_ws::ProtocolError::Overflow => true,
-        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        actix_ws::ProtocolError::Io(io) => {
+            io.get_ref()
+                .and_then(|inner| inner.downcast_ref::<PayloadError>())
+                .is_some_and(frame_limit::is_refusal)
+                || io.to_string().contains("maximum continuation size")
+        }
         _ => false,
     }
 }
@@ -365,6 +383,13 @@ async fn write_loop(
         }
     };
     let _ = finished.send(());
+    if stalled {
+        // A client that reads nothing would otherwise have its input read
+        // and thrown away at wire speed while the final messages are tried.
+        if let Some(socket) = &socket {
+            socket.stop_input();
+        }
+    }
     // A client that reads nothing gets one try at the error and the close
     // frame (they may still fit its buffers), then its socket is shut down:
     // the connection must not outlive the stall by more than this.
