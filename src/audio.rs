@@ -26,6 +26,7 @@ use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
 
+use crate::client_connections::ClientSlot;
 use crate::error::ApiError;
 use crate::server::AppState;
 use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link, Upgrade};
@@ -261,14 +262,19 @@ pub async fn open(
         .map(parse_chosen_id)
         .transpose()?;
     let (response, upgrade) = Upgrade::accept(&req, body)?;
+    let client = state.enter_client(&req)?;
+    // The rate key is the client's address until authentication gives
+    // requests an API key (`RateKey::choose`).
+    state.count_new_session(None, &client)?;
     let (id, guard) = state.admit(requested).await?;
-    let settings = state.session_settings(params.level, params.block_size, input);
+    let mut settings = state.session_settings(params.level, params.block_size, input);
+    // A live source: its producers may not outrun real time.
+    settings.input_rate = Some(state.settings.input_rate);
     let policy = RecordingPolicy {
         store: state.store.clone(),
         data_dir: state.settings.data_dir.clone(),
         record: params.record.unwrap_or(true),
         resume_window: state.settings.session_resume,
-        max_duration: state.settings.max_session,
         user_id: params.user_id.clone(),
         encoding,
     };
@@ -287,7 +293,7 @@ pub async fn open(
     attach(
         &state,
         id,
-        guard,
+        (guard, client),
         session,
         Role::Producer,
         flac,
@@ -318,6 +324,7 @@ pub async fn join(
         }
     };
     let flac = role == Role::Listener || wants_flac(params.output.as_deref())?;
+    let client = state.enter_client(&req)?;
     let joined = state
         .registry
         .send(Join {
@@ -339,18 +346,28 @@ pub async fn join(
         acks: params.acks.unwrap_or(true),
     };
     attach(
-        &state, id, guard, session, role, flac, dialect, &settings, upgrade,
+        &state,
+        id,
+        (guard, client),
+        session,
+        role,
+        flac,
+        dialect,
+        &settings,
+        upgrade,
     )
     .await?;
     Ok(response)
 }
 
-/// Connects to the session, sends the `session` message, starts the loops.
+/// Connects to the session, sends the `session` message, starts the loops,
+/// which take over the connection's places (`guards`): in its session and
+/// in its client's connection cap.
 #[allow(clippy::too_many_arguments)]
 async fn attach(
     state: &AppState,
     id: SessionId,
-    guard: LeaveGuard,
+    (guard, client): (LeaveGuard, ClientSlot),
     session: actix::Addr<Session>,
     role: Role,
     flac: bool,
@@ -383,6 +400,7 @@ async fn attach(
         dialect,
         max_message_bytes: state.settings.max_message_size_bytes,
         stall: state.settings.outbound_stall,
+        client,
     }
     .spawn(upgrade, rx);
     guard.disarm();

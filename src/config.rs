@@ -13,9 +13,15 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use flacstream_actors::encoder::pool::DEFAULT_QUEUE_PER_THREAD;
-use flacstream_actors::session::DEFAULT_MAX_BLOCKS_IN_FLIGHT;
+use flacstream_actors::session::{
+    InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_BLOCKS_IN_FLIGHT,
+    DEFAULT_MAX_INPUT_RATE,
+};
 use flacstream_codec::wav::DEFAULT_MAX_HEADER_BYTES;
 
+use crate::client_connections::DEFAULT_MAX_CONNECTIONS_PER_IP;
+use crate::client_ip::{Cidr, TrustedProxies};
+use crate::session_rate::DEFAULT_NEW_SESSIONS_PER_MINUTE;
 use crate::tls::TlsFiles;
 
 /// Default per-frame and per-reassembled-message limit, in bytes (1 MiB):
@@ -55,6 +61,21 @@ pub const DEFAULT_MAX_SESSION_SECONDS: u64 = 4 * 60 * 60;
 /// Default largest upload to `/convert` and `/upload`, in bytes (2 GiB). The
 /// upload is spooled to disk, never held in memory.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Default time a new connection has to send its whole request head, in
+/// seconds (actix-web's own default). A browser or proxy sends a head in
+/// one packet; a client that trickles it (slowloris) holds a connection and
+/// a buffer for nothing. Over it the server answers 408 and closes.
+pub const DEFAULT_HEADER_TIMEOUT_SECONDS: u64 = 5;
+
+/// Default slowest average upload, in bytes per second (8 KiB/s, 64 kbit/s:
+/// below any link an audio file is uploaded over, far above a trickle). The
+/// bound starts after a grace as long as the idle timeout, and only time
+/// spent waiting for the client counts (`convert/spool.rs`).
+pub const DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND: u64 = 8 * 1024;
+
+/// Least `--max-input-rate`: real time. A live source sends at real time.
+pub const MIN_INPUT_RATE: f64 = 1.0;
 
 /// Default time a TLS client has to finish its handshake after connecting,
 /// in seconds (actix-tls's own default). A client that connects and sends
@@ -233,7 +254,7 @@ pub struct Config {
     #[arg(long, env = "SESSION_RESUME_SECONDS", default_value_t = DEFAULT_SESSION_RESUME_SECONDS)]
     pub session_resume_seconds: u64,
 
-    /// Longest a recorded session may run, in seconds.
+    /// Longest a session (recorded, /stream or a conversion) may run, in seconds.
     #[arg(long, env = "MAX_SESSION_SECONDS", default_value_t = DEFAULT_MAX_SESSION_SECONDS)]
     pub max_session_seconds: u64,
 
@@ -244,6 +265,42 @@ pub struct Config {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "FLACSTREAM_HTTP_WORKERS")]
     pub http_workers: Option<NonZeroUsize>,
+
+    /// Proxies (IP addresses or CIDR networks, comma-separated) whose
+    /// X-Forwarded-For is believed for per-client limits. Default: none.
+    #[arg(long, env = "FLACSTREAM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Long-lived connections (WebSockets, uploads) one client address may
+    /// have open; more get HTTP 429.
+    #[arg(long, env = "FLACSTREAM_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
+    pub max_connections_per_ip: usize,
+
+    /// New sessions one key (API key, else client address) may start per
+    /// minute, all at once at most; more get HTTP 429 with Retry-After.
+    #[arg(long, env = "FLACSTREAM_NEW_SESSIONS_PER_MINUTE", default_value_t = DEFAULT_NEW_SESSIONS_PER_MINUTE)]
+    pub new_sessions_per_minute: u32,
+
+    /// Fastest a live recorded session may receive audio, in multiples of
+    /// real time (beyond the burst); faster producers are closed.
+    #[arg(long, env = "FLACSTREAM_MAX_INPUT_RATE", default_value_t = DEFAULT_MAX_INPUT_RATE)]
+    pub max_input_rate: f64,
+
+    /// Seconds of audio a live recorded session may receive beyond its
+    /// input rate, at any speed.
+    #[arg(long, env = "FLACSTREAM_INPUT_BURST_SECONDS", default_value_t = DEFAULT_INPUT_BURST_SECONDS)]
+    pub input_burst_seconds: u64,
+
+    /// Seconds a new connection has to send its request head (line and
+    /// headers); then it gets 408 and is closed.
+    #[arg(long, env = "FLACSTREAM_HEADER_TIMEOUT_SECONDS", default_value_t = DEFAULT_HEADER_TIMEOUT_SECONDS)]
+    pub header_timeout_seconds: u64,
+
+    /// Slowest an upload to /convert or /upload may arrive on average, in
+    /// bytes per second (after a grace); 0 turns the bound off.
+    #[arg(long, env = "FLACSTREAM_MIN_UPLOAD_BYTES_PER_SECOND", default_value_t = DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND)]
+    pub min_upload_bytes_per_second: u64,
+
 
     /// Serve TLS with this PEM certificate chain (needs --tls-key; reloaded
     /// on SIGHUP or when the file changes). Default: plain HTTP.
@@ -275,6 +332,16 @@ pub enum ConfigError {
     /// Only one of `--tls-cert` and `--tls-key` is given.
     #[error("--tls-cert and --tls-key go together: give both (TLS) or neither (plain HTTP)")]
     TlsHalfConfigured,
+    /// A rate is not a number, or below its minimum.
+    #[error("{name} must be a number of at least {min}, got {got}")]
+    RateTooLow {
+        /// The setting's flag name.
+        name: &'static str,
+        /// The least value that works.
+        min: f64,
+        /// The value given.
+        got: f64,
+    },
 }
 
 /// Validated settings; see [`Config::validate`].
@@ -312,6 +379,18 @@ pub struct Settings {
     pub max_session: Duration,
     /// Upload bound in bytes.
     pub max_upload_bytes: u64,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: TrustedProxies,
+    /// Long-lived connections per client address (inclusive).
+    pub max_connections_per_ip: usize,
+    /// New sessions per minute per key, also the burst.
+    pub new_sessions_per_minute: u32,
+    /// Input-rate bound of live recorded sessions.
+    pub input_rate: InputRateLimit,
+    /// Time a connection has to send its request head.
+    pub header_timeout: Duration,
+    /// Slowest average upload, in bytes per second; 0 for no bound.
+    pub min_upload_bytes_per_second: u64,
     /// Certificate and key files when serving TLS; `None` for plain HTTP.
     pub tls: Option<TlsFiles>,
     /// Time a TLS handshake may take.
@@ -358,6 +437,30 @@ impl Config {
         )?;
         at_least_one("--max-session-seconds", self.max_session_seconds)?;
         at_least_one(
+            "--max-connections-per-ip",
+            self.max_connections_per_ip as u64,
+        )?;
+        at_least_one(
+            "--new-sessions-per-minute",
+            u64::from(self.new_sessions_per_minute),
+        )?;
+        // Below real time a live source could not keep up; NaN compares false.
+        if !(self.max_input_rate >= MIN_INPUT_RATE && self.max_input_rate.is_finite()) {
+            return Err(ConfigError::RateTooLow {
+                name: "--max-input-rate",
+                min: MIN_INPUT_RATE,
+                got: self.max_input_rate,
+            });
+        }
+        // With no burst, a session's second message would already be ahead
+        // of its clock.
+        at_least_one("--input-burst-seconds", self.input_burst_seconds)?;
+        at_least_one("--header-timeout-seconds", self.header_timeout_seconds)?;
+        at_least_one(
+            "--tls-handshake-timeout-seconds",
+            self.tls_handshake_timeout_seconds,
+        )?;
+        at_least_one(
             "--tls-handshake-timeout-seconds",
             self.tls_handshake_timeout_seconds,
         )?;
@@ -387,6 +490,15 @@ impl Config {
             session_resume: Duration::from_secs(self.session_resume_seconds),
             max_session: Duration::from_secs(self.max_session_seconds),
             max_upload_bytes: self.max_upload_bytes,
+            trusted_proxies: TrustedProxies::new(self.trusted_proxies),
+            max_connections_per_ip: self.max_connections_per_ip,
+            new_sessions_per_minute: self.new_sessions_per_minute,
+            input_rate: InputRateLimit {
+                max_rate: self.max_input_rate,
+                burst: Duration::from_secs(self.input_burst_seconds),
+            },
+            header_timeout: Duration::from_secs(self.header_timeout_seconds),
+            min_upload_bytes_per_second: self.min_upload_bytes_per_second,
             tls,
             tls_handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_seconds),
         })

@@ -33,6 +33,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
+use crate::client_connections::ClientSlot;
 use crate::error::ApiError;
 use crate::server::AppState;
 use crate::stream::StreamParams;
@@ -127,6 +128,8 @@ struct Hangup {
     conn: ConnectionId,
     /// When the client last took a chunk of the response.
     progress: std::sync::Arc<Activity>,
+    /// The request's place in its client's connection cap.
+    _client: ClientSlot,
 }
 
 impl Drop for Hangup {
@@ -143,6 +146,11 @@ pub async fn convert(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
+    // Counted from the first byte of the upload to the last of the FLAC.
+    let client = state.enter_client(&req)?;
+    // The rate key is the client's address until authentication gives
+    // requests an API key (`RateKey::choose`).
+    state.count_new_session(None, &client)?;
     let spool = spool(&req, payload, &state, params.block_size).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
@@ -158,6 +166,7 @@ pub async fn convert(
         id,
         conn,
         progress: std::sync::Arc::new(Activity::new()),
+        _client: client,
     };
     watch_for_stall(&hangup, state.settings.outbound_stall);
     let body = flac_body(events, header, expected, hangup, spool);
@@ -336,6 +345,10 @@ pub async fn upload(
     if let Some(id) = requested {
         state.check_unused(id).await?;
     }
+    let client = state.enter_client(&req)?;
+    // The rate key is the client's address until authentication gives
+    // requests an API key (`RateKey::choose`).
+    state.count_new_session(None, &client)?;
     let spool = spool(&req, payload, &state, probe.block_size).await?;
     let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
     let policy = RecordingPolicy {
@@ -343,7 +356,6 @@ pub async fn upload(
         data_dir: state.settings.data_dir.clone(),
         record: true,
         resume_window: state.settings.session_resume,
-        max_duration: state.settings.max_session,
         user_id: params.user_id,
         encoding: "wav".into(),
     };
@@ -357,6 +369,7 @@ pub async fn upload(
         id,
         conn,
         progress: std::sync::Arc::new(Activity::new()),
+        _client: client,
     };
     actix_web::rt::spawn(feed(session, conn, spool.path.clone()));
     loop {

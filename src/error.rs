@@ -85,6 +85,25 @@ pub enum ApiError {
     /// An administrative endpoint was called from off the host.
     #[error("this endpoint answers only to connections from loopback")]
     NotLoopback,
+    /// The client's address has its maximum of long-lived connections open
+    /// (`--max-connections-per-ip`).
+    #[error("this client address already has its maximum of {0} connections open")]
+    TooManyClientConnections(usize),
+    /// The key (API key, or client address) started its allowance of new
+    /// sessions for the minute (`--new-sessions-per-minute`).
+    #[error(
+        "too many new sessions: at most {per_minute} a minute; \
+         try again in {retry_after_seconds} s"
+    )]
+    RateLimited {
+        /// The allowance.
+        per_minute: u32,
+        /// When the next session will be let in, in whole seconds (at least 1).
+        retry_after_seconds: u64,
+    },
+    /// An upload arrived slower than `--min-upload-bytes-per-second`.
+    #[error("the upload arrived slower than {0} bytes per second")]
+    UploadTooSlow(u64),
 }
 
 impl From<AdmitError> for ApiError {
@@ -132,6 +151,9 @@ impl ApiError {
             Self::Upload(_) => "bad_upload",
             Self::Unavailable(_) => "unavailable",
             Self::NotLoopback => "not_loopback",
+            Self::TooManyClientConnections(_) => "too_many_connections_from_client",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::UploadTooSlow(_) => "upload_too_slow",
         }
     }
 
@@ -171,11 +193,19 @@ impl ApiError {
             | Self::SessionExists(_)
             | Self::TooManyConnections(_)
             | Self::NoRecording
-            | Self::NotLoopback => CloseCode::Policy,
+            | Self::NotLoopback
+            | Self::TooManyClientConnections(_)
+            | Self::UploadTooSlow(_) => CloseCode::Policy,
+            // Like `server_busy`: answered before any upgrade, so no
+            // WebSocket sees it; "try again later" if one ever did.
+            Self::RateLimited { .. } => CloseCode::Again,
             Self::Storage(_) => CloseCode::Error,
             Self::UploadTooLarge(_) => CloseCode::Size,
             Self::UnsupportedMediaType(_) => CloseCode::Unsupported,
             Self::MissingFile | Self::Upload(_) => CloseCode::Policy,
+            // The session cap is checked only before an upgrade, so a full
+            // server always answers HTTP 503 and no WebSocket is closed
+            // with 1013; the code is what one would get.
             Self::ServerBusy(_) => CloseCode::Again,
             Self::Draining(_) => CloseCode::Away,
             Self::Unavailable(_) => CloseCode::Error,
@@ -201,7 +231,10 @@ impl ResponseError for ApiError {
             Self::SessionClosed | Self::SessionLive | Self::SessionExists(_) => {
                 StatusCode::CONFLICT
             }
-            Self::TooManyConnections(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyConnections(_)
+            | Self::TooManyClientConnections(_)
+            | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UploadTooSlow(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotLoopback => StatusCode::FORBIDDEN,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -216,7 +249,18 @@ impl ResponseError for ApiError {
     /// Every refused request passes here, so it is counted here.
     fn error_response(&self) -> HttpResponse {
         flacstream_actors::metrics::rejected(self.code());
-        HttpResponse::build(self.status_code()).json(self.body())
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::RateLimited {
+            retry_after_seconds,
+            ..
+        } = self
+        {
+            response.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                retry_after_seconds.to_string(),
+            ));
+        }
+        response.json(self.body())
     }
 }
 
@@ -251,5 +295,36 @@ mod tests {
         let remote = ApiError::NotLoopback;
         assert_eq!(remote.status_code().as_u16(), 403);
         assert_eq!(remote.code(), "not_loopback");
+    }
+
+    #[test]
+    fn abuse_limits_map_to_their_codes_and_rate_limited_says_when() {
+        let too_fast = ApiError::from(StreamError::InputTooFast {
+            max_rate_percent: 150,
+            burst_seconds: 60,
+        });
+        assert_eq!(too_fast.code(), "input_too_fast");
+        assert_eq!(u16::from(too_fast.close_code()), 1008);
+        assert!(too_fast.to_string().contains("1.5 times"), "{too_fast}");
+        for (e, code, status) in [
+            (
+                ApiError::TooManyClientConnections(64),
+                "too_many_connections_from_client",
+                429,
+            ),
+            (ApiError::UploadTooSlow(8192), "upload_too_slow", 408),
+        ] {
+            assert_eq!((e.code(), e.status_code().as_u16()), (code, status));
+        }
+        let limited = ApiError::RateLimited {
+            per_minute: 120,
+            retry_after_seconds: 7,
+        };
+        assert_eq!(
+            (limited.code(), limited.status_code().as_u16()),
+            ("rate_limited", 429)
+        );
+        let response = limited.error_response();
+        assert_eq!(response.headers().get("retry-after").unwrap(), "7");
     }
 }

@@ -33,6 +33,10 @@
 //! - [`frame_limit`]: refuses a WebSocket frame whose header declares more
 //!   than the message limit, before any of its payload is buffered.
 //! - [`shutdown`]: SIGTERM/SIGINT → drain.
+//! - [`client_ip`]: who a request comes from (the peer, or what a trusted
+//!   proxy's `X-Forwarded-For` says), for the per-client limits:
+//!   [`client_connections`] (long-lived connections per address) and
+//!   [`session_rate`] (new sessions per minute per key).
 //! - [`tls`]: optional in-process TLS (`--tls-cert`/`--tls-key`), the
 //!   certificate reloaded on SIGHUP or when its files change.
 //!
@@ -42,6 +46,8 @@
 
 pub mod admin;
 pub mod audio;
+pub mod client_connections;
+pub mod client_ip;
 pub mod config;
 pub mod convert;
 pub mod cpu;
@@ -53,6 +59,7 @@ pub mod page;
 pub mod probe;
 pub mod protocol;
 pub mod server;
+pub mod session_rate;
 pub mod sessions;
 pub mod shutdown;
 pub mod socket;

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use actix::{Actor, Addr};
 use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use actix_web::http::KeepAlive;
+use actix_web::{web, App, HttpRequest, HttpServer};
 use flacstream_actors::metrics::DRAINING;
 use flacstream_actors::registry::{
     Admit, AdmitAs, Drain, Lookup, RegistrySettings, Release, SessionId,
@@ -21,8 +22,11 @@ use flacstream_actors::{EncoderPool, Registry};
 use flacstream_codec::flac::EncoderLevel;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::client_connections::{ClientConnections, ClientSlot};
+use crate::client_ip::ClientIp;
 use crate::config::Settings;
 use crate::error::ApiError;
+use crate::session_rate::{RateKey, SessionRate};
 use crate::storage::SqliteCatalog;
 use crate::transport::LeaveGuard;
 use crate::{admin, audio, convert, health, metrics, page, sessions, socket, stream, tls};
@@ -64,9 +68,35 @@ pub struct AppState {
     pub stopper: Arc<OnceLock<Stopper>>,
     /// Renders `GET /metrics` (one recorder per process; see [`metrics`]).
     pub metrics: PrometheusHandle,
+    /// Long-lived connections per client address.
+    pub client_connections: ClientConnections,
+    /// New sessions per minute per key.
+    pub session_rate: SessionRate,
 }
 
 impl AppState {
+    /// Counts a long-lived connection (a WebSocket, an upload) against its
+    /// client's cap, `--max-connections-per-ip`: 429
+    /// `too_many_connections_from_client` over it. The slot is held until
+    /// the connection ends.
+    pub fn enter_client(&self, req: &HttpRequest) -> Result<ClientSlot, ApiError> {
+        let client = ClientIp::of(req, &self.settings.trusted_proxies);
+        self.client_connections.enter(client)
+    }
+
+    /// Counts a new session against its key's allowance,
+    /// `--new-sessions-per-minute`: 429 `rate_limited` with `Retry-After`
+    /// over it. `principal` is the caller's rate key (`Access::rate_key`,
+    /// `None` with authentication off); [`RateKey::choose`] decides.
+    pub fn count_new_session(
+        &self,
+        principal: Option<&str>,
+        client: &ClientSlot,
+    ) -> Result<(), ApiError> {
+        self.session_rate
+            .check(RateKey::choose(principal, client.client()))
+    }
+
     /// Reserves a slot for a new session, counting the caller's connection;
     /// refused over the cap (503 `server_busy`), while draining, or, for a
     /// `requested` id that a live or stored session has, with 409
@@ -133,6 +163,9 @@ impl AppState {
             max_header_bytes: self.settings.max_header_bytes,
             max_blocks_in_flight: self.settings.max_blocks_in_flight,
             input,
+            max_duration: self.settings.max_session,
+            // Only live sessions are bound; `audio::open` sets it.
+            input_rate: None,
         }
     }
 
@@ -156,6 +189,8 @@ pub struct Service {
     pub pool: EncoderPool,
     /// The registry.
     pub registry: Addr<Registry>,
+    /// Long-lived connections per client address, for their counts.
+    pub client_connections: ClientConnections,
     /// The served certificate when TLS is on; [`tls::Certificates::reload`]
     /// reloads it at once.
     pub tls: Option<Arc<tls::Certificates>>,
@@ -197,6 +232,7 @@ impl Service {
         let prometheus = metrics::install();
         ::metrics::gauge!(DRAINING).set(0.0);
         let stopper = Arc::new(OnceLock::new());
+        let client_connections = ClientConnections::new(settings.max_connections_per_ip);
         let state = web::Data::new(AppState {
             settings: settings.clone(),
             registry: registry.clone(),
@@ -205,6 +241,8 @@ impl Service {
             draining: Arc::clone(&draining),
             stopper: Arc::clone(&stopper),
             metrics: prometheus,
+            client_connections: client_connections.clone(),
+            session_rate: SessionRate::new(settings.new_sessions_per_minute),
         });
         let grace = settings.drain_grace;
         let drain_deadline =
@@ -252,6 +290,13 @@ impl Service {
         .workers(settings.http_workers)
         .disable_signals()
         .client_disconnect_timeout(Duration::from_millis(CONNECTION_SHUTDOWN_TIMEOUT_MS))
+        .client_request_timeout(settings.header_timeout)
+        // One request per connection: actix-web times only a connection's
+        // first request head, so on a kept-alive connection a client could
+        // trickle the next request's head forever (tried: still open after
+        // 20 s). Without keep-alive every head is a first one. WebSockets
+        // and streamed uploads are one request anyway.
+        .keep_alive(KeepAlive::Disabled)
         .shutdown_timeout(DRAIN_FLUSH_MARGIN_SECONDS)
         .tls_handshake_timeout(settings.tls_handshake_timeout);
         let server = match &certificates {
@@ -279,6 +324,7 @@ impl Service {
             addr,
             pool,
             registry,
+            client_connections,
             tls: certificates,
             handle: server.handle(),
             // Not polled yet, so no request can come before `stopper` is set.

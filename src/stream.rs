@@ -58,6 +58,10 @@ pub async fn stream(
 ) -> Result<HttpResponse, ApiError> {
     let params = StreamParams::parse(req.query_string())?;
     let (response, upgrade) = Upgrade::accept(&req, body)?;
+    let client = state.enter_client(&req)?;
+    // The rate key is the client's address until authentication gives
+    // requests an API key (`RateKey::choose`).
+    state.count_new_session(None, &client)?;
     let (id, guard) = state.admit(None).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let session = Session::new(
@@ -90,6 +94,7 @@ pub async fn stream(
         dialect: Dialect::Stream,
         max_message_bytes: state.settings.max_message_size_bytes,
         stall: state.settings.outbound_stall,
+        client,
     }
     .spawn(upgrade, rx);
     guard.disarm();

@@ -24,6 +24,7 @@ use flacstream_actors::session::{
 use flacstream_actors::{Outbound, Session, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::client_connections::ClientSlot;
 use crate::config::DEFAULT_MAX_MESSAGE_SIZE_BYTES;
 use crate::error::{done_close_code, ApiError};
 use crate::frame_limit;
@@ -113,6 +114,9 @@ pub struct Link {
     pub max_message_bytes: usize,
     /// Slow-reader cut-off.
     pub stall: Duration,
+    /// The connection's place in its client's connection cap, given back
+    /// when the connection is over (after the closing handshake).
+    pub client: ClientSlot,
 }
 
 /// An accepted WebSocket upgrade: the handles [`Link::spawn`] serves it with.

@@ -68,6 +68,21 @@ pub enum StreamError {
     /// The server shut down before the stream's header was complete.
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// A live session's producer sent audio faster than the input-rate
+    /// bound allows (`session::input_rate`).
+    #[error(
+        "audio is arriving faster than {} times real time beyond a burst of \
+         {burst_seconds} s; this endpoint is for live sources (send files to /stream, \
+         /convert or /upload)",
+        f64::from(*max_rate_percent) / 100.0
+    )]
+    InputTooFast {
+        /// The bound, in hundredths of real time (`StreamError` is `Eq`,
+        /// so no float).
+        max_rate_percent: u32,
+        /// The burst allowance, in seconds of audio.
+        burst_seconds: u64,
+    },
 }
 
 impl StreamError {
@@ -84,6 +99,7 @@ impl StreamError {
             Self::ShuttingDown => "shutting_down",
             Self::Storage(_) => "storage",
             Self::Superseded => "superseded",
+            Self::InputTooFast { .. } => "input_too_fast",
         }
     }
 
@@ -100,7 +116,7 @@ impl StreamError {
             | Self::SlowReader(_)
             | Self::ListenerTooSlow
             | Self::BadMessage(_) => ErrorKind::Policy,
-            Self::StreamTooLong => ErrorKind::Policy,
+            Self::StreamTooLong | Self::InputTooFast { .. } => ErrorKind::Policy,
             Self::MessageTooLarge(_) => ErrorKind::TooLarge,
             Self::ShuttingDown => ErrorKind::GoingAway,
             Self::Storage(_) => ErrorKind::Internal,

@@ -18,6 +18,7 @@
 mod connect;
 mod fanout;
 mod input;
+mod input_rate;
 mod lifecycle;
 mod outcome;
 mod recorder;
@@ -26,6 +27,7 @@ mod settings;
 pub use connect::{Abort, Connect, Delivered, Describe, Disconnect, SessionView, Welcome};
 pub use fanout::{ConnectionId, Role};
 pub use input::{EndOfInput, Ingest};
+pub use input_rate::{InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_INPUT_RATE};
 pub use lifecycle::{Finalize, IdleTimeout, Shutdown};
 pub use outcome::{outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed};
 pub use settings::{InputFormat, RecordingPolicy, SessionKind, SessionSettings};
@@ -110,6 +112,9 @@ pub struct Session {
     bytes_in: u64,
     chunk_count: u64,
     created_at_ms: i64,
+    /// When the actor started: the clock of the session's length and of
+    /// its input rate.
+    started_at: Instant,
     resume_timer: Option<SpawnHandle>,
     /// Notified when the session has ended.
     waiters: Vec<oneshot::Sender<()>>,
@@ -144,6 +149,7 @@ impl Session {
             bytes_in: 0,
             chunk_count: 0,
             created_at_ms: now_ms(),
+            started_at: Instant::now(),
             resume_timer: None,
             waiters: Vec::new(),
         }
@@ -371,12 +377,14 @@ impl Session {
     }
 }
 
-/// Attaches to the registry; starts raw streams, the session-length limit and
-/// progress saves for recorded sessions; releases the slot on stop.
+/// Attaches to the registry; starts raw streams and the session-length
+/// limit, and progress saves for recorded sessions; releases the slot on
+/// stop.
 impl Actor for Session {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
+        self.started_at = Instant::now();
         self.activity.touch();
         self.registry.do_send(Attach {
             id: self.id,
@@ -390,10 +398,10 @@ impl Actor for Session {
         {
             self.start_stream(sample_rate, layout, ctx);
         }
-        if let Some(policy) = self.policy() {
-            ctx.run_later(policy.max_duration, |act, ctx| {
-                act.begin_end(EndReason::MaxDuration, ctx)
-            });
+        ctx.run_later(self.settings.max_duration, |act, ctx| {
+            act.begin_end(EndReason::MaxDuration, ctx)
+        });
+        if self.policy().is_some() {
             ctx.run_interval(Duration::from_secs(PROGRESS_SAVE_SECONDS), |act, _| {
                 act.save_progress()
             });

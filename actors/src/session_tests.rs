@@ -32,6 +32,8 @@ impl Harness {
             max_header_bytes: 1 << 20,
             max_blocks_in_flight: 2,
             input: InputFormat::Wav,
+            max_duration: std::time::Duration::from_secs(3600),
+            input_rate: None,
         };
         let id = self.registry.send(Admit).await.unwrap().unwrap();
         let (tx, mut rx) = outbound_channel(&settings);
@@ -172,6 +174,8 @@ async fn a_second_session_under_an_attached_id_is_stopped_and_the_first_kept() {
         max_header_bytes: 1 << 20,
         max_blocks_in_flight: 2,
         input: InputFormat::Wav,
+        max_duration: std::time::Duration::from_secs(3600),
+        input_rate: None,
     };
     let id = h.registry.send(Admit).await.unwrap().unwrap();
     let start = || {

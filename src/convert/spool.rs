@@ -4,6 +4,7 @@
 //! first FLAC byte is sent.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use actix_multipart::Multipart;
 use actix_web::http::header;
@@ -120,19 +121,69 @@ fn io_error(e: std::io::Error) -> ApiError {
     ApiError::Storage(flacstream_actors::store::StoreError::File(e.to_string()))
 }
 
-/// Waits for the next piece of the upload, at most `timeout`: a client that
-/// stops sending mid-upload is not waited for forever.
-async fn next_chunk<T, E: std::fmt::Display>(
-    stream: &mut (impl Stream<Item = Result<T, E>> + Unpin),
-    timeout: std::time::Duration,
-) -> Result<Option<T>, ApiError> {
-    match tokio::time::timeout(timeout, stream.next()).await {
-        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
-        Ok(Some(Err(e))) => Err(ApiError::Upload(e.to_string())),
-        Ok(None) => Ok(None),
-        Err(_) => Err(ApiError::Stream(StreamError::IdleTimeout(
-            timeout.as_secs(),
-        ))),
+/// How long an upload may still wait for its client. Two bounds:
+/// - idle: nothing arrives for `CONNECTION_TIMEOUT_SECONDS` (400
+///   `idle_timeout`);
+/// - slow (`--min-upload-bytes-per-second`): a client trickling a byte now
+///   and then is never idle, so the time spent waiting for it may not run
+///   ahead of what it sent at the minimum rate, after a grace as long as
+///   the idle timeout (408 `upload_too_slow`). This is Apache
+///   `mod_reqtimeout`'s `MinRate`: each byte buys 1/rate seconds more.
+///
+/// Only time spent waiting for the client counts, not time the server
+/// spent writing the spool: a slow disk is not the client's fault.
+struct UploadClock {
+    idle: Duration,
+    /// Bytes per second; 0 for no bound.
+    min_rate: u64,
+    waited: Duration,
+    received: u64,
+}
+
+impl UploadClock {
+    fn new(idle: Duration, min_rate: u64) -> Self {
+        Self {
+            idle,
+            min_rate,
+            waited: Duration::ZERO,
+            received: 0,
+        }
+    }
+
+    /// Waiting time left under the rate bound, if there is one.
+    fn rate_budget(&self) -> Option<Duration> {
+        if self.min_rate == 0 {
+            return None;
+        }
+        let earned = Duration::from_secs_f64(self.received as f64 / self.min_rate as f64);
+        Some((self.idle + earned).saturating_sub(self.waited))
+    }
+
+    /// Waits for the next piece of the upload within both bounds.
+    async fn next<T, E: std::fmt::Display>(
+        &mut self,
+        stream: &mut (impl Stream<Item = Result<T, E>> + Unpin),
+    ) -> Result<Option<T>, ApiError> {
+        let budget = self.rate_budget().filter(|b| *b < self.idle);
+        let started = Instant::now();
+        // A piece already buffered is taken even with no time left: the
+        // timeout polls the stream first.
+        let next = tokio::time::timeout(budget.unwrap_or(self.idle), stream.next()).await;
+        self.waited += started.elapsed();
+        match next {
+            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Ok(Some(Err(e))) => Err(ApiError::Upload(e.to_string())),
+            Ok(None) => Ok(None),
+            Err(_) if budget.is_some() => Err(ApiError::UploadTooSlow(self.min_rate)),
+            Err(_) => Err(ApiError::Stream(StreamError::IdleTimeout(
+                self.idle.as_secs(),
+            ))),
+        }
+    }
+
+    /// Counts bytes that arrived.
+    fn received(&mut self, n: usize) {
+        self.received += n as u64;
     }
 }
 
@@ -179,7 +230,10 @@ pub(super) async fn spool(
     if declared.is_some_and(|n| n > state.settings.max_upload_bytes) {
         return Err(ApiError::UploadTooLarge(state.settings.max_upload_bytes));
     }
-    let idle = state.settings.connection_timeout;
+    let mut clock = UploadClock::new(
+        state.settings.connection_timeout,
+        state.settings.min_upload_bytes_per_second,
+    );
     let dir = state.settings.data_dir.join(SPOOL_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(io_error)?;
     let path = dir.join(format!("{}.wav", SessionId::new_v4()));
@@ -205,14 +259,15 @@ pub(super) async fn spool(
     if media.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);
         let mut found = false;
-        while let Some(mut field) = next_chunk(&mut form, idle).await? {
+        while let Some(mut field) = clock.next(&mut form).await? {
             let is_file = !found && field.name() == Some("file");
             if is_file {
                 found = true;
                 spool.stem =
                     safe_stem(field.content_disposition().and_then(|cd| cd.get_filename()));
             }
-            while let Some(chunk) = next_chunk(&mut field, idle).await? {
+            while let Some(chunk) = clock.next(&mut field).await? {
+                clock.received(chunk.len());
                 if is_file {
                     writer.write(&chunk).await?;
                 } else {
@@ -227,7 +282,8 @@ pub(super) async fn spool(
         }
     } else if WAV_MEDIA_TYPES.iter().any(|t| media.starts_with(t)) {
         let mut payload = payload;
-        while let Some(chunk) = next_chunk(&mut payload, idle).await? {
+        while let Some(chunk) = clock.next(&mut payload).await? {
+            clock.received(chunk.len());
             writer.write(&chunk).await?;
         }
     } else {

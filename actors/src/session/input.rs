@@ -6,7 +6,7 @@ use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::{WavEvent, WavParser};
 use tokio::sync::oneshot;
 
-use super::{ConnectionId, EndReason, IngestAck, InputFormat, Session, SessionClosed};
+use super::{ConnectionId, EndReason, IngestAck, InputFormat, Session, SessionClosed, SessionKind};
 use crate::metrics::{INPUT_BYTES, INPUT_SAMPLES};
 use crate::StreamError;
 
@@ -30,6 +30,17 @@ impl Handler<Ingest> for Session {
             || !self.fanout.is_producer(msg.conn)
             || matches!(self.ending, Some(r) if r != EndReason::Complete)
         {
+            return Box::pin(async { Err(SessionClosed) });
+        }
+        if let Err(error) = self.input_rate_kept() {
+            // Only this producer goes: what it sent before is accepted and
+            // stays, and the session's clock keeps running for a resume.
+            log::info!("Session {}: producer refused ({error}).", self.id);
+            crate::metrics::rejected(error.code());
+            match self.kind {
+                SessionKind::Stream => self.fail(error, ctx),
+                SessionKind::Recording(_) => self.remove_connection(msg.conn, Some(error), ctx),
+            }
             return Box::pin(async { Err(SessionClosed) });
         }
         self.activity.touch();

@@ -8,6 +8,7 @@ use actix::Addr;
 use flacstream_codec::flac::EncoderLevel;
 use flacstream_codec::pcm::PcmLayout;
 
+use super::InputRateLimit;
 use crate::store::Store;
 
 /// What the input bytes are.
@@ -37,6 +38,14 @@ pub struct SessionSettings {
     pub max_blocks_in_flight: usize,
     /// What the input is.
     pub input: InputFormat,
+    /// Longest the session may run, counted from its start, whatever its
+    /// kind; then it ends with what it has (`max_session_length`): a
+    /// `/stream` fed slowly enough never to be idle is bounded too.
+    pub max_duration: Duration,
+    /// How fast its producers may send, for live sessions
+    /// (`/api/ws/audio`); `None` for sessions fed from a file or meant to
+    /// go faster than real time.
+    pub input_rate: Option<InputRateLimit>,
 }
 
 /// How a recorded session lives and is stored.
@@ -50,8 +59,6 @@ pub struct RecordingPolicy {
     pub record: bool,
     /// Time after the last connection leaves before the session is finalized.
     pub resume_window: Duration,
-    /// Longest a session may run before it is finalized.
-    pub max_duration: Duration,
     /// Owner, for listing.
     pub user_id: Option<String>,
     /// The input encoding's name (`s16le`, `wav`, …), for the catalog.

@@ -1,0 +1,231 @@
+//! New sessions per minute per key (`--new-sessions-per-minute`): a
+//! client that opens sessions faster gets 429 `rate_limited` with a
+//! `Retry-After` header, before the upgrade or the upload.
+//!
+//! Every session costs a slot, an actor and, when recorded, a catalog row
+//! and a file; a client opening and dropping them in a loop costs the
+//! server far more than it costs the client. The sessions counted are the
+//! new ones (`/stream`, `/api/ws/audio` opens, `/convert`, `/upload`), not a
+//! producer resuming or a listener joining, which the per-session and
+//! per-client connection caps bound.
+//!
+//! The limiter is GCRA, the token bucket kept as one timestamp per key:
+//! the "theoretical arrival time" of the key's next session. A bucket holds
+//! one minute's allowance and refills evenly over the minute, so a client
+//! may open up to the whole allowance at once and then one every
+//! 60 s / allowance. A key whose timestamp has passed is exactly a fresh
+//! key, so such entries are dropped at each sweep: the map holds only keys
+//! seen within the last minute, and never more than [`MAX_TRACKED_KEYS`].
+//!
+//! Why not the `governor` crate: its keyed limiter is the same GCRA, but its
+//! store has no size bound of its own (only a `retain_recent` to call), and
+//! it brings a clock crate and a concurrent map for a check that runs once
+//! per new session, not per message.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::client_ip::ClientIp;
+use crate::error::ApiError;
+
+/// Default new sessions per minute per key, also the burst: two a second
+/// on average, 120 at once. A person starts a few a minute; a batch client
+/// converting many short files through `/stream` can reach this, and should
+/// be given its own key (with authentication on) or a higher limit.
+pub const DEFAULT_NEW_SESSIONS_PER_MINUTE: u32 = 120;
+
+/// Most keys tracked at once. Past this (more distinct clients opening
+/// sessions within one minute than any one pod serves), new keys are let
+/// through untracked rather than refused: refusing would let a spread-out
+/// attack lock every newcomer out. About 64 bytes each: 4 MiB at most.
+pub const MAX_TRACKED_KEYS: usize = 65_536;
+
+/// The map is swept once it holds this many keys, then each time it has
+/// doubled since the last sweep: the cost of sweeping stays proportional to
+/// the insertions.
+const FIRST_SWEEP_AT: usize = 1024;
+
+/// What new sessions are counted under.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RateKey {
+    /// An authenticated caller's key id.
+    Principal(String),
+    /// The client's address ([`ClientIp::limit_key`]) when there is no
+    /// principal.
+    Client(IpAddr),
+}
+
+impl RateKey {
+    /// The one place the key is chosen: the principal's rate key when the
+    /// request is authenticated (`Access::rate_key`, `None` with
+    /// authentication off), else the client's address. So clients behind
+    /// one NAT with their own keys are limited apart, and without
+    /// authentication each address is.
+    pub fn choose(principal: Option<&str>, client: ClientIp) -> Self {
+        match principal {
+            Some(key) => Self::Principal(key.to_string()),
+            None => Self::Client(client.limit_key()),
+        }
+    }
+}
+
+/// Keyed new-session limiter; cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct SessionRate {
+    per_minute: u32,
+    /// Time one session costs: 60 s / `per_minute`.
+    interval: Duration,
+    /// How far ahead of now a key's arrival time may run: the burst less one.
+    tolerance: Duration,
+    buckets: Arc<Mutex<Buckets>>,
+}
+
+#[derive(Debug)]
+struct Buckets {
+    /// Each key's theoretical arrival time.
+    next: HashMap<RateKey, Instant>,
+    sweep_at: usize,
+}
+
+impl SessionRate {
+    /// `per_minute` new sessions per key, at least 1.
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = per_minute.max(1);
+        let interval = Duration::from_secs(60) / per_minute;
+        Self {
+            per_minute,
+            interval,
+            tolerance: interval * (per_minute - 1),
+            buckets: Arc::new(Mutex::new(Buckets {
+                next: HashMap::new(),
+                sweep_at: FIRST_SWEEP_AT,
+            })),
+        }
+    }
+
+    /// Counts a new session under `key`, or refuses it with 429
+    /// `rate_limited` saying when the next one will be let in.
+    pub fn check(&self, key: RateKey) -> Result<(), ApiError> {
+        self.check_at(key, Instant::now())
+    }
+
+    fn check_at(&self, key: RateKey, now: Instant) -> Result<(), ApiError> {
+        let mut buckets = self.buckets.lock();
+        if buckets.next.len() >= buckets.sweep_at {
+            buckets.next.retain(|_, next| *next > now);
+            buckets.sweep_at = (buckets.next.len() * 2).max(FIRST_SWEEP_AT);
+        }
+        let tracked = buckets.next.len();
+        let next = match buckets.next.get(&key) {
+            Some(next) => (*next).max(now),
+            None if tracked >= MAX_TRACKED_KEYS => {
+                log::warn!("Session rate: {tracked} keys tracked; letting a new one through.");
+                return Ok(());
+            }
+            None => now,
+        };
+        let ahead = next - now;
+        if ahead > self.tolerance {
+            let wait = ahead - self.tolerance;
+            return Err(ApiError::RateLimited {
+                per_minute: self.per_minute,
+                retry_after_seconds: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            });
+        }
+        buckets.next.insert(key, next + self.interval);
+        Ok(())
+    }
+
+    /// Keys tracked now.
+    pub fn tracked(&self) -> usize {
+        self.buckets.lock().next.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> RateKey {
+        RateKey::Client(IpAddr::from(n.to_be_bytes()))
+    }
+
+    fn retry_after(e: ApiError) -> u64 {
+        match e {
+            ApiError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => retry_after_seconds,
+            other => panic!("expected rate_limited, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_minutes_allowance_at_once_then_one_per_interval() {
+        let rate = SessionRate::new(6); // one per 10 s
+        let t0 = Instant::now();
+        for _ in 0..6 {
+            rate.check_at(key(1), t0).unwrap();
+        }
+        let refused = rate.check_at(key(1), t0).unwrap_err();
+        assert_eq!(refused.code(), "rate_limited");
+        assert_eq!(retry_after(refused), 10);
+        // Another key has its own allowance.
+        rate.check_at(key(2), t0).unwrap();
+        // Retry-After is exact: one second early is still refused.
+        let early = rate.check_at(key(1), t0 + Duration::from_secs(9));
+        assert_eq!(retry_after(early.unwrap_err()), 1);
+        rate.check_at(key(1), t0 + Duration::from_secs(10)).unwrap();
+        assert!(rate.check_at(key(1), t0 + Duration::from_secs(10)).is_err());
+        // After a quiet minute the whole allowance is back, not more.
+        let later = t0 + Duration::from_secs(200);
+        for _ in 0..6 {
+            rate.check_at(key(1), later).unwrap();
+        }
+        assert!(rate.check_at(key(1), later).is_err());
+    }
+
+    #[test]
+    fn the_key_is_the_principal_when_there_is_one() {
+        let client = ClientIp::resolve(
+            "192.0.2.1".parse().unwrap(),
+            &actix_web::http::header::HeaderMap::new(),
+            &crate::client_ip::TrustedProxies::default(),
+        );
+        assert_eq!(
+            RateKey::choose(Some("k1"), client),
+            RateKey::Principal("k1".into())
+        );
+        assert_eq!(
+            RateKey::choose(None, client),
+            RateKey::Client(client.limit_key())
+        );
+    }
+
+    #[test]
+    fn keys_whose_time_has_passed_are_swept_and_the_map_is_bounded() {
+        let rate = SessionRate::new(60);
+        let t0 = Instant::now();
+        for n in 0..FIRST_SWEEP_AT as u32 {
+            rate.check_at(key(n), t0).unwrap();
+        }
+        assert_eq!(rate.tracked(), FIRST_SWEEP_AT);
+        // One second on, each of those keys' single session is paid for.
+        rate.check_at(key(u32::MAX), t0 + Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(rate.tracked(), 1);
+        // At the bound, new keys pass untracked; tracked ones stay limited.
+        let full = SessionRate::new(1);
+        for n in 0..MAX_TRACKED_KEYS as u32 {
+            full.check_at(key(n), t0).unwrap();
+        }
+        assert_eq!(full.tracked(), MAX_TRACKED_KEYS);
+        full.check_at(key(u32::MAX), t0).unwrap();
+        assert_eq!(full.tracked(), MAX_TRACKED_KEYS);
+        assert!(full.check_at(key(7), t0).is_err());
+    }
+}
