@@ -13,6 +13,11 @@
 //! chooses its id can be routed by it from the first request on: a proxy that
 //! hashes on the id sends the open and every later request for the session to
 //! the same replica.
+//!
+//! With authentication on, a new session belongs to the principal that
+//! opened it, and only that owner joins it ([`crate::auth`]); a
+//! session-scoped token opens its own session id (the default) and joins
+//! only it.
 
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -26,6 +31,7 @@ use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::TokenParameter;
 use crate::client_connections::ClientSlot;
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -97,6 +103,9 @@ pub struct NewSessionParams {
     pub output: Option<String>,
     /// The new session's id, chosen by the client; see [`parse_chosen_id`].
     pub session_id: Option<String>,
+    /// A token; read by [`crate::auth`].
+    #[serde(default)]
+    pub access_token: Option<TokenParameter>,
 }
 
 /// Query parameters for joining a session.
@@ -109,6 +118,9 @@ pub struct JoinParams {
     pub acks: Option<bool>,
     /// `flac` for a producer to receive the FLAC live (listeners always do).
     pub output: Option<String>,
+    /// A token; read by [`crate::auth`].
+    #[serde(default)]
+    pub access_token: Option<TokenParameter>,
 }
 
 fn query<T: for<'de> Deserialize<'de>>(req: &HttpRequest) -> Result<T, ApiError> {
@@ -252,6 +264,7 @@ pub async fn open(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
     let params: NewSessionParams = query(&req)?;
     params.check()?;
     let (input, encoding) = params.input()?;
@@ -261,12 +274,11 @@ pub async fn open(
         .as_deref()
         .map(parse_chosen_id)
         .transpose()?;
+    let owner = access.new_session(requested, params.user_id.clone())?;
     let (response, upgrade) = Upgrade::accept(&req, body)?;
     let client = state.enter_client(&req)?;
-    // The rate key is the client's address until authentication gives
-    // requests an API key (`RateKey::choose`).
-    state.count_new_session(None, &client)?;
-    let (id, guard) = state.admit(requested).await?;
+    state.count_new_session(access.rate_key(), &client)?;
+    let (id, guard) = state.admit(owner.id).await?;
     let mut settings = state.session_settings(params.level, params.block_size, input);
     // A live source: its producers may not outrun real time.
     settings.input_rate = Some(state.settings.input_rate);
@@ -275,7 +287,8 @@ pub async fn open(
         data_dir: state.settings.data_dir.clone(),
         record: params.record.unwrap_or(true),
         resume_window: state.settings.session_resume,
-        user_id: params.user_id.clone(),
+        user_id: owner.user_id,
+        owner_key: owner.owner_key,
         encoding,
     };
     let session = Session::new(
@@ -312,7 +325,9 @@ pub async fn join(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
     let id = SessionId::parse_str(&path).map_err(|_| ApiError::SessionNotFound)?;
+    crate::sessions::authorize(&state, &access, id).await?;
     let params: JoinParams = query(&req)?;
     let role = match params.role.as_deref() {
         None | Some("produce") | Some("producer") => Role::Producer,

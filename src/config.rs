@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -19,6 +20,7 @@ use flacstream_actors::session::{
 };
 use flacstream_codec::wav::DEFAULT_MAX_HEADER_BYTES;
 
+use crate::auth::{Auth, AuthFlags};
 use crate::client_connections::DEFAULT_MAX_CONNECTIONS_PER_IP;
 use crate::client_ip::{Cidr, TrustedProxies};
 use crate::session_rate::DEFAULT_NEW_SESSIONS_PER_MINUTE;
@@ -133,6 +135,20 @@ pub enum Command {
     /// could not be started, 2 if streams were still open when the wait ran
     /// out.
     Drain(DrainArgs),
+    /// Print a new random API key and the `--api-keys` entry that admits it.
+    ///
+    /// The key goes to the client; the entry (its SHA-256 only) to the
+    /// server's --api-keys or --api-keys-file.
+    Key(KeyArgs),
+}
+
+/// Flags of `flacstream key`.
+#[derive(Debug, Clone, Args)]
+pub struct KeyArgs {
+    /// The new key's id (1 to 64 of A-Z a-z 0-9 . _ -), named in its tokens
+    /// and stored with the sessions it creates.
+    #[arg(long, default_value = "default")]
+    pub id: String,
 }
 
 /// How `probe` and `drain` trust a server that serves TLS.
@@ -301,6 +317,38 @@ pub struct Config {
     #[arg(long, env = "FLACSTREAM_MIN_UPLOAD_BYTES_PER_SECOND", default_value_t = DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND)]
     pub min_upload_bytes_per_second: u64,
 
+    /// Require an API key or token on every endpoint but health, metrics
+    /// and the page (needs at least one key). Off by default.
+    #[arg(
+        long,
+        env = "FLACSTREAM_AUTH",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub auth: bool,
+
+    /// API keys, comma-separated `<key-id>:sha256:<hex>` entries
+    /// (`flacstream key` makes one).
+    #[arg(
+        long,
+        env = "FLACSTREAM_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
+    /// A file of API keys, one `<key-id>:sha256:<hex>` per line (`#` comments).
+    #[arg(long, env = "FLACSTREAM_API_KEYS_FILE")]
+    pub api_keys_file: Option<PathBuf>,
+
+    /// The HMAC key tokens are signed with (at least 32 bytes; the same on
+    /// every replica). Default: random per process.
+    #[arg(long, env = "FLACSTREAM_TOKEN_SECRET_FILE")]
+    pub token_secret_file: Option<PathBuf>,
+
+    /// Origins (`https://host[:port]`, comma-separated) whose pages may
+    /// connect besides the service's own.
+    #[arg(long, env = "FLACSTREAM_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
 
     /// Serve TLS with this PEM certificate chain (needs --tls-key; reloaded
     /// on SIGHUP or when the file changes). Default: plain HTTP.
@@ -329,6 +377,9 @@ pub enum ConfigError {
         /// The value given.
         got: u64,
     },
+    /// An authentication setting cannot work.
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthConfigError),
     /// Only one of `--tls-cert` and `--tls-key` is given.
     #[error("--tls-cert and --tls-key go together: give both (TLS) or neither (plain HTTP)")]
     TlsHalfConfigured,
@@ -391,6 +442,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// Slowest average upload, in bytes per second; 0 for no bound.
     pub min_upload_bytes_per_second: u64,
+    /// Authentication and the Origin allow-list.
+    pub auth: Arc<Auth>,
     /// Certificate and key files when serving TLS; `None` for plain HTTP.
     pub tls: Option<TlsFiles>,
     /// Time a TLS handshake may take.
@@ -460,15 +513,18 @@ impl Config {
             "--tls-handshake-timeout-seconds",
             self.tls_handshake_timeout_seconds,
         )?;
-        at_least_one(
-            "--tls-handshake-timeout-seconds",
-            self.tls_handshake_timeout_seconds,
-        )?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
             _ => return Err(ConfigError::TlsHalfConfigured),
         };
+        let auth = Auth::new(AuthFlags {
+            enabled: self.auth,
+            api_keys: &self.api_keys,
+            api_keys_file: self.api_keys_file.as_deref(),
+            token_secret_file: self.token_secret_file.as_deref(),
+            allowed_origins: &self.allowed_origins,
+        })?;
         let encoder_threads = self.encoder_threads.map_or_else(cores, NonZeroUsize::get);
         Ok(Settings {
             bind: self.bind,
@@ -499,6 +555,7 @@ impl Config {
             },
             header_timeout: Duration::from_secs(self.header_timeout_seconds),
             min_upload_bytes_per_second: self.min_upload_bytes_per_second,
+            auth: Arc::new(auth),
             tls,
             tls_handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_seconds),
         })
@@ -550,6 +607,27 @@ mod tests {
         let s = c.validate().unwrap();
         assert_eq!(s.encoder_threads, 3);
         assert_eq!(s.bind.port(), 0);
+    }
+
+    #[test]
+    fn auth_is_off_by_default_and_needs_a_key_when_on() {
+        let s = Config::defaults().validate().unwrap();
+        assert!(!s.auth.enabled());
+        let c = Config::parse_from(["flacstream", "--auth"]);
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::Auth(crate::auth::AuthConfigError::NoKeys))
+        ));
+        let (_, a) = crate::auth::keys::new_key("a");
+        let (_, b) = crate::auth::keys::new_key("b");
+        let keys = format!("{a},{b}");
+        let c = Config::parse_from(["flacstream", "--auth", "--api-keys", &keys]);
+        assert_eq!(c.api_keys.len(), 2);
+        assert!(c.validate().unwrap().auth.enabled());
+        let c = Config::parse_from(["flacstream", "--api-keys", "a:sha256:00"]);
+        assert!(matches!(c.validate(), Err(ConfigError::Auth(_))));
+        let c = Config::parse_from(["flacstream", "--allowed-origins", "https://a.example,b"]);
+        assert!(matches!(c.validate(), Err(ConfigError::Auth(_))));
     }
 
     #[test]

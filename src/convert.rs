@@ -145,12 +145,12 @@ pub async fn convert(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
+    access.anonymous_session()?;
     let params = StreamParams::parse(req.query_string())?;
     // Counted from the first byte of the upload to the last of the FLAC.
     let client = state.enter_client(&req)?;
-    // The rate key is the client's address until authentication gives
-    // requests an API key (`RateKey::choose`).
-    state.count_new_session(None, &client)?;
+    state.count_new_session(access.rate_key(), &client)?;
     let spool = spool(&req, payload, &state, params.block_size).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
@@ -285,6 +285,9 @@ pub struct UploadParams {
     /// The new session's id, chosen by the client; see
     /// [`crate::audio::parse_chosen_id`].
     pub session_id: Option<String>,
+    /// A token; read by [`crate::auth`].
+    #[serde(default)]
+    pub access_token: Option<crate::auth::TokenParameter>,
 }
 
 /// The answer to `/upload`.
@@ -315,6 +318,7 @@ pub async fn upload(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
     let params = web::Query::<UploadParams>::from_query(req.query_string())
         .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?
         .into_inner();
@@ -342,13 +346,13 @@ pub async fn upload(
         .as_deref()
         .map(crate::audio::parse_chosen_id)
         .transpose()?;
+    let owner = access.new_session(requested, params.user_id)?;
+    let requested = owner.id;
     if let Some(id) = requested {
         state.check_unused(id).await?;
     }
     let client = state.enter_client(&req)?;
-    // The rate key is the client's address until authentication gives
-    // requests an API key (`RateKey::choose`).
-    state.count_new_session(None, &client)?;
+    state.count_new_session(access.rate_key(), &client)?;
     let spool = spool(&req, payload, &state, probe.block_size).await?;
     let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
     let policy = RecordingPolicy {
@@ -356,7 +360,8 @@ pub async fn upload(
         data_dir: state.settings.data_dir.clone(),
         record: true,
         resume_window: state.settings.session_resume,
-        user_id: params.user_id,
+        user_id: owner.user_id,
+        owner_key: owner.owner_key,
         encoding: "wav".into(),
     };
     let kind = SessionKind::Recording(Box::new(policy));

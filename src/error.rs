@@ -85,6 +85,20 @@ pub enum ApiError {
     /// An administrative endpoint was called from off the host.
     #[error("this endpoint answers only to connections from loopback")]
     NotLoopback,
+    /// Authentication is on and the request has no valid credential: none,
+    /// an unknown key, or a token that is invalid or expired. The message
+    /// never includes the credential.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The credential is valid but does not reach what was asked for.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A browser page from an origin that is not allowed.
+    #[error("requests from this page's origin are not allowed (see --allowed-origins)")]
+    OriginNotAllowed,
+    /// A token was asked for while authentication is off.
+    #[error("authentication is off: no token is needed")]
+    AuthDisabled,
     /// The client's address has its maximum of long-lived connections open
     /// (`--max-connections-per-ip`).
     #[error("this client address already has its maximum of {0} connections open")]
@@ -151,6 +165,10 @@ impl ApiError {
             Self::Upload(_) => "bad_upload",
             Self::Unavailable(_) => "unavailable",
             Self::NotLoopback => "not_loopback",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::AuthDisabled => "auth_disabled",
             Self::TooManyClientConnections(_) => "too_many_connections_from_client",
             Self::RateLimited { .. } => "rate_limited",
             Self::UploadTooSlow(_) => "upload_too_slow",
@@ -194,6 +212,10 @@ impl ApiError {
             | Self::TooManyConnections(_)
             | Self::NoRecording
             | Self::NotLoopback
+            | Self::Unauthorized(_)
+            | Self::Forbidden(_)
+            | Self::OriginNotAllowed
+            | Self::AuthDisabled
             | Self::TooManyClientConnections(_)
             | Self::UploadTooSlow(_) => CloseCode::Policy,
             // Like `server_busy`: answered before any upgrade, so no
@@ -235,7 +257,11 @@ impl ResponseError for ApiError {
             | Self::TooManyClientConnections(_)
             | Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UploadTooSlow(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::NotLoopback => StatusCode::FORBIDDEN,
+            Self::NotLoopback | Self::Forbidden(_) | Self::OriginNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::AuthDisabled => StatusCode::NOT_FOUND,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -250,6 +276,10 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         flacstream_actors::metrics::rejected(self.code());
         let mut response = HttpResponse::build(self.status_code());
+        if let Self::Unauthorized(_) = self {
+            // RFC 6750: a 401 names the scheme it wants.
+            response.insert_header((actix_web::http::header::WWW_AUTHENTICATE, "Bearer"));
+        }
         if let Self::RateLimited {
             retry_after_seconds,
             ..
@@ -295,6 +325,17 @@ mod tests {
         let remote = ApiError::NotLoopback;
         assert_eq!(remote.status_code().as_u16(), 403);
         assert_eq!(remote.code(), "not_loopback");
+        for (e, code, status) in [
+            (ApiError::Unauthorized("x".into()), "unauthorized", 401),
+            (ApiError::Forbidden("x".into()), "forbidden", 403),
+            (ApiError::OriginNotAllowed, "origin_not_allowed", 403),
+            (ApiError::AuthDisabled, "auth_disabled", 404),
+        ] {
+            assert_eq!((e.code(), e.status_code().as_u16()), (code, status));
+            assert_eq!(u16::from(e.close_code()), 1008);
+        }
+        let refused = ApiError::Unauthorized("x".into()).error_response();
+        assert_eq!(refused.headers().get("www-authenticate").unwrap(), "Bearer");
     }
 
     #[test]

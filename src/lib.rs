@@ -22,6 +22,10 @@
 //! - [`health`]: `/healthz` and `/readyz`.
 //! - [`metrics`]: `GET /metrics` (Prometheus text) and the process's one
 //!   recorder; the metric names live in `flacstream_actors::metrics`.
+//! - [`auth`]: authentication (API keys, signed tokens), session
+//!   ownership and the `Origin` allow-list; every guarded endpoint starts
+//!   with [`auth::Auth::check`].
+//! - [`tokens`]: `POST /api/tokens`, short-lived tokens for browsers.
 //! - [`admin`]: `POST /admin/drain` (the drain SIGTERM starts, from a
 //!   `preStop` hook) and `GET /admin/drain`, for loopback peers only.
 //! - [`probe`]: the `flacstream probe` and `flacstream drain` clients, so a
@@ -46,6 +50,7 @@
 
 pub mod admin;
 pub mod audio;
+pub mod auth;
 pub mod client_connections;
 pub mod client_ip;
 pub mod config;
@@ -65,5 +70,6 @@ pub mod shutdown;
 pub mod socket;
 pub mod storage;
 pub mod stream;
+pub mod tokens;
 pub mod tls;
 pub mod transport;

@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Probe(args)) => flacstream::probe::probe(&args),
         Some(Command::Drain(args)) => flacstream::probe::drain(&args),
+        Some(Command::Key(args)) => flacstream::auth::keys::print_new_key(&args.id),
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

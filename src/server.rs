@@ -29,7 +29,7 @@ use crate::error::ApiError;
 use crate::session_rate::{RateKey, SessionRate};
 use crate::storage::SqliteCatalog;
 use crate::transport::LeaveGuard;
-use crate::{admin, audio, convert, health, metrics, page, sessions, socket, stream, tls};
+use crate::{admin, audio, convert, health, metrics, page, sessions, socket, stream, tls, tokens};
 
 /// Extra time, beyond the grace period and the stall timeout, that a drain
 /// waits for sessions to flush before stopping regardless, in seconds. A
@@ -265,6 +265,7 @@ impl Service {
                 .route("/admin/drain", web::get().to(admin::drain_status))
                 .route("/convert", web::post().to(convert::convert))
                 .route("/upload", web::post().to(convert::upload))
+                .route("/api/tokens", web::post().to(tokens::issue))
                 .route("/api/ws/audio", web::get().to(audio::open))
                 .route("/api/ws/audio/{id}", web::get().to(audio::join))
                 .route("/api/audio/sessions", web::get().to(sessions::list))
@@ -317,6 +318,12 @@ impl Service {
             if certificates.is_some() { " (TLS)" } else { "" },
             settings.encoder_threads
         );
+        if settings.auth.secret_is_per_process() {
+            log::warn!(
+                "Authentication is on without --token-secret-file: tokens are signed with a \
+                 random secret of this process and work only on this replica until it restarts."
+            );
+        }
         if let Some(certs) = &certificates {
             actix_web::rt::spawn(Arc::clone(certs).watch());
         }

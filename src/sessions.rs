@@ -8,6 +8,10 @@
 //! | GET | `/api/audio/sessions/{id}/audio` | the FLAC (finalized, or growing while live) |
 //! | GET | `/api/audio/sessions?user_id=&limit=&offset=` | a page, newest first |
 //! | DELETE | `/api/audio/sessions/{id}` | removes a finished session and its file |
+//!
+//! With authentication on, each answers only the session's owner (anyone
+//! else gets 404 `session_not_found`, as for an id that does not exist) and
+//! the list shows only the caller's sessions; see [`crate::auth`].
 
 use actix_files::NamedFile;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
@@ -17,6 +21,7 @@ use flacstream_actors::session::{Describe, Finalize};
 use flacstream_actors::store::{List, Load, Remove, SessionRecord, SessionStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
 use crate::server::AppState;
 
@@ -137,21 +142,40 @@ async fn current(state: &AppState, id: SessionId) -> Result<(SessionRecord, usiz
     Ok((record, 0))
 }
 
+/// Lets only the owner at session `id` (see [`Access::check_owner`]); with
+/// authentication off, everyone, without a lookup.
+pub async fn authorize(state: &AppState, access: &Access, id: SessionId) -> Result<(), ApiError> {
+    access.reach(id)?;
+    if access.principal().is_some() {
+        let (record, _) = current(state, id).await?;
+        access.check_owner(&record)?;
+    }
+    Ok(())
+}
+
 /// `GET /api/audio/sessions/{id}`.
 pub async fn get(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (record, connections) = current(&state, parse_id(&path)?).await?;
+    let access = state.settings.auth.check(&req)?;
+    let id = parse_id(&path)?;
+    access.reach(id)?;
+    let (record, connections) = current(&state, id).await?;
+    access.check_owner(&record)?;
     Ok(HttpResponse::Ok().json(SessionJson::new(&record, connections)))
 }
 
 /// `POST /api/audio/sessions/{id}/close`: finalizes, then answers the final record.
 pub async fn close(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
     let id = parse_id(&path)?;
+    authorize(&state, &access, id).await?;
     let Some(session) = state
         .registry
         .send(Lookup { id })
@@ -187,7 +211,11 @@ pub async fn audio(
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let (record, _) = current(&state, parse_id(&path)?).await?;
+    let access = state.settings.auth.check(&req)?;
+    let id = parse_id(&path)?;
+    access.reach(id)?;
+    let (record, _) = current(&state, id).await?;
+    access.check_owner(&record)?;
     let file = record
         .file
         .as_ref()
@@ -219,6 +247,9 @@ pub struct ListParams {
     pub limit: Option<u32>,
     /// Sessions to skip.
     pub offset: Option<u64>,
+    /// A token; read by [`crate::auth`].
+    #[serde(default)]
+    pub access_token: Option<TokenParameter>,
 }
 
 /// A page of sessions.
@@ -232,6 +263,7 @@ pub struct SessionPage {
 
 /// `GET /api/audio/sessions`.
 pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
     let params = web::Query::<ListParams>::from_query(req.query_string())
         .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
@@ -246,10 +278,12 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
             "offset must be at most {MAX_OFFSET}"
         )));
     }
+    let (owner_key, user_id) = access.list_filter(params.user_id.clone())?;
     let records = state
         .store
         .send(List {
-            user_id: params.user_id.clone(),
+            owner_key,
+            user_id,
             limit,
             offset,
         })
@@ -264,10 +298,13 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 
 /// `DELETE /api/audio/sessions/{id}`: only finished sessions.
 pub async fn delete(
+    req: HttpRequest,
     path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
     let id = parse_id(&path)?;
+    authorize(&state, &access, id).await?;
     if state
         .registry
         .send(Lookup { id })

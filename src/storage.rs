@@ -21,8 +21,9 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 
 /// Schema versions, oldest first. Append; never edit a released one.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE sessions (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE sessions (
             id TEXT PRIMARY KEY NOT NULL,
             user_id TEXT,
             status TEXT NOT NULL,
@@ -45,7 +46,14 @@ fn migrations() -> Migrations<'static> {
         );
         CREATE INDEX sessions_by_user ON sessions (user_id, created_at_ms DESC);
         CREATE INDEX sessions_by_status ON sessions (status);",
-    )])
+        ),
+        // Ownership (authentication): the API key that created the session.
+        // NULL for sessions made with authentication off.
+        M::up(
+            "ALTER TABLE sessions ADD COLUMN owner_key TEXT;
+            CREATE INDEX sessions_by_owner ON sessions (owner_key, created_at_ms DESC);",
+        ),
+    ])
 }
 
 /// A catalog connection; see the module docs.
@@ -87,7 +95,7 @@ impl SqliteCatalog {
 
 const COLUMNS: &str = "id, user_id, status, encoding, sample_rate, channels, bits_per_sample, \
      level, block_size, record, chunk_count, samples, bytes_in, bytes_out, created_at_ms, \
-     updated_at_ms, closed_at_ms, file, error";
+     updated_at_ms, closed_at_ms, file, error, owner_key";
 
 fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     let id: String = row.get(0)?;
@@ -115,6 +123,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
         closed_at_ms: row.get(16)?,
         file: row.get(17)?,
         error: row.get(18)?,
+        owner_key: row.get(19)?,
     })
 }
 
@@ -124,7 +133,8 @@ impl Catalog for SqliteCatalog {
         // store threads apply saves in.
         let sql = format!(
             "INSERT INTO sessions ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19) \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
+             ?20) \
              ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status, \
              encoding = excluded.encoding, sample_rate = excluded.sample_rate, \
              channels = excluded.channels, bits_per_sample = excluded.bits_per_sample, \
@@ -158,6 +168,7 @@ impl Catalog for SqliteCatalog {
                     r.closed_at_ms,
                     r.file,
                     r.error,
+                    r.owner_key,
                 ],
             )
             .map_err(db_error)?;
@@ -174,17 +185,19 @@ impl Catalog for SqliteCatalog {
 
     fn list(
         &mut self,
+        owner_key: Option<&str>,
         user_id: Option<&str>,
         limit: u32,
         offset: u64,
     ) -> Result<Vec<SessionRecord>, StoreError> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM sessions WHERE (?1 IS NULL OR user_id = ?1) \
-             ORDER BY created_at_ms DESC, id LIMIT ?2 OFFSET ?3"
+            "SELECT {COLUMNS} FROM sessions WHERE (?1 IS NULL OR owner_key = ?1) \
+             AND (?2 IS NULL OR user_id = ?2) \
+             ORDER BY created_at_ms DESC, id LIMIT ?3 OFFSET ?4"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(db_error)?;
         let rows = stmt
-            .query_map(params![user_id, limit, offset as i64], from_row)
+            .query_map(params![owner_key, user_id, limit, offset as i64], from_row)
             .map_err(db_error)?;
         rows.collect::<Result<_, _>>().map_err(db_error)
     }
@@ -215,7 +228,13 @@ impl Catalog for Unavailable {
     fn load(&mut self, _: Uuid) -> Result<Option<SessionRecord>, StoreError> {
         Err(self.0.clone())
     }
-    fn list(&mut self, _: Option<&str>, _: u32, _: u64) -> Result<Vec<SessionRecord>, StoreError> {
+    fn list(
+        &mut self,
+        _: Option<&str>,
+        _: Option<&str>,
+        _: u32,
+        _: u64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
         Err(self.0.clone())
     }
     fn remove(&mut self, _: Uuid) -> Result<bool, StoreError> {
@@ -234,6 +253,7 @@ mod tests {
         SessionRecord {
             id,
             user_id: Some(user.into()),
+            owner_key: Some("k1".into()),
             status: SessionStatus::Live,
             encoding: "s16le".into(),
             sample_rate: Some(16_000),
@@ -271,13 +291,16 @@ mod tests {
         db.save(&record(c, "ann", 3)).unwrap();
         assert_eq!(db.load(a).unwrap(), Some(record(a, "ann", 1)));
         let anns: Vec<Uuid> = db
-            .list(Some("ann"), 10, 0)
+            .list(None, Some("ann"), 10, 0)
             .unwrap()
             .iter()
             .map(|r| r.id)
             .collect();
         assert_eq!(anns, vec![c, a]);
-        assert_eq!(db.list(None, 2, 1).unwrap().len(), 2);
+        assert_eq!(db.list(None, None, 2, 1).unwrap().len(), 2);
+        assert_eq!(db.list(Some("k1"), None, 10, 0).unwrap().len(), 3);
+        assert!(db.list(Some("k2"), None, 10, 0).unwrap().is_empty());
+        assert!(db.list(Some("k2"), Some("ann"), 10, 0).unwrap().is_empty());
 
         let mut closed = record(a, "ann", 1);
         closed.status = SessionStatus::Closed;

@@ -9,9 +9,11 @@ use flacstream_actors::Session;
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use serde::Deserialize;
 
+use crate::auth::TokenParameter;
 use crate::error::ApiError;
 use crate::server::AppState;
 use crate::transport::{next_connection_id, Dialect, Link, Upgrade};
+
 /// Query parameters of `/stream`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,6 +22,9 @@ pub struct StreamParams {
     pub level: Option<u8>,
     /// Samples per block, [`MIN_BLOCK_SIZE`]..=[`MAX_BLOCK_SIZE`].
     pub block_size: Option<usize>,
+    /// A token; read by [`crate::auth`].
+    #[serde(default)]
+    pub access_token: Option<TokenParameter>,
 }
 
 impl StreamParams {
@@ -56,12 +61,12 @@ pub async fn stream(
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
+    let access = state.settings.auth.check(&req)?;
+    access.anonymous_session()?;
     let params = StreamParams::parse(req.query_string())?;
     let (response, upgrade) = Upgrade::accept(&req, body)?;
     let client = state.enter_client(&req)?;
-    // The rate key is the client's address until authentication gives
-    // requests an API key (`RateKey::choose`).
-    state.count_new_session(None, &client)?;
+    state.count_new_session(access.rate_key(), &client)?;
     let (id, guard) = state.admit(None).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let session = Session::new(
@@ -109,6 +114,7 @@ mod tests {
     fn params_are_range_checked() {
         assert!(StreamParams::parse("").is_ok());
         assert!(StreamParams::parse("level=8&block_size=32").is_ok());
+        assert!(StreamParams::parse("level=8&access_token=fst1_x").is_ok());
         for bad in [
             "level=9",
             "level=-1",

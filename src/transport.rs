@@ -131,7 +131,9 @@ pub struct Upgrade {
 
 impl Upgrade {
     /// Accepts the upgrade `req` asks for; the response must be returned to
-    /// actix-web for the connection to switch protocols.
+    /// actix-web for the connection to switch protocols. A client that
+    /// offers the [`crate::auth::PROTOCOL`] subprotocol gets it selected (a
+    /// browser passing a token as a subprotocol must offer it too).
     pub fn accept(req: &HttpRequest, body: web::Payload) -> Result<(HttpResponse, Self), ApiError> {
         // Each frame's declared length is checked on its header, before
         // actix-ws buffers its payload (src/frame_limit.rs).
@@ -142,7 +144,8 @@ impl Upgrade {
             });
         let body = frame_limit::limit(req, body, max_frame_bytes);
         let (response, ws, messages) =
-            actix_ws::handle(req, body).map_err(|_| ApiError::NotWebSocket)?;
+            actix_ws::handle_with_protocols(req, body, &[crate::auth::PROTOCOL])
+                .map_err(|_| ApiError::NotWebSocket)?;
         let socket = PeerSocket::of(req);
         Ok((
             response,

@@ -3,7 +3,12 @@
 //
 // The server is this page's origin. For trying the page from another origin
 // (a static file server during development), `?server=host:port` (or a full
-// http(s):// URL) points the WebSockets and HTTP requests elsewhere.
+// http(s):// URL) points the WebSockets and HTTP requests elsewhere; the
+// server must list that origin in --allowed-origins.
+//
+// With authentication on, open the page as `/#token=<token>` (a token from
+// POST /api/tokens, scoped to a user; the fragment never reaches a server).
+// The token goes in the WebSocket protocol list and in Authorization headers.
 
 const CHUNK_BYTES = 64 * 1024;        // WAV bytes per binary message
 const HIGH_WATER_BYTES = 1 << 20;     // wait while this much is queued in the socket
@@ -27,10 +32,16 @@ function serverBase() {
 }
 
 const BASE = serverBase();
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get('token');
 const SAME_ORIGIN = BASE.origin === location.origin;
 
 function httpUrl(path) {
   return new URL(path, BASE).href;
+}
+
+/** Headers for the server's HTTP API: the token, if the page has one. */
+function authHeaders() {
+  return TOKEN ? { Authorization: `Bearer ${TOKEN}` } : {};
 }
 
 function wsUrl(path, params) {
@@ -111,7 +122,9 @@ function hideDownload(link) {
 /** Opens a WebSocket; rejects readably if it does not open. */
 function openSocket(url) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    // The server selects flacstream.v1; the token rides along as a protocol.
+    const ws = TOKEN ? new WebSocket(url, ['flacstream.v1', `flacstream.token.${TOKEN}`])
+      : new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     const timer = setTimeout(() => {
       ws.close();
@@ -402,9 +415,10 @@ async function startRecording() {
     // open and the later close and download to the same server
     // (docs/protocol.md 9.1). randomUUID needs a secure context, as does
     // the microphone.
-    rec.ws = await openSocket(wsUrl('/api/ws/audio', {
-      sample_rate: rec.rate, channels: 1, format: 's16le', session_id: crypto.randomUUID(),
-    }));
+    // A session-scoped token names the id itself (the server uses it).
+    const params = { sample_rate: rec.rate, channels: 1, format: 's16le' };
+    if (!TOKEN) params.session_id = crypto.randomUUID();
+    rec.ws = await openSocket(wsUrl('/api/ws/audio', params));
     const session = await withTimeout(firstSession(rec.ws), CONNECT_TIMEOUT_MS,
       'The server opened no session in time.');
     rec.sessionId = session.session_id;
@@ -524,7 +538,8 @@ async function closeByHttp(rec) {
   let response;
   try {
     response = await withTimeout(
-      fetch(httpUrl(`/api/audio/sessions/${rec.sessionId}/close`), { method: 'POST' }),
+      fetch(httpUrl(`/api/audio/sessions/${rec.sessionId}/close`),
+        { method: 'POST', headers: authHeaders() }),
       CLOSE_SESSION_TIMEOUT_MS, 'The server did not close the session in time.');
   } catch (error) {
     if (error instanceof ReadableError) throw error;
@@ -541,7 +556,7 @@ async function fetchRecording(rec, prefix) {
   const kind = prefix.startsWith('Recording stopped') ? 'error' : 'ok';
   let response;
   try {
-    response = await withTimeout(fetch(url), CLOSE_SESSION_TIMEOUT_MS,
+    response = await withTimeout(fetch(url, { headers: authHeaders() }), CLOSE_SESSION_TIMEOUT_MS,
       'The recording did not download in time.');
   } catch (error) {
     if (error instanceof ReadableError) throw error;
@@ -549,7 +564,9 @@ async function fetchRecording(rec, prefix) {
     // The server is another origin (?server=) and answers without CORS:
     // link the file itself; the server names it `<id>.flac`.
     hideDownload(recordUi.download);
-    recordUi.download.href = url;
+    const link = new URL(url);
+    if (TOKEN) link.searchParams.set('access_token', TOKEN); // a link has no headers
+    recordUi.download.href = link.href;
     recordUi.download.download = `${rec.sessionId}.flac`;
     recordUi.download.textContent = `Download recording (${rec.sessionId}.flac)`;
     recordUi.download.hidden = false;

@@ -54,8 +54,12 @@ impl SessionStatus {
 pub struct SessionRecord {
     /// The session id.
     pub id: Uuid,
-    /// Caller-supplied owner, for listing.
+    /// The user the session is for: the client's `user_id`, or the user of
+    /// the token that created it.
     pub user_id: Option<String>,
+    /// The id of the API key that owns the session (set when it was created
+    /// with authentication on); only its principals reach it then.
+    pub owner_key: Option<String>,
     /// Life-cycle state.
     pub status: SessionStatus,
     /// Input encoding as requested: `s16le`, `s24le`, `u8` or `wav`.
@@ -125,9 +129,11 @@ pub trait Catalog: Send {
     fn save(&mut self, record: &SessionRecord) -> Result<(), StoreError>;
     /// Loads one record.
     fn load(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
-    /// Lists records, newest first, optionally for one user.
+    /// Lists records, newest first, optionally only one owner key's and/or
+    /// one user's.
     fn list(
         &mut self,
+        owner_key: Option<&str>,
         user_id: Option<&str>,
         limit: u32,
         offset: u64,
@@ -199,6 +205,8 @@ impl Handler<Load> for Store {
 #[derive(Message)]
 #[rtype(result = "Result<Vec<SessionRecord>, StoreError>")]
 pub struct List {
+    /// Only the sessions this API key owns.
+    pub owner_key: Option<String>,
     /// Only this user's sessions.
     pub user_id: Option<String>,
     /// Page size.
@@ -213,7 +221,12 @@ impl Handler<List> for Store {
 
     fn handle(&mut self, msg: List, _ctx: &mut SyncContext<Self>) -> Self::Result {
         self.catalog
-            .list(msg.user_id.as_deref(), msg.limit, msg.offset)
+            .list(
+                msg.owner_key.as_deref(),
+                msg.user_id.as_deref(),
+                msg.limit,
+                msg.offset,
+            )
             .map(|mut page| {
                 page.truncate(msg.limit as usize);
                 page

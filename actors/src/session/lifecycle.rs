@@ -101,6 +101,7 @@ impl Session {
         Some(SessionRecord {
             id: self.id,
             user_id: policy.user_id.clone(),
+            owner_key: policy.owner_key.clone(),
             status,
             encoding: policy.encoding.clone(),
             sample_rate: format.map(|f| f.sample_rate),

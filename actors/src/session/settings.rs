@@ -59,8 +59,10 @@ pub struct RecordingPolicy {
     pub record: bool,
     /// Time after the last connection leaves before the session is finalized.
     pub resume_window: Duration,
-    /// Owner, for listing.
+    /// The user the session is for, for listing.
     pub user_id: Option<String>,
+    /// The API key that owns the session (`None` with authentication off).
+    pub owner_key: Option<String>,
     /// The input encoding's name (`s16le`, `wav`, …), for the catalog.
     pub encoding: String,
 }
