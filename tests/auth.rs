@@ -708,6 +708,27 @@ async fn no_token_or_key_reaches_the_log() {
     }
 }
 
+#[actix_rt::test]
+async fn the_new_session_rate_counts_per_key_with_authentication_on() {
+    let keys = keys();
+    let service = start_with_auth(&keys, &["--new-sessions-per-minute", "2"]);
+    let addr = service.addr;
+    // Two keys from one address: each has its own allowance, and a key's
+    // tokens share the key's.
+    let ann = token(addr, &keys.k1, json!({"user_id": "ann"})).await;
+    for credential in [&keys.k1, &ann] {
+        let (ws, _) = connect(addr, "/stream", &[bearer(credential)])
+            .await
+            .unwrap();
+        drop(ws);
+    }
+    let (status, code) = refused(addr, "/stream", &[bearer(&ann)]).await;
+    assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    let (ws, _) = connect(addr, "/stream", &[bearer(&keys.k2)]).await.unwrap();
+    drop(ws);
+    service.drain().await;
+}
+
 #[test]
 fn the_key_subcommand_prints_a_key_its_entry_admits() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_flacstream"))
