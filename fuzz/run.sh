@@ -74,9 +74,13 @@ run_target() {
   local target="$1"
   mkdir -p "$work/$target/corpus" "fuzz/artifacts/$target"
   cp fuzz/corpus/"$target"/* "$work/$target/corpus/"
+  local begun rc=0
+  begun=$(date +%s)
   "${fuzz[@]}" run --sanitizer "$sanitizer" --debug-assertions "$target" "$work/$target/corpus" -- \
     -max_total_time="$seconds" -max_len="$(max_len "$target")" -rss_limit_mb="$RSS_LIMIT_MB" \
-    -timeout="$UNIT_TIMEOUT_SECONDS" -print_final_stats=1 >"$work/$target/log" 2>&1
+    -timeout="$UNIT_TIMEOUT_SECONDS" -print_final_stats=1 >"$work/$target/log" 2>&1 || rc=$?
+  echo $(($(date +%s) - begun)) >"$work/$target/elapsed"
+  return "$rc"
 }
 
 declare -A rc
@@ -111,17 +115,17 @@ for t in "${targets[@]}"; do
   corp="$(sed -n 's/.* corp: \([0-9]*\/[0-9]*[A-Za-z]*\).*/\1/p' <<<"$status")"
   seeds="$(find "fuzz/corpus/$t" -type f | wc -l)"
   crashes="$(find "fuzz/artifacts/$t" -type f -newer "$work/stamp" | wc -l)"
-  echo "fuzz $t: ${execs:-?} execs in ${seconds} s (${rate:-?} exec/s), cov ${cov:-?}, ft ${ft:-?}," \
+  echo "fuzz $t: ${execs:-?} execs in $(cat "$work/$t/elapsed" 2>/dev/null || echo '?') s (${rate:-?} exec/s), cov ${cov:-?}, ft ${ft:-?}," \
     "corpus ${corp:-?} (from $seeds committed), peak rss ${rss:-?} MB, crashes $crashes, exit ${rc[$t]}"
   if [ "${rc[$t]}" -ne 0 ] || [ "$crashes" -ne 0 ]; then
     failed=1
     echo "--- fuzz $t: last 60 lines of the libFuzzer log"
     tail -n 60 "$log"
-    for f in $(find "fuzz/artifacts/$t" -type f -newer "$work/stamp"); do
+    while IFS= read -r f; do
       echo "--- $f (base64; reproduce with: cargo fuzz run $t $f)"
       base64 "$f" | head -c 20000
       echo
-    done
+    done < <(find "fuzz/artifacts/$t" -type f -newer "$work/stamp")
   fi
 done
 echo "fuzz: total $(($(date +%s) - started)) s"

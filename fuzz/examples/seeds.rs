@@ -201,7 +201,30 @@ const SMALL: SplitMode = SplitMode::Random { max: 16 };
 const MEDIUM: SplitMode = SplitMode::Random { max: 256 };
 const LARGE: SplitMode = SplitMode::Random { max: 8192 };
 
-/// One seed of each target.
+/// A WAV seed: the file and how the `ingest` target streams it.
+struct WavSeed {
+    name: &'static str,
+    wav: Wav,
+    split: Splits,
+    level: u8,
+    block: Option<usize>,
+    /// The header-bound byte (see `plan::max_header_bytes`).
+    header_byte: u8,
+}
+
+/// A raw PCM seed (`/api/ws/audio?format=u8|s16le|s24le`).
+struct RawSeed {
+    name: &'static str,
+    channels: usize,
+    bytes_per_sample: usize,
+    rate: u32,
+    frames: usize,
+    signal: Signal,
+    mode: SplitMode,
+    block: Option<usize>,
+}
+
+/// Counts what was written.
 struct Seeds {
     count: usize,
     bytes: usize,
@@ -232,10 +255,16 @@ fn main() {
     }
     let mut seeds = Seeds { count: 0, bytes: 0 };
 
-    // (name, WAV, split, level, block size, header byte)
-    let mut wavs: Vec<(&str, Wav, Splits, u8, Option<usize>, u8)> = Vec::new();
-    let mut add = |name, wav, split, level, block, header| {
-        wavs.push((name, wav, split, level, block, header));
+    let mut wavs: Vec<WavSeed> = Vec::new();
+    let mut add = |name, wav, split, level, block, header_byte| {
+        wavs.push(WavSeed {
+            name,
+            wav,
+            split,
+            level,
+            block,
+            header_byte,
+        });
     };
     use Signal::*;
     add(
@@ -569,7 +598,15 @@ fn main() {
         refuse("refuse-empty", pcm(2, 44_100, 16), |b| b.clear(), 0),
     ];
 
-    for (k, (name, wav, split, level, block, header)) in wavs.iter().enumerate() {
+    for (k, seed) in wavs.iter().enumerate() {
+        let WavSeed {
+            name,
+            wav,
+            split,
+            level,
+            block,
+            header_byte: header,
+        } = seed;
         let bytes = wav.bytes();
         let plan = IngestPlan {
             splits: *split,
@@ -608,80 +645,79 @@ fn main() {
     }
 
     // Raw PCM (`/api/ws/audio?format=u8|s16le|s24le`).
-    let raws: [(
-        &str,
-        usize,
-        usize,
-        u32,
-        usize,
-        Signal,
-        SplitMode,
-        Option<usize>,
-    ); 6] = [
-        (
-            "raw-s16le-mono-16000",
-            1,
-            2,
-            16_000,
-            1000,
-            Tone,
-            SMALL,
-            None,
-        ),
-        (
-            "raw-s16le-stereo-48000",
-            2,
-            2,
-            48_000,
-            600,
-            Tone,
-            ONE,
-            Some(128),
-        ),
-        (
-            "raw-s24le-8ch-655350",
-            8,
-            3,
-            655_350,
-            120,
-            Tone,
-            IN_SAMPLE,
-            Some(32),
-        ),
-        (
-            "raw-u8-mono-8000",
-            1,
-            1,
-            8_000,
-            1500,
-            Tone,
-            MEDIUM,
-            Some(1024),
-        ),
-        (
-            "raw-s24le-stereo-noise",
-            2,
-            3,
-            96_000,
-            400,
-            Noise,
-            LARGE,
-            Some(64),
-        ),
-        (
-            "raw-s16le-3ch-partial-tail",
-            3,
-            2,
-            44_100,
-            300,
-            Tone,
-            IN_SAMPLE,
-            Some(48),
-        ),
+    let raws = [
+        RawSeed {
+            name: "raw-s16le-mono-16000",
+            channels: 1,
+            bytes_per_sample: 2,
+            rate: 16_000,
+            frames: 1000,
+            signal: Tone,
+            mode: SMALL,
+            block: None,
+        },
+        RawSeed {
+            name: "raw-s16le-stereo-48000",
+            channels: 2,
+            bytes_per_sample: 2,
+            rate: 48_000,
+            frames: 600,
+            signal: Tone,
+            mode: ONE,
+            block: Some(128),
+        },
+        RawSeed {
+            name: "raw-s24le-8ch-655350",
+            channels: 8,
+            bytes_per_sample: 3,
+            rate: 655_350,
+            frames: 120,
+            signal: Tone,
+            mode: IN_SAMPLE,
+            block: Some(32),
+        },
+        RawSeed {
+            name: "raw-u8-mono-8000",
+            channels: 1,
+            bytes_per_sample: 1,
+            rate: 8_000,
+            frames: 1500,
+            signal: Tone,
+            mode: MEDIUM,
+            block: Some(1024),
+        },
+        RawSeed {
+            name: "raw-s24le-stereo-noise",
+            channels: 2,
+            bytes_per_sample: 3,
+            rate: 96_000,
+            frames: 400,
+            signal: Noise,
+            mode: LARGE,
+            block: Some(64),
+        },
+        RawSeed {
+            name: "raw-s16le-3ch-partial-tail",
+            channels: 3,
+            bytes_per_sample: 2,
+            rate: 44_100,
+            frames: 300,
+            signal: Tone,
+            mode: IN_SAMPLE,
+            block: Some(48),
+        },
     ];
-    for (i, (name, channels, bytes_per_sample, rate, frames, signal, mode, block)) in
-        raws.into_iter().enumerate()
-    {
+    for (i, raw) in raws.into_iter().enumerate() {
+        let RawSeed {
+            name,
+            channels,
+            bytes_per_sample,
+            rate,
+            frames,
+            signal,
+            mode,
+            block,
+        } = raw;
         let mut pcm = audio(frames, channels, bytes_per_sample, signal, 50 + i as u64);
         if name.ends_with("partial-tail") {
             pcm.extend_from_slice(&[9, 9, 9]);
