@@ -19,8 +19,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 /// Cases per property: each encodes a stream of up to [`MAX_FRAMES`] sample
-/// frames twice, which keeps the test within a few seconds in a debug build.
-const CASES: u32 = 48;
+/// frames twice (tens of microseconds each with the dependencies optimised,
+/// as the dev profile has them), so all of them take well under a second.
+const CASES: u32 = 128;
 
 /// Longest input in sample frames per channel; enough for several blocks of
 /// the small block sizes below.
