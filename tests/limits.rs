@@ -12,13 +12,21 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::{
-    assert_exact, exchange_at, http, http_get, http_json, http_send, start, stream, stream_paced,
+    assert_exact, exchange_at, http, http_get, http_json, http_send, stream, stream_paced,
 };
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
+
+/// The service with `flags`, draining fast: sessions a test leaves open
+/// (in a resume window, say) must not hold its end for the default grace.
+fn start(flags: &[&str]) -> flacstream::server::Service {
+    let mut all = vec!["--drain-grace-seconds", "1"];
+    all.extend_from_slice(flags);
+    common::start(&all)
+}
 
 /// Longest any raw exchange here may take.
 const RAW_TIMEOUT: Duration = Duration::from_secs(20);
