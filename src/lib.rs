@@ -70,6 +70,6 @@ pub mod shutdown;
 pub mod socket;
 pub mod storage;
 pub mod stream;
-pub mod tokens;
 pub mod tls;
+pub mod tokens;
 pub mod transport;
