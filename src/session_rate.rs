@@ -45,9 +45,16 @@ pub const DEFAULT_NEW_SESSIONS_PER_MINUTE: u32 = 120;
 pub const MAX_TRACKED_KEYS: usize = 65_536;
 
 /// The map is swept once it holds this many keys, then each time it has
-/// doubled since the last sweep: the cost of sweeping stays proportional to
-/// the insertions.
+/// doubled since the last sweep (but at [`MAX_TRACKED_KEYS`] at the latest,
+/// else a sweep that left more than half of them would never be followed by
+/// another): the cost of sweeping stays proportional to the insertions.
 const FIRST_SWEEP_AT: usize = 1024;
+
+/// Least time between two sweeps of a full map, in milliseconds. Full of
+/// live keys, every new key would otherwise sweep all [`MAX_TRACKED_KEYS`]
+/// under the lock; keys expire at most a minute after their last session,
+/// so a sweep a second is soon enough to start tracking again.
+const FULL_SWEEP_INTERVAL_MS: u64 = 1000;
 
 /// What new sessions are counted under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,6 +96,8 @@ struct Buckets {
     /// Each key's theoretical arrival time.
     next: HashMap<RateKey, Instant>,
     sweep_at: usize,
+    /// When the map was last swept, for [`FULL_SWEEP_INTERVAL_MS`].
+    swept: Option<Instant>,
 }
 
 impl SessionRate {
@@ -103,6 +112,7 @@ impl SessionRate {
             buckets: Arc::new(Mutex::new(Buckets {
                 next: HashMap::new(),
                 sweep_at: FIRST_SWEEP_AT,
+                swept: None,
             })),
         }
     }
@@ -115,9 +125,15 @@ impl SessionRate {
 
     fn check_at(&self, key: RateKey, now: Instant) -> Result<(), ApiError> {
         let mut buckets = self.buckets.lock();
-        if buckets.next.len() >= buckets.sweep_at {
+        let full_sweep_due = buckets.swept.is_none_or(|at| {
+            now.saturating_duration_since(at) >= Duration::from_millis(FULL_SWEEP_INTERVAL_MS)
+        });
+        if buckets.next.len() >= buckets.sweep_at
+            && (buckets.next.len() < MAX_TRACKED_KEYS || full_sweep_due)
+        {
             buckets.next.retain(|_, next| *next > now);
-            buckets.sweep_at = (buckets.next.len() * 2).max(FIRST_SWEEP_AT);
+            buckets.sweep_at = (buckets.next.len() * 2).clamp(FIRST_SWEEP_AT, MAX_TRACKED_KEYS);
+            buckets.swept = Some(now);
         }
         let tracked = buckets.next.len();
         let next = match buckets.next.get(&key) {
@@ -227,5 +243,36 @@ mod tests {
         full.check_at(key(u32::MAX), t0).unwrap();
         assert_eq!(full.tracked(), MAX_TRACKED_KEYS);
         assert!(full.check_at(key(7), t0).is_err());
+    }
+
+    #[test]
+    fn the_limiter_stays_on_after_a_burst_of_keys_expires() {
+        let rate = SessionRate::new(30); // one per 2 s, burst 30
+        let t0 = Instant::now();
+        for n in 0..MAX_TRACKED_KEYS as u32 {
+            rate.check_at(key(n), t0).unwrap();
+        }
+        // One more while they are all live: the map is full and is swept,
+        // which drops nothing; that sweep must not be the last one.
+        let t1 = t0 + Duration::from_millis(FULL_SWEEP_INTERVAL_MS + 100);
+        rate.check_at(key(u32::MAX), t1).unwrap();
+        assert_eq!(rate.tracked(), MAX_TRACKED_KEYS);
+        // Every tracked key has expired; a new key must be limited again.
+        let t2 = t0 + Duration::from_millis(2 * FULL_SWEEP_INTERVAL_MS + 500);
+        let admitted = (0..200)
+            .filter(|_| rate.check_at(key(u32::MAX - 1), t2).is_ok())
+            .count();
+        assert_eq!(admitted, 30, "tracked {}", rate.tracked());
+        // A full map of live keys is swept at most once per interval.
+        let full = SessionRate::new(1);
+        for n in 0..MAX_TRACKED_KEYS as u32 {
+            full.check_at(key(n), t0).unwrap();
+        }
+        full.check_at(key(u32::MAX), t1).unwrap();
+        let swept = full.buckets.lock().swept;
+        assert_eq!(swept, Some(t1));
+        full.check_at(key(u32::MAX - 1), t1 + Duration::from_millis(500))
+            .unwrap();
+        assert_eq!(full.buckets.lock().swept, swept);
     }
 }
