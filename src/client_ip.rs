@@ -163,11 +163,17 @@ impl ClientIp {
             return Self(peer);
         }
         // Several header lines form one list, in order (RFC 9110, 5.3).
-        let lines: Vec<&str> = headers
+        // Split the bytes, not the text: a line with one byte that is not
+        // ASCII (which the client may put in its own entry) is still a list
+        // whose other entries, the ones the proxies wrote, are addresses.
+        let lines: Vec<&[u8]> = headers
             .get_all(X_FORWARDED_FOR)
-            .map(|v| v.to_str().unwrap_or(""))
+            .map(|v| v.as_bytes())
             .collect();
-        let entries = lines.iter().rev().flat_map(|line| line.rsplit(','));
+        let entries = lines
+            .iter()
+            .rev()
+            .flat_map(|line| line.rsplit(|b| *b == b','));
         // The nearest hop whose address we can vouch for.
         let mut nearest = peer;
         for entry in entries.take(MAX_FORWARDED_HOPS) {
@@ -213,8 +219,10 @@ impl fmt::Display for ClientIp {
 
 /// One `X-Forwarded-For` entry: an address, optionally with a port
 /// (`192.0.2.1:4711`, `[2001:db8::1]:4711`, as some proxies write it).
-fn parse_entry(entry: &str) -> Option<IpAddr> {
-    let entry = entry.trim();
+/// One list entry as an address; `None` for anything else, text that is not
+/// UTF-8 included.
+fn parse_entry(entry: &[u8]) -> Option<IpAddr> {
+    let entry = std::str::from_utf8(entry).ok()?.trim();
     if let Ok(ip) = IpAddr::from_str(entry) {
         return Some(ip.to_canonical());
     }
@@ -339,6 +347,27 @@ mod tests {
             client("::ffff:10.0.0.2", &["198.51.100.1"], &proxies),
             "198.51.100.1"
         );
+    }
+
+    #[test]
+    fn a_byte_that_is_not_ascii_spoils_only_its_own_entry() {
+        // What `proxy_add_x_forwarded_for` (or an ALB) sends: the client's
+        // own header, then the address the proxy saw.
+        let mut h = HeaderMap::new();
+        h.append(
+            HeaderName::from_static(X_FORWARDED_FOR),
+            HeaderValue::from_bytes(b"\xff, 198.51.100.1").unwrap(),
+        );
+        let c = ClientIp::resolve("10.0.0.2".parse().unwrap(), &h, &trusted(&["10.0.0.0/8"]));
+        assert_eq!(c.to_string(), "198.51.100.1");
+        // Where the proxy's own entry is spoiled, nothing beyond it is believed.
+        let mut h = HeaderMap::new();
+        h.append(
+            HeaderName::from_static(X_FORWARDED_FOR),
+            HeaderValue::from_bytes(b"198.51.100.1, 10.0.0.3\xff").unwrap(),
+        );
+        let c = ClientIp::resolve("10.0.0.2".parse().unwrap(), &h, &trusted(&["10.0.0.0/8"]));
+        assert_eq!(c.to_string(), "10.0.0.2");
     }
 
     #[test]
