@@ -85,6 +85,17 @@ pub const MIN_INPUT_RATE: f64 = 1.0;
 /// real client needs one or two round trips.
 pub const DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS: u64 = 3;
 
+/// Longest any timeout, grace period or burst setting may be, in seconds
+/// (inclusive): one day. Far beyond any sensible value, and far enough below
+/// what `Instant` can add that no deadline computed from a setting can
+/// overflow (actix-web panics on every connection with a header timeout of
+/// `u64::MAX` seconds).
+pub const MAX_DURATION_SECONDS: u64 = 24 * 60 * 60;
+
+/// Longest `--max-session-seconds` may be (inclusive): a year, a bound for
+/// recordings left running, not a timeout.
+pub const MAX_SESSION_SECONDS_LIMIT: u64 = 366 * 24 * 60 * 60;
+
 /// Default URL `flacstream probe` checks.
 pub const DEFAULT_PROBE_URL: &str = "http://127.0.0.1:8080/healthz";
 
@@ -465,6 +476,22 @@ fn at_least_one(name: &'static str, got: u64) -> Result<(), ConfigError> {
     Ok(())
 }
 
+fn at_most(
+    name: &'static str,
+    got: u64,
+    max: u64,
+    expected: &'static str,
+) -> Result<(), ConfigError> {
+    if got > max {
+        return Err(ConfigError::OutOfRange {
+            name,
+            expected,
+            got,
+        });
+    }
+    Ok(())
+}
+
 impl Config {
     /// The embedded defaults, as if no flag or variable were given.
     pub fn defaults() -> Self {
@@ -512,6 +539,29 @@ impl Config {
         at_least_one(
             "--tls-handshake-timeout-seconds",
             self.tls_handshake_timeout_seconds,
+        )?;
+        for (name, got) in [
+            (
+                "--connection-timeout-seconds",
+                self.connection_timeout_seconds,
+            ),
+            ("--outbound-stall-seconds", self.outbound_stall_seconds),
+            ("--drain-grace-seconds", self.drain_grace_seconds),
+            ("--session-resume-seconds", self.session_resume_seconds),
+            ("--input-burst-seconds", self.input_burst_seconds),
+            ("--header-timeout-seconds", self.header_timeout_seconds),
+            (
+                "--tls-handshake-timeout-seconds",
+                self.tls_handshake_timeout_seconds,
+            ),
+        ] {
+            at_most(name, got, MAX_DURATION_SECONDS, "at most 86400 (a day)")?;
+        }
+        at_most(
+            "--max-session-seconds",
+            self.max_session_seconds,
+            MAX_SESSION_SECONDS_LIMIT,
+            "at most 31622400 (366 days)",
         )?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -628,6 +678,33 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::Auth(_))));
         let c = Config::parse_from(["flacstream", "--allowed-origins", "https://a.example,b"]);
         assert!(matches!(c.validate(), Err(ConfigError::Auth(_))));
+    }
+
+    #[test]
+    fn every_duration_has_an_upper_bound() {
+        let seconds = [
+            ("--connection-timeout-seconds", MAX_DURATION_SECONDS),
+            ("--outbound-stall-seconds", MAX_DURATION_SECONDS),
+            ("--drain-grace-seconds", MAX_DURATION_SECONDS),
+            ("--session-resume-seconds", MAX_DURATION_SECONDS),
+            ("--input-burst-seconds", MAX_DURATION_SECONDS),
+            ("--header-timeout-seconds", MAX_DURATION_SECONDS),
+            ("--tls-handshake-timeout-seconds", MAX_DURATION_SECONDS),
+            ("--max-session-seconds", MAX_SESSION_SECONDS_LIMIT),
+        ];
+        for (flag, max) in seconds {
+            let at = max.to_string();
+            let c = Config::parse_from(["flacstream", flag, &at]);
+            assert!(c.validate().is_ok(), "{flag} {at}");
+            for over in [max + 1, u64::MAX] {
+                let over = over.to_string();
+                let c = Config::parse_from(["flacstream", flag, &over]);
+                match c.validate() {
+                    Err(ConfigError::OutOfRange { name, .. }) => assert_eq!(name, flag),
+                    other => panic!("{flag} {over}: {other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
