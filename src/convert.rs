@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use crate::client_connections::ClientSlot;
 use crate::error::ApiError;
 use crate::server::AppState;
+use crate::session_rate::Charge;
 use crate::stream::StreamParams;
 use crate::transport::next_connection_id;
 use spool::{spool, Spool};
@@ -82,6 +83,7 @@ async fn start_session(
     settings: SessionSettings,
     kind: SessionKind,
     flac: bool,
+    charge: Charge,
 ) -> Result<
     (
         SessionId,
@@ -91,7 +93,7 @@ async fn start_session(
     ),
     ApiError,
 > {
-    let (id, guard) = state.admit(requested).await?;
+    let (id, guard) = state.admit(requested, charge).await?;
     let session = Session::new(
         id,
         settings,
@@ -150,11 +152,11 @@ pub async fn convert(
     let params = StreamParams::parse(req.query_string())?;
     // Counted from the first byte of the upload to the last of the FLAC.
     let client = state.enter_client(&req)?;
-    state.count_new_session(access.rate_key(), &client)?;
+    let charge = state.count_new_session(access.rate_key(), &client)?;
     let spool = spool(&req, payload, &state, params.block_size).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
-        start_session(&state, None, settings, SessionKind::Stream, true).await?;
+        start_session(&state, None, settings, SessionKind::Stream, true, charge).await?;
     flacstream_actors::metrics::stream_started("/convert");
     actix_web::rt::spawn(feed(session.clone(), conn, spool.path.clone()));
     let header = Bytes::from(spool.info.stream_header());
@@ -352,7 +354,7 @@ pub async fn upload(
         state.check_unused(id).await?;
     }
     let client = state.enter_client(&req)?;
-    state.count_new_session(access.rate_key(), &client)?;
+    let charge = state.count_new_session(access.rate_key(), &client)?;
     let spool = spool(&req, payload, &state, probe.block_size).await?;
     let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
     let policy = RecordingPolicy {
@@ -366,7 +368,7 @@ pub async fn upload(
     };
     let kind = SessionKind::Recording(Box::new(policy));
     let (id, session, conn, mut events) =
-        start_session(&state, requested, settings, kind, false).await?;
+        start_session(&state, requested, settings, kind, false, charge).await?;
     flacstream_actors::metrics::stream_started("/upload");
     let _hangup = Hangup {
         session: session.clone(),

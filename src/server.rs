@@ -26,7 +26,7 @@ use crate::client_connections::{ClientConnections, ClientSlot};
 use crate::client_ip::ClientIp;
 use crate::config::Settings;
 use crate::error::ApiError;
-use crate::session_rate::{RateKey, SessionRate};
+use crate::session_rate::{Charge, RateKey, SessionRate};
 use crate::storage::SqliteCatalog;
 use crate::transport::LeaveGuard;
 use crate::{admin, audio, convert, health, metrics, page, sessions, socket, stream, tls, tokens};
@@ -87,14 +87,16 @@ impl AppState {
     /// Counts a new session against its key's allowance,
     /// `--new-sessions-per-minute`: 429 `rate_limited` with `Retry-After`
     /// over it. `principal` is the caller's rate key (`Access::rate_key`,
-    /// `None` with authentication off); [`RateKey::choose`] decides.
+    /// `None` with authentication off); [`RateKey::choose`] decides. The
+    /// charge goes to [`AppState::admit`], which gives it back if the
+    /// session is refused.
     pub fn count_new_session(
         &self,
         principal: Option<&str>,
         client: &ClientSlot,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Charge, ApiError> {
         self.session_rate
-            .check(RateKey::choose(principal, client.client()))
+            .charge(RateKey::choose(principal, client.client()))
     }
 
     /// Reserves a slot for a new session, counting the caller's connection;
@@ -102,8 +104,22 @@ impl AppState {
     /// `requested` id that a live or stored session has, with 409
     /// `session_exists`. Without `requested` the registry picks a random id.
     /// The guard gives the connection back unless the caller's loops take it
-    /// over.
+    /// over. A refused session gives back its `charge` from
+    /// [`AppState::count_new_session`]: the client did not cause the
+    /// refusal, and may well retry.
     pub async fn admit(
+        &self,
+        requested: Option<SessionId>,
+        charge: Charge,
+    ) -> Result<(SessionId, LeaveGuard), ApiError> {
+        let admitted = self.admit_uncharged(requested).await;
+        if admitted.is_err() {
+            self.session_rate.refund(charge);
+        }
+        admitted
+    }
+
+    async fn admit_uncharged(
         &self,
         requested: Option<SessionId>,
     ) -> Result<(SessionId, LeaveGuard), ApiError> {

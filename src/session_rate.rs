@@ -80,6 +80,16 @@ impl RateKey {
     }
 }
 
+/// A new session counted under its key by [`SessionRate::charge`], to give
+/// back with [`SessionRate::refund`] if the session is then refused
+/// admission (server full, draining, its id taken): a refusal the client
+/// did not cause must not spend its allowance.
+#[derive(Debug)]
+#[must_use = "a session refused admission gives its charge back"]
+pub struct Charge {
+    key: RateKey,
+}
+
 /// Keyed new-session limiter; cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct SessionRate {
@@ -121,6 +131,26 @@ impl SessionRate {
     /// `rate_limited` saying when the next one will be let in.
     pub fn check(&self, key: RateKey) -> Result<(), ApiError> {
         self.check_at(key, Instant::now())
+    }
+
+    /// [`check`](Self::check), keeping what was counted so that it can be
+    /// given back.
+    pub fn charge(&self, key: RateKey) -> Result<Charge, ApiError> {
+        self.check(key.clone())?;
+        Ok(Charge { key })
+    }
+
+    /// Gives back a session [`charge`](Self::charge) counted: its key's next
+    /// arrival time moves one interval earlier. At most back to a fresh
+    /// key's allowance, since a time in the past counts as now.
+    pub fn refund(&self, charge: Charge) {
+        let mut buckets = self.buckets.lock();
+        // Not there: it passed untracked, or a sweep found it paid for.
+        if let Some(next) = buckets.next.get_mut(&charge.key) {
+            if let Some(earlier) = next.checked_sub(self.interval) {
+                *next = earlier;
+            }
+        }
     }
 
     fn check_at(&self, key: RateKey, now: Instant) -> Result<(), ApiError> {
@@ -203,6 +233,23 @@ mod tests {
             rate.check_at(key(1), later).unwrap();
         }
         assert!(rate.check_at(key(1), later).is_err());
+    }
+
+    #[test]
+    fn a_refunded_charge_is_as_if_it_never_was() {
+        let rate = SessionRate::new(2);
+        let first = rate.charge(key(1)).unwrap();
+        let second = rate.charge(key(1)).unwrap();
+        assert!(rate.charge(key(1)).is_err());
+        rate.refund(second);
+        let again = rate.charge(key(1)).unwrap();
+        assert!(rate.charge(key(1)).is_err());
+        // Refunds give back no more than a fresh key's allowance.
+        rate.refund(first);
+        rate.refund(again);
+        rate.refund(Charge { key: key(1) });
+        assert!(rate.charge(key(1)).is_ok() && rate.charge(key(1)).is_ok());
+        assert!(rate.charge(key(1)).is_err());
     }
 
     #[test]

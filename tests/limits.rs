@@ -421,6 +421,37 @@ async fn a_full_server_answers_503_on_every_new_session_path_before_any_upgrade(
 }
 
 #[actix_rt::test]
+async fn a_session_refused_admission_does_not_spend_the_rate() {
+    let service = start(&["--max-sessions", "1", "--new-sessions-per-minute", "2"]);
+    let addr = service.addr;
+    // One of the two sessions of the minute holds the only place.
+    let held = upgrade(addr, "/stream", &[]).await;
+    // Refusals the client did not cause, on every path: 503, never 429.
+    for path in ["/stream", LIVE_8K, "/stream", LIVE_8K] {
+        refused(addr, path, &[])
+            .await
+            .assert_error(503, "server_busy");
+    }
+    let (wav, samples) = small_wav(1_000, 6);
+    for path in ["/convert", "/upload"] {
+        let answer = http_send(addr, "POST", path, "audio/wav", &wav).await;
+        assert_eq!(
+            (answer.status, answer.json()["code"].as_str()),
+            (503, Some("server_busy")),
+            "{path}"
+        );
+    }
+    // The place comes free; the minute's second session is still there.
+    drop(held);
+    let out = stream_when_free(addr, &wav).await;
+    assert_exact(&out.patched_flac(), &samples, 1, 16, 512);
+    refused(addr, "/stream", &[])
+        .await
+        .assert_error(429, "rate_limited");
+    service.drain().await;
+}
+
+#[actix_rt::test]
 async fn a_producer_faster_than_real_time_is_closed_and_what_it_sent_is_kept() {
     let service = start(&["--max-input-rate", "1", "--input-burst-seconds", "1"]);
     let addr = service.addr;
