@@ -96,6 +96,22 @@ pub const MAX_DURATION_SECONDS: u64 = 24 * 60 * 60;
 /// recordings left running, not a timeout.
 pub const MAX_SESSION_SECONDS_LIMIT: u64 = 366 * 24 * 60 * 60;
 
+/// Default TLS handshakes one HTTP worker runs at once. At the limit the
+/// worker stops accepting, so every client of the worker waits: actix's own
+/// default of 256 let 300 connections that sent nothing stall every https
+/// request for the handshake timeout. A pending handshake costs about 9 KiB
+/// when the client sends nothing and 27 KiB when it sends all but the end
+/// of a 16 KiB ClientHello (measured, README "Bounds"), so 4096 per worker
+/// is 36–110 MiB at worst, and keeping it full against the 3 s handshake
+/// timeout takes over 1,300 new connections a second per worker, which is
+/// a flood for the network layer to stop. Each also holds a descriptor:
+/// `ulimit -n` must cover it.
+pub const DEFAULT_TLS_MAX_HANDSHAKES_PER_WORKER: usize = 4096;
+
+/// Most `--tls-max-handshakes-per-worker` may be (inclusive): beyond this
+/// the descriptors, not the limit, are what runs out.
+pub const MAX_TLS_HANDSHAKES_PER_WORKER: usize = 1 << 20;
+
 /// Default URL `flacstream probe` checks.
 pub const DEFAULT_PROBE_URL: &str = "http://127.0.0.1:8080/healthz";
 
@@ -373,6 +389,11 @@ pub struct Config {
     /// Seconds a TLS client has to finish its handshake; then it is dropped.
     #[arg(long, env = "FLACSTREAM_TLS_HANDSHAKE_TIMEOUT_SECONDS", default_value_t = DEFAULT_TLS_HANDSHAKE_TIMEOUT_SECONDS)]
     pub tls_handshake_timeout_seconds: u64,
+
+    /// TLS handshakes one HTTP worker runs at once; at the limit it accepts
+    /// no connection until one finishes or times out.
+    #[arg(long, env = "FLACSTREAM_TLS_MAX_HANDSHAKES_PER_WORKER", default_value_t = DEFAULT_TLS_MAX_HANDSHAKES_PER_WORKER)]
+    pub tls_max_handshakes_per_worker: usize,
 }
 
 /// A setting that cannot work.
@@ -459,6 +480,8 @@ pub struct Settings {
     pub tls: Option<TlsFiles>,
     /// Time a TLS handshake may take.
     pub tls_handshake_timeout: Duration,
+    /// TLS handshakes in progress per HTTP worker.
+    pub tls_max_handshakes_per_worker: usize,
 }
 
 fn cores() -> usize {
@@ -563,6 +586,16 @@ impl Config {
             MAX_SESSION_SECONDS_LIMIT,
             "at most 31622400 (366 days)",
         )?;
+        at_least_one(
+            "--tls-max-handshakes-per-worker",
+            self.tls_max_handshakes_per_worker as u64,
+        )?;
+        at_most(
+            "--tls-max-handshakes-per-worker",
+            self.tls_max_handshakes_per_worker as u64,
+            MAX_TLS_HANDSHAKES_PER_WORKER as u64,
+            "at most 1048576",
+        )?;
         let tls = match (self.tls_cert, self.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -608,6 +641,7 @@ impl Config {
             auth: Arc::new(auth),
             tls,
             tls_handshake_timeout: Duration::from_secs(self.tls_handshake_timeout_seconds),
+            tls_max_handshakes_per_worker: self.tls_max_handshakes_per_worker,
         })
     }
 }
@@ -722,6 +756,10 @@ mod tests {
         );
         let c = Config::parse_from(["flacstream", "--tls-handshake-timeout-seconds", "0"]);
         assert!(c.validate().is_err());
+        for bad in ["0", "1048577"] {
+            let c = Config::parse_from(["flacstream", "--tls-max-handshakes-per-worker", bad]);
+            assert!(c.validate().is_err(), "{bad}");
+        }
         // The clients switch their default URL to https when given the certificate.
         let cli = Cli::parse_from(["flacstream", "probe", "--tls-cert", "c.pem"]);
         let Some(Command::Probe(probe)) = cli.command else {

@@ -315,7 +315,10 @@ impl Service {
         // and streamed uploads are one request anyway.
         .keep_alive(KeepAlive::Disabled)
         .shutdown_timeout(DRAIN_FLUSH_MARGIN_SECONDS)
-        .tls_handshake_timeout(settings.tls_handshake_timeout);
+        .tls_handshake_timeout(settings.tls_handshake_timeout)
+        // actix's default, 256, let a few hundred silent connections stop a
+        // worker accepting anyone for the handshake timeout.
+        .max_connection_rate(settings.tls_max_handshakes_per_worker);
         let server = match &certificates {
             Some(certs) => server.bind_rustls_0_23(
                 settings.bind,

@@ -248,6 +248,30 @@ async fn a_client_that_never_finishes_its_handshake_is_dropped() {
 }
 
 #[actix_rt::test]
+async fn silent_connections_do_not_stop_a_worker_serving_handshakes() {
+    let files = Files::new("silent");
+    let p = pair();
+    files.write(&p);
+    let service = start_tls(&files, &["--http-workers", "1"]);
+    // More than actix's default of 256 handshakes in progress per worker,
+    // at which it stops accepting until one times out (3 s).
+    let mut silent = Vec::new();
+    for _ in 0..300 {
+        silent.push(TcpStream::connect(service.addr).await.expect("connect"));
+    }
+    let started = std::time::Instant::now();
+    let tls = connect(service.addr, &p.der).await.expect("handshake");
+    assert_eq!(https_get(tls, "/healthz").await.0, 200);
+    let waited = started.elapsed();
+    assert!(
+        waited < Duration::from_secs(1),
+        "/healthz took {waited:?} behind 300 silent connections"
+    );
+    drop(silent);
+    service.drain().await;
+}
+
+#[actix_rt::test]
 async fn a_reloaded_certificate_serves_new_connections_and_old_ones_go_on() {
     let files = Files::new("reload");
     let first = pair();
