@@ -343,9 +343,10 @@ impl Service {
                  random secret of this process and work only on this replica until it restarts."
             );
         }
-        if let Some(certs) = &certificates {
-            actix_web::rt::spawn(Arc::clone(certs).watch());
-        }
+        match &certificates {
+            Some(certs) => actix_web::rt::spawn(Arc::clone(certs).watch()),
+            None => actix_web::rt::spawn(tls::log_hangups()),
+        };
         let service = Self {
             addr,
             pool,

@@ -214,6 +214,26 @@ impl Certificates {
     }
 }
 
+/// Without TLS there is nothing to reload, but SIGHUP still must not end
+/// the process, as it does by default: a `kill -HUP` meant as "reload"
+/// (by an operator, or a tool that sends it to every service) would take a
+/// plain-HTTP server down. The handler is installed before this returns, so
+/// a SIGHUP that comes before the future first runs is caught too; the
+/// future logs each one.
+pub fn log_hangups() -> impl std::future::Future<Output = ()> {
+    let hangup = signal(SignalKind::hangup());
+    async move {
+        match hangup {
+            Ok(mut hangup) => {
+                while hangup.recv().await.is_some() {
+                    log::info!("SIGHUP: nothing to reload (no TLS).");
+                }
+            }
+            Err(e) => log::warn!("Cannot listen for SIGHUP ({e}); a SIGHUP will end the process."),
+        }
+    }
+}
+
 impl ResolvesServerCert for Certificates {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current())

@@ -623,3 +623,54 @@ async fn the_binary_refuses_bad_files_reloads_on_sighup_and_drains_over_https() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[actix_rt::test]
+async fn sighup_does_not_end_a_plain_http_server() {
+    let files = Files::new("plain-hup");
+    let data = path_str(&files.dir.join("data"));
+    let mut cmd = binary();
+    cmd.args(["--bind", "127.0.0.1:0", "--data-dir", data.as_str()])
+        .args(["--drain-grace-seconds", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = Child(cmd.spawn().expect("spawn the server"));
+    let pid = child.0.id();
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let stderr = child.0.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let listening = wait_for(&mut lines, "Listening on ").await;
+    let addr: SocketAddr = listening
+        .split("Listening on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {listening:?}"));
+    assert!(!listening.contains("(TLS)"), "{listening}");
+    signal(pid, "HUP");
+    wait_for(&mut lines, "SIGHUP: nothing to reload").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        child.0.try_wait().expect("wait").is_none(),
+        "SIGHUP ended the plain-HTTP server"
+    );
+    assert_eq!(common::http_get(addr, "/healthz").await.0, 200);
+    signal(pid, "TERM");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.0.try_wait().expect("wait").is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not stop on SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
