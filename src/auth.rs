@@ -14,9 +14,10 @@
 //!   belongs to its key (and the token's user); its WebSocket joins and HTTP
 //!   endpoints answer only the owner, and lists show only the caller's
 //!   sessions.
-//! - **Origin** ([`origin`]): a browser request from a page other than the
-//!   service's own or an `--allowed-origins` entry is refused, whether
-//!   authentication is on or off.
+//! - **Origin** ([`origin`]): a browser request from a page other than an
+//!   `--allowed-origins` entry or the service's own (reached by an IP
+//!   address or `localhost`: a host name could be DNS-rebound) is refused,
+//!   whether authentication is on or off.
 //!
 //! What stays open: `/healthz`, `/readyz`, `/metrics` (keep it off the
 //! public address: a NetworkPolicy or the ingress), the page and its assets.

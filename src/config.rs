@@ -373,7 +373,8 @@ pub struct Config {
     pub token_secret_file: Option<PathBuf>,
 
     /// Origins (`https://host[:port]`, comma-separated) whose pages may
-    /// connect besides the service's own.
+    /// connect. The service's own page needs no entry only when reached by
+    /// an IP address or `localhost`; under a host name, list it here.
     #[arg(long, env = "FLACSTREAM_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
@@ -607,6 +608,7 @@ impl Config {
             api_keys_file: self.api_keys_file.as_deref(),
             token_secret_file: self.token_secret_file.as_deref(),
             allowed_origins: &self.allowed_origins,
+            trusted_proxies: &self.trusted_proxies,
         })?;
         let encoder_threads = self.encoder_threads.map_or_else(cores, NonZeroUsize::get);
         Ok(Settings {

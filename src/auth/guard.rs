@@ -25,6 +25,7 @@ use super::keys::{ApiKeys, KeyEntryError};
 use super::origin::AllowedOrigins;
 use super::principal::{Access, Principal};
 use super::token::{self, now_seconds, Claims, TokenError, TokenSecret, TOKEN_PREFIX};
+use crate::client_ip::{Cidr, TrustedProxies};
 use crate::error::ApiError;
 
 /// The WebSocket subprotocol the server selects when a client offers it.
@@ -101,6 +102,9 @@ pub struct AuthFlags<'a> {
     pub token_secret_file: Option<&'a Path>,
     /// `--allowed-origins` entries.
     pub allowed_origins: &'a [String],
+    /// `--trusted-proxies`: whose `X-Forwarded-Proto` and `-Host` the
+    /// Origin check believes.
+    pub trusted_proxies: &'a [Cidr],
 }
 
 fn read(flag: &'static str, path: &Path) -> Result<Vec<u8>, AuthConfigError> {
@@ -145,7 +149,8 @@ impl Auth {
             None => (TokenSecret::random(), false),
         };
         let origins = AllowedOrigins::parse(flags.allowed_origins.iter().map(String::as_str))
-            .map_err(AuthConfigError::Origin)?;
+            .map_err(AuthConfigError::Origin)?
+            .trusting(TrustedProxies::new(flags.trusted_proxies.to_vec()));
         Ok(Self {
             enabled: flags.enabled,
             keys,
