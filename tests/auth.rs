@@ -461,6 +461,13 @@ async fn tokens_work_in_the_query_the_protocol_and_the_header_for_their_session_
     // Nor does it stream anonymously.
     let path = format!("/stream?access_token={scoped}");
     assert_eq!(refused(addr, &path, &[]).await, forbidden);
+    // Nor does it put its session in a user's list and reach: the key
+    // asked for no user.
+    let path = format!("{OPEN}&user_id=bob&access_token={scoped}");
+    assert_eq!(refused(addr, &path, &[]).await, forbidden);
+    let path = format!("/upload?user_id=bob&access_token={scoped}");
+    let answer = request(addr, "POST", &path, &[], b"").await;
+    assert_eq!(answer.code(), forbidden);
 
     // Its own session, opened by query token (the id defaults to the scope).
     let path = format!("{OPEN}&access_token={scoped}");

@@ -120,7 +120,10 @@ impl Access {
     /// from the client's `session_id` and `user_id` parameters. A
     /// session-scoped credential creates its session (the id defaults to
     /// it; another is 403); a user's credential creates sessions of that
-    /// user (another `user_id` is 403); a key sets any `user_id`.
+    /// user (another `user_id` is 403); a key sets any `user_id`. A
+    /// session-scoped token without a user sets none (403): the key chose
+    /// no user for it, and a `user_id` would put the session in that user's
+    /// list and reach.
     pub fn new_session(
         &self,
         requested: Option<SessionId>,
@@ -144,6 +147,11 @@ impl Access {
             (Some(asked), Some(own)) if asked != *own => {
                 return Err(ApiError::Forbidden(
                     "this token is for another user_id".into(),
+                ))
+            }
+            (Some(_), None) if p.session_id.is_some() => {
+                return Err(ApiError::Forbidden(
+                    "this token is for no user_id; ask for one with the token".into(),
                 ))
             }
             (asked, own) => own.clone().or(asked),
@@ -223,6 +231,12 @@ mod tests {
         assert_eq!((new.id, new.owner_key.as_deref()), (Some(mine), Some("k1")));
         let e = scoped.new_session(Some(other), None).unwrap_err();
         assert_eq!(e.code(), "forbidden");
+        // It cannot hand its session to a user of its choosing.
+        let e = scoped.new_session(None, Some("bob".into())).unwrap_err();
+        assert_eq!(e.code(), "forbidden");
+        let ann_s = principal(Some("ann"), Some(mine));
+        let new = ann_s.new_session(None, Some("ann".into())).unwrap();
+        assert_eq!(new.user_id.as_deref(), Some("ann"));
     }
 
     #[test]
