@@ -612,6 +612,27 @@ async fn only_the_owner_reaches_a_session() {
 }
 
 #[actix_rt::test]
+async fn a_taken_chosen_id_is_refused_whoever_owns_it() {
+    // Chosen ids are one namespace: k2 learns that an id it already knows
+    // is taken (409), and nothing else; reading it is 404 as for no id.
+    let keys = keys();
+    let service = start_with_auth(&keys, &[]);
+    let addr = service.addr;
+    let (ws, _) = connect(addr, OPEN, &[bearer(&keys.k1)]).await.unwrap();
+    let (id, _) = record(ws).await;
+    let path = format!("/api/audio/sessions/{id}");
+    let answer = request(addr, "GET", &path, &[bearer(&keys.k2)], b"").await;
+    assert_eq!(answer.code(), (404, "session_not_found".into()));
+    let taken = (409, "session_exists".to_string());
+    let open = format!("{OPEN}&session_id={id}");
+    assert_eq!(refused(addr, &open, &[bearer(&keys.k2)]).await, taken);
+    let upload = format!("/upload?session_id={id}");
+    let answer = request(addr, "POST", &upload, &[bearer(&keys.k2)], b"").await;
+    assert_eq!(answer.code(), taken);
+    service.drain().await;
+}
+
+#[actix_rt::test]
 async fn browser_origins_other_than_the_service_and_the_allow_list_are_refused() {
     captured();
     let service = common::start(&["--allowed-origins", "https://app.example"]);

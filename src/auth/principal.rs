@@ -94,8 +94,12 @@ impl Access {
 
     /// Lets only the owner at a stored or live session. Anyone else gets
     /// 404 `session_not_found`, the answer for an id that does not exist,
-    /// so ids cannot be probed for; a session-scoped credential for another
-    /// session gets 403 `forbidden` ([`Access::reach`]).
+    /// so these endpoints say nothing of another owner's sessions; a
+    /// session-scoped credential for another session gets 403 `forbidden`
+    /// ([`Access::reach`]). Creating a session under a chosen id that is
+    /// taken is still 409 `session_exists` whoever owns it: ids are one
+    /// namespace. That confirms only an id the caller already knows, and
+    /// ids are random version-4 UUIDs (122 bits), which cannot be guessed.
     pub fn check_owner(&self, record: &SessionRecord) -> Result<(), ApiError> {
         self.reach(record.id)?;
         if self.owns(record.owner_key.as_deref(), record.user_id.as_deref()) {
