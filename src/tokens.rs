@@ -108,8 +108,12 @@ pub async fn issue(
             "ttl_seconds must be 1 to {MAX_TOKEN_TTL_SECONDS}"
         )));
     }
+    let key_fingerprint = auth
+        .key_fingerprint(&principal.key_id)
+        .ok_or_else(|| ApiError::Unauthorized("the API key is not valid".into()))?;
     let claims = Claims {
         key_id: principal.key_id,
+        key_fingerprint,
         user_id: request.user_id,
         session_id,
         expires_at: now_seconds() + ttl,

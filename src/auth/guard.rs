@@ -21,7 +21,7 @@ use std::path::Path;
 use actix_web::http::header;
 use actix_web::{web, HttpRequest};
 
-use super::keys::{ApiKeys, KeyEntryError};
+use super::keys::{ApiKeys, KeyEntryError, KeyFingerprint};
 use super::origin::AllowedOrigins;
 use super::principal::{Access, Principal};
 use super::token::{self, now_seconds, Claims, TokenError, TokenSecret, TOKEN_PREFIX};
@@ -245,7 +245,9 @@ impl Auth {
                 ApiError::Unauthorized(e.to_string())
             }
         })?;
-        if !self.keys.contains(&claims.key_id) {
+        // Removed, or replaced under the same id: either way not the key
+        // that asked for the token.
+        if self.keys.fingerprint(&claims.key_id) != Some(claims.key_fingerprint) {
             return Err(unauthorized(
                 "the key this token was issued to is no longer valid",
             ));
@@ -256,6 +258,12 @@ impl Auth {
             session_id: claims.session_id,
             via_token: true,
         })
+    }
+
+    /// The fingerprint a token of the key `key_id` carries; `None` for no
+    /// such key.
+    pub fn key_fingerprint(&self, key_id: &str) -> Option<KeyFingerprint> {
+        self.keys.fingerprint(key_id)
     }
 
     /// Signs a token for `claims` (already checked by the caller).
@@ -329,6 +337,7 @@ mod tests {
         let session = SessionId::new_v4();
         let token = auth.issue(&Claims {
             key_id: "k1".into(),
+            key_fingerprint: auth.key_fingerprint("k1").unwrap(),
             user_id: None,
             session_id: Some(session),
             expires_at: now_seconds() + 60,
@@ -363,21 +372,28 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_key_takes_its_tokens_with_it() {
+    fn a_removed_or_replaced_key_takes_its_tokens_with_it() {
         let (_, entry) = new_key("k1");
         let (_, other) = new_key("k2");
+        let (_, replaced) = new_key("k1");
         let mut auth = auth(&[entry]);
         let token = auth.issue(&Claims {
             key_id: "k1".into(),
+            key_fingerprint: auth.key_fingerprint("k1").unwrap(),
             user_id: Some("ann".into()),
             session_id: None,
             expires_at: now_seconds() + 60,
         });
         let req = TestRequest::with_uri(&format!("/s?access_token={token}")).to_http_request();
         assert!(auth.principal(&req, now_seconds()).is_ok());
-        auth.keys = ApiKeys::default();
-        auth.keys.add("test", [(1, other.as_str())]).unwrap();
-        assert!(auth.principal(&req, now_seconds()).is_err());
+        for now_configured in [other, replaced] {
+            auth.keys = ApiKeys::default();
+            auth.keys
+                .add("test", [(1, now_configured.as_str())])
+                .unwrap();
+            let e = auth.principal(&req, now_seconds()).unwrap_err();
+            assert_eq!(e.code(), "unauthorized");
+        }
     }
 
     #[test]

@@ -30,7 +30,24 @@ pub const NEW_KEY_RANDOM_BYTES: usize = 32;
 /// secret scanner; the server does not require it).
 pub const NEW_KEY_PREFIX: &str = "fsk_";
 
+/// Bytes of a key's fingerprint in the tokens it asks for
+/// ([`KeyFingerprint`]): 64 bits, so a replaced key has the old one's by
+/// chance once in 2^64.
+pub const KEY_FINGERPRINT_BYTES: usize = 8;
+
 const SCHEME: &str = "sha256";
+
+/// Domain separation: the fingerprint is a digest of the key's hash no other
+/// use of it produces.
+const FINGERPRINT_DOMAIN: &[u8] = b"flacstream token key fingerprint\0";
+
+/// A short digest of a configured key's hash, carried in every token the
+/// key asks for and compared when the token is used: a key replaced under
+/// the same id (a leaked one rotated) has another, so its tokens stop
+/// working with it. It says nothing usable about the key: a digest of a
+/// hash of 256 random bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyFingerprint(pub [u8; KEY_FINGERPRINT_BYTES]);
 
 /// Whether `id` can name a key: 1 to [`MAX_KEY_ID_BYTES`] of ASCII letters,
 /// digits, `.`, `_` and `-`.
@@ -164,6 +181,18 @@ impl ApiKeys {
         self.keys.iter().any(|k| k.id == id)
     }
 
+    /// The fingerprint of the key with this id, if there is one.
+    pub fn fingerprint(&self, id: &str) -> Option<KeyFingerprint> {
+        let key = self.keys.iter().find(|k| k.id == id)?;
+        let digest = Sha256::new()
+            .chain_update(FINGERPRINT_DOMAIN)
+            .chain_update(key.hash.clone().into_bytes())
+            .finalize();
+        let mut out = [0; KEY_FINGERPRINT_BYTES];
+        out.copy_from_slice(&digest[..KEY_FINGERPRINT_BYTES]);
+        Some(KeyFingerprint(out))
+    }
+
     /// The id of the key whose secret `presented` is, if any. Every entry is
     /// compared, each in constant time, so the time taken says nothing
     /// about which entry or how much of a hash matched.
@@ -232,6 +261,20 @@ mod tests {
         // The key itself is never in the entry.
         assert!(!entry.contains(&key[NEW_KEY_PREFIX.len()..]));
         assert_eq!(format!("{keys:?}"), r#"["backend-1", "backend-2"]"#);
+    }
+
+    #[test]
+    fn a_replaced_key_has_another_fingerprint() {
+        let (_, old) = new_key("k1");
+        let (_, new) = new_key("k1");
+        let of = |entry: &str| {
+            let mut keys = ApiKeys::default();
+            keys.add("test", [(1, entry)]).unwrap();
+            keys.fingerprint("k1").unwrap()
+        };
+        assert_eq!(of(&old), of(&old));
+        assert_ne!(of(&old), of(&new));
+        assert_eq!(ApiKeys::default().fingerprint("k1"), None);
     }
 
     #[test]

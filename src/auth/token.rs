@@ -2,13 +2,14 @@
 //! `Authorization` header (a browser's `WebSocket`).
 //!
 //! A token is `fst1_` followed by base64url (no padding) of a payload and its
-//! HMAC-SHA256 under the token secret. The payload, version 1:
+//! HMAC-SHA256 under the token secret. The payload, version 2:
 //!
 //! | bytes | field |
 //! | --- | --- |
-//! | 1 | version (1) |
+//! | 1 | version (2) |
 //! | 8 | expiry, Unix seconds, big-endian |
 //! | 1 + n | the issuing API key's id: length, then bytes |
+//! | 8 | the issuing key's fingerprint ([`KeyFingerprint`]) |
 //! | 1 | scope flags: bit 0 a session id follows, bit 1 a user id follows |
 //! | 16 | the session id (if bit 0) |
 //! | 1 + n | the user id: length, then bytes (if bit 1) |
@@ -28,7 +29,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
-use super::keys::valid_key_id;
+use super::keys::{valid_key_id, KeyFingerprint, KEY_FINGERPRINT_BYTES};
 
 /// Longest a token may live, in seconds (5 minutes, inclusive): it travels
 /// in URLs and headers a browser shows, so a leaked one must expire soon. A
@@ -44,7 +45,7 @@ pub const DEFAULT_TOKEN_TTL_SECONDS: u64 = 60;
 pub const CLOCK_SKEW_SECONDS: u64 = 30;
 
 /// Longest token accepted, in characters. The longest valid one (a 64-byte
-/// key id, a session and a 128-byte user id) is 341; anything longer is
+/// key id, a session and a 128-byte user id) is 352; anything longer is
 /// refused before it is decoded.
 pub const MAX_TOKEN_CHARS: usize = 512;
 
@@ -60,7 +61,8 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// `Authorization: Bearer` header.
 pub const TOKEN_PREFIX: &str = "fst1_";
 
-const VERSION: u8 = 1;
+/// Version 1 had no key fingerprint; its tokens are refused.
+const VERSION: u8 = 2;
 const MAC_BYTES: usize = 32;
 const HAS_SESSION: u8 = 1;
 const HAS_USER: u8 = 2;
@@ -90,6 +92,9 @@ pub fn valid_user_id(user_id: &str) -> bool {
 pub struct Claims {
     /// The API key that asked for the token; it owns what the token creates.
     pub key_id: String,
+    /// That key's fingerprint when it asked: the token works only while the
+    /// key with this id is still the same key.
+    pub key_fingerprint: KeyFingerprint,
     /// The user the token acts for, if scoped to one.
     pub user_id: Option<String>,
     /// The one session the token reaches, if scoped to one.
@@ -152,6 +157,7 @@ fn payload(claims: &Claims) -> Vec<u8> {
     out.extend_from_slice(&claims.expires_at.to_be_bytes());
     out.push(claims.key_id.len() as u8);
     out.extend_from_slice(claims.key_id.as_bytes());
+    out.extend_from_slice(&claims.key_fingerprint.0);
     let flags = if claims.session_id.is_some() {
         HAS_SESSION
     } else {
@@ -227,6 +233,7 @@ fn parse(payload: &[u8]) -> Option<Claims> {
     let expires_at = u64::from_be_bytes(take(8)?.try_into().ok()?);
     let key_len = usize::from(take(1)?[0]);
     let key_id = String::from_utf8(take(key_len)?.to_vec()).ok()?;
+    let key_fingerprint = KeyFingerprint(take(KEY_FINGERPRINT_BYTES)?.try_into().ok()?);
     let flags = take(1)?[0];
     if flags & !(HAS_SESSION | HAS_USER) != 0 {
         return None;
@@ -247,6 +254,7 @@ fn parse(payload: &[u8]) -> Option<Claims> {
     }
     Some(Claims {
         key_id,
+        key_fingerprint,
         user_id,
         session_id,
         expires_at,
@@ -266,6 +274,7 @@ mod tests {
     fn claims() -> Claims {
         Claims {
             key_id: "backend-1".into(),
+            key_fingerprint: KeyFingerprint([9; KEY_FINGERPRINT_BYTES]),
             user_id: Some("ann@example.com".into()),
             session_id: Some(SessionId::new_v4()),
             expires_at: NOW + 60,
@@ -288,12 +297,13 @@ mod tests {
     fn the_longest_token_fits_the_bound() {
         let c = Claims {
             key_id: "k".repeat(super::super::keys::MAX_KEY_ID_BYTES),
+            key_fingerprint: KeyFingerprint([9; KEY_FINGERPRINT_BYTES]),
             user_id: Some("u".repeat(MAX_TOKEN_USER_ID_BYTES)),
             session_id: Some(SessionId::new_v4()),
             expires_at: NOW + MAX_TOKEN_TTL_SECONDS,
         };
         let t = encode(&c, &secret(1));
-        assert_eq!(t.len(), 341);
+        assert_eq!(t.len(), 352);
         assert!(t.len() <= MAX_TOKEN_CHARS);
         assert_eq!(verify(&t, &secret(1), NOW), Ok(c));
     }
