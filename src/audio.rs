@@ -277,7 +277,7 @@ pub async fn open(
     let owner = access.new_session(requested, params.user_id.clone())?;
     let (response, upgrade) = Upgrade::accept(&req, body)?;
     let client = state.enter_client(&req)?;
-    let charge = state.count_new_session(access.rate_key(), &client)?;
+    let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
     let (id, guard) = state.admit(owner.id, charge).await?;
     let mut settings = state.session_settings(params.level, params.block_size, input);
     // A live source: its producers may not outrun real time.

@@ -319,8 +319,9 @@ pub struct Config {
     #[arg(long, env = "FLACSTREAM_MAX_CONNECTIONS_PER_IP", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_IP)]
     pub max_connections_per_ip: usize,
 
-    /// New sessions one key (API key, else client address) may start per
-    /// minute, all at once at most; more get HTTP 429 with Retry-After.
+    /// New sessions one key (API key; for a user's token, its key and user;
+    /// else client address) may start per minute, all at once at most; more
+    /// get HTTP 429 with Retry-After.
     #[arg(long, env = "FLACSTREAM_NEW_SESSIONS_PER_MINUTE", default_value_t = DEFAULT_NEW_SESSIONS_PER_MINUTE)]
     pub new_sessions_per_minute: u32,
 

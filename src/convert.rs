@@ -152,7 +152,7 @@ pub async fn convert(
     let params = StreamParams::parse(req.query_string())?;
     // Counted from the first byte of the upload to the last of the FLAC.
     let client = state.enter_client(&req)?;
-    let charge = state.count_new_session(access.rate_key(), &client)?;
+    let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
     let spool = spool(&req, payload, &state, params.block_size).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
@@ -354,7 +354,7 @@ pub async fn upload(
         state.check_unused(id).await?;
     }
     let client = state.enter_client(&req)?;
-    let charge = state.count_new_session(access.rate_key(), &client)?;
+    let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
     let spool = spool(&req, payload, &state, probe.block_size).await?;
     let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
     let policy = RecordingPolicy {

@@ -66,7 +66,7 @@ pub async fn stream(
     let params = StreamParams::parse(req.query_string())?;
     let (response, upgrade) = Upgrade::accept(&req, body)?;
     let client = state.enter_client(&req)?;
-    let charge = state.count_new_session(access.rate_key(), &client)?;
+    let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
     let (id, guard) = state.admit(None, charge).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let session = Session::new(

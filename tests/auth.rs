@@ -808,23 +808,39 @@ async fn no_token_or_key_reaches_the_log() {
 }
 
 #[actix_rt::test]
-async fn the_new_session_rate_counts_per_key_with_authentication_on() {
+async fn the_new_session_rate_counts_per_key_and_user_with_authentication_on() {
     let keys = keys();
     let service = start_with_auth(&keys, &["--new-sessions-per-minute", "2"]);
     let addr = service.addr;
-    // Two keys from one address: each has its own allowance, and a key's
-    // tokens share the key's.
-    let ann = token(addr, &keys.k1, json!({"user_id": "ann"})).await;
-    for credential in [&keys.k1, &ann] {
-        let (ws, _) = connect(addr, "/stream", &[bearer(credential)])
+    let open = |credential: String| async move {
+        connect(addr, "/stream", &[bearer(&credential)])
             .await
-            .unwrap();
-        drop(ws);
+            .map(drop)
+    };
+    let limited = Err((429, "rate_limited".to_string()));
+    let code = |r: Result<(), (u16, Value)>| {
+        r.map_err(|(status, body)| {
+            (
+                status,
+                body["code"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+    };
+    // All from one address. One user of k1 spends its own allowance only:
+    // the key's other users and the key itself keep theirs.
+    let ann = token(addr, &keys.k1, json!({"user_id": "ann"})).await;
+    let bob = token(addr, &keys.k1, json!({"user_id": "bob"})).await;
+    for _ in 0..2 {
+        assert_eq!(code(open(ann.clone()).await), Ok(()));
     }
-    let (status, code) = refused(addr, "/stream", &[bearer(&ann)]).await;
-    assert_eq!((status, code.as_str()), (429, "rate_limited"));
-    let (ws, _) = connect(addr, "/stream", &[bearer(&keys.k2)]).await.unwrap();
-    drop(ws);
+    assert_eq!(code(open(ann.clone()).await), limited);
+    assert_eq!(code(open(bob.clone()).await), Ok(()));
+    // The key itself counts per key, apart from other keys.
+    for _ in 0..2 {
+        assert_eq!(code(open(keys.k1.clone()).await), Ok(()));
+    }
+    assert_eq!(code(open(keys.k1.clone()).await), limited);
+    assert_eq!(code(open(keys.k2.clone()).await), Ok(()));
     service.drain().await;
 }
 

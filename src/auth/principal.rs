@@ -5,6 +5,8 @@
 //! owner reaches it afterwards. A credential scoped to one session reaches
 //! that session only.
 
+use std::borrow::Cow;
+
 use flacstream_actors::registry::SessionId;
 use flacstream_actors::store::SessionRecord;
 
@@ -26,9 +28,15 @@ pub struct Principal {
 
 impl Principal {
     /// The key to count per-key limits under (new sessions per minute):
-    /// the key id, for a key and its tokens alike.
-    pub fn rate_key(&self) -> Option<&str> {
-        Some(&self.key_id)
+    /// `<key id>:<user id>` for a token with a user, so one user of a key
+    /// (a browser) cannot spend the allowance of its other users; else the
+    /// key id, for the key itself and its tokens without a user. Key ids
+    /// hold no `:`, so the two kinds cannot meet.
+    pub fn rate_key(&self) -> Cow<'_, str> {
+        match &self.user_id {
+            Some(user) => Cow::Owned(format!("{}:{user}", self.key_id)),
+            None => Cow::Borrowed(&self.key_id),
+        }
     }
 }
 
@@ -63,8 +71,8 @@ impl Access {
     }
 
     /// See [`Principal::rate_key`]; `None` with authentication off.
-    pub fn rate_key(&self) -> Option<&str> {
-        self.principal().and_then(Principal::rate_key)
+    pub fn rate_key(&self) -> Option<Cow<'_, str>> {
+        self.principal().map(Principal::rate_key)
     }
 
     /// 403 `forbidden` if a session-scoped credential names another
@@ -219,7 +227,10 @@ mod tests {
         assert!(!ann.owns(Some("k1"), Some("bob")));
         assert!(!ann.owns(Some("k1"), None));
         assert!(Access::Open.owns(None, None));
-        assert_eq!(key.rate_key(), Some("k1"));
+        assert_eq!(key.rate_key().as_deref(), Some("k1"));
+        assert_eq!(ann.rate_key().as_deref(), Some("k1:ann"));
+        let scoped = principal(None, Some(SessionId::new_v4()));
+        assert_eq!(scoped.rate_key().as_deref(), Some("k1"));
         assert_eq!(Access::Open.rate_key(), None);
     }
 
