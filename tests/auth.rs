@@ -347,6 +347,12 @@ async fn no_key_and_a_bad_key_are_refused_before_the_upgrade_and_a_good_key_stre
     let headers = [bearer(&keys.k2), ("content-type", "audio/wav".into())];
     let answer = request(addr, "POST", "/convert", &headers, &wav).await;
     assert_eq!(answer.status, 200);
+    // The scheme name is case-insensitive (RFC 9110, 11.1).
+    for scheme in ["bearer", "BEARER"] {
+        let auth = ("authorization", format!("{scheme} {}", keys.k1));
+        let answer = request(addr, "GET", "/api/audio/sessions", &[auth], b"").await;
+        assert_eq!(answer.status, 200, "{scheme}");
+    }
 
     // What stays open with authentication on.
     for path in [

@@ -138,11 +138,7 @@ impl Auth {
         }
         let (secret, shared_secret) = match flags.token_secret_file {
             Some(path) => {
-                let mut bytes = read("--token-secret-file", path)?;
-                // A trailing newline from an editor or `echo` is not part of it.
-                while bytes.last().is_some_and(u8::is_ascii_whitespace) {
-                    bytes.pop();
-                }
+                let bytes = strip_line_ending(read("--token-secret-file", path)?);
                 let secret = TokenSecret::new(bytes).map_err(AuthConfigError::ShortSecret)?;
                 (secret, true)
             }
@@ -198,8 +194,7 @@ impl Auth {
             let bearer = value
                 .to_str()
                 .ok()
-                .and_then(|v| v.strip_prefix("Bearer ").or(v.strip_prefix("bearer ")))
-                .map(str::trim)
+                .and_then(bearer_credential)
                 .ok_or_else(|| {
                     unauthorized("the Authorization header must be Bearer <credential>")
                 })?;
@@ -275,6 +270,28 @@ impl Auth {
 enum Credential<'a> {
     Bearer(&'a str),
     Token(String),
+}
+
+/// The credential of an `Authorization: Bearer <credential>` value. The
+/// scheme name is case-insensitive (RFC 9110, 11.1: `BEARER`, `bearer`).
+fn bearer_credential(value: &str) -> Option<&str> {
+    let (scheme, credential) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credential.trim())
+}
+
+/// A secret file's contents less one line ending (`\n` or `\r\n`) that an
+/// editor or `echo` adds. Only one: the other bytes of a binary secret
+/// (`head -c 32 /dev/urandom`), whitespace included, are the secret.
+fn strip_line_ending(mut bytes: Vec<u8>) -> Vec<u8> {
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+        if bytes.last() == Some(&b'\r') {
+            bytes.pop();
+        }
+    }
+    bytes
 }
 
 fn unauthorized(message: &str) -> ApiError {
@@ -394,6 +411,27 @@ mod tests {
             let e = auth.principal(&req, now_seconds()).unwrap_err();
             assert_eq!(e.code(), "unauthorized");
         }
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for value in ["Bearer abc", "bearer abc", "BEARER abc", "BeArEr  abc "] {
+            assert_eq!(bearer_credential(value), Some("abc"), "{value}");
+        }
+        for value in ["Basic abc", "Bearerabc", "Bearer", "Token abc"] {
+            assert_eq!(bearer_credential(value), None, "{value}");
+        }
+    }
+
+    #[test]
+    fn a_secret_file_loses_one_line_ending_only() {
+        assert_eq!(strip_line_ending(b"secret\n".to_vec()), b"secret");
+        assert_eq!(strip_line_ending(b"secret\r\n".to_vec()), b"secret");
+        assert_eq!(strip_line_ending(b"secret".to_vec()), b"secret");
+        // Binary bytes that happen to be whitespace are the secret's own.
+        let binary = b"\x01\x02\t \x0b\x0c\r\n\n".to_vec();
+        assert_eq!(strip_line_ending(binary), b"\x01\x02\t \x0b\x0c\r\n");
+        assert_eq!(strip_line_ending(b" \t\x0c".to_vec()), b" \t\x0c");
     }
 
     #[test]
