@@ -1,7 +1,8 @@
 //! The cap on long-lived connections per client address
 //! (`--max-connections-per-ip`): WebSocket streams, recorded-session
-//! producers and listeners, and uploads to `/convert` and `/upload` from
-//! their first byte to their last.
+//! producers and listeners, uploads to `/convert` and `/upload` from
+//! their first byte to their last, and recording downloads until their
+//! last byte is written ([`ClientSlot::hold`]).
 //!
 //! Without it one client could take every session slot (`--max-sessions`)
 //! and every file descriptor by itself. A connection over the cap is
@@ -13,7 +14,13 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::web::Bytes;
+use actix_web::HttpResponse;
 
 use parking_lot::Mutex;
 
@@ -91,6 +98,34 @@ impl ClientSlot {
     /// The client this connection is counted for.
     pub fn client(&self) -> ClientIp {
         self.client
+    }
+
+    /// Holds this slot until `response`'s body is written (or the
+    /// connection drops it): a download lasts as long as its client takes
+    /// to read it, and counts like any other long-lived request.
+    pub fn hold(self, response: HttpResponse) -> HttpResponse {
+        response.map_body(|_, body| Held { body, _slot: self }.boxed())
+    }
+}
+
+/// A response body with the client slot it holds.
+struct Held {
+    body: BoxBody,
+    _slot: ClientSlot,
+}
+
+impl MessageBody for Held {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
     }
 }
 

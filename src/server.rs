@@ -263,6 +263,8 @@ impl Service {
         let grace = settings.drain_grace;
         let drain_deadline =
             grace + settings.outbound_stall + Duration::from_secs(DRAIN_FLUSH_MARGIN_SECONDS);
+        let kernel_cut_off =
+            settings.outbound_stall + Duration::from_secs(socket::KERNEL_CUT_OFF_MARGIN_SECONDS);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
@@ -299,7 +301,7 @@ impl Service {
                     web::get().to(sessions::audio),
                 )
         })
-        .on_connect(socket::attach)
+        .on_connect(move |connection, data| socket::attach(connection, data, kernel_cut_off))
         // Frames go out as they are encoded; with Nagle's algorithm a frame
         // written while the previous one is unacknowledged waits for that
         // ACK, which a client's delayed-ACK timer stretches to 40 ms.

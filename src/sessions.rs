@@ -214,6 +214,8 @@ pub async fn audio(
     let access = state.settings.auth.check(&req)?;
     let id = parse_id(&path)?;
     access.reach(id)?;
+    // A download lasts as long as the client takes to read it.
+    let client = state.enter_client(&req)?;
     let (record, _) = current(&state, id).await?;
     access.check_owner(&record)?;
     let file = record
@@ -229,7 +231,7 @@ pub async fn audio(
             disposition: DispositionType::Attachment,
             parameters: vec![DispositionParam::Filename(format!("{}.flac", record.id))],
         });
-    Ok(named.into_response(&req))
+    Ok(client.hold(named.into_response(&req)))
 }
 
 /// `audio/flac` (not among `mime`'s constants).

@@ -452,6 +452,61 @@ async fn a_session_refused_admission_does_not_spend_the_rate() {
 }
 
 #[actix_rt::test]
+async fn a_download_nobody_reads_is_counted_and_cut_off() {
+    let service = start(&["--outbound-stall-seconds", "1"]);
+    let addr = service.addr;
+    // Noise: a FLAC nearly as large as the WAV (8 MB), twice what the kernel
+    // lets a socket buffer on loopback (tcp_wmem's 4 MiB): the response
+    // cannot all leave the server before the client reads.
+    let samples: Vec<i32> = test_signal(2_000_000, 2, 16, 9)
+        .iter()
+        .map(|s| (s ^ 0x2D2D).clamp(-(1 << 15), (1 << 15) - 1))
+        .collect();
+    let wav = wav_bytes(&WavSpec::pcm(2, 44_100, 16), &pcm_bytes(&samples, 16));
+    let answer = http_send(addr, "POST", "/upload", "audio/wav", &wav).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let id = answer.json()["session_id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    // A raw GET with a small receive buffer, never read.
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    socket.connect(&addr.into()).expect("connect");
+    let mut stalled = std::net::TcpStream::from(socket);
+    let head = format!("GET /api/audio/sessions/{id}/audio HTTP/1.1\r\nHost: x\r\n\r\n");
+    std::io::Write::write_all(&mut stalled, head.as_bytes()).expect("write");
+    // It counts against the client's cap while it lasts...
+    wait_for_open(&service, 1).await;
+    let started = Instant::now();
+    // ...and the server gives up on it once it has not moved for the stall
+    // time and the kernel cut-off's margin (the kernel's zero-window probes
+    // back off, so up to a few seconds later).
+    let limit = Duration::from_secs(1 + flacstream::socket::KERNEL_CUT_OFF_MARGIN_SECONDS + 6);
+    let client = flacstream::client_ip::ClientIp::resolve(
+        std::net::Ipv4Addr::LOCALHOST.into(),
+        &Default::default(),
+        &Default::default(),
+    );
+    while service.client_connections.open_from(client) > 0 {
+        assert!(
+            started.elapsed() < limit,
+            "the unread download was still open after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("unread download cut off after {:?}", started.elapsed());
+    drop(stalled);
+    service.drain().await;
+}
+
+#[actix_rt::test]
 async fn a_producer_faster_than_real_time_is_closed_and_what_it_sent_is_kept() {
     let service = start(&["--max-input-rate", "1", "--input-burst-seconds", "1"]);
     let addr = service.addr;
