@@ -59,7 +59,8 @@ const FULL_SWEEP_INTERVAL_MS: u64 = 1000;
 /// What new sessions are counted under.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum RateKey {
-    /// An authenticated caller's key id.
+    /// An authenticated caller's rate key: the key id, or `<key id>:<user
+    /// id>` for a token that names a user (`Principal::rate_key`).
     Principal(String),
     /// The client's address ([`ClientIp::limit_key`]) when there is no
     /// principal.
