@@ -511,6 +511,76 @@ async fn wait_for(lines: &mut tokio::sync::mpsc::UnboundedReceiver<String>, text
     }
 }
 
+/// The real binary serving, its stderr read line by line.
+struct Server {
+    child: Child,
+    pid: u32,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    /// The address from its "Listening on" line.
+    addr: SocketAddr,
+    /// That line, which says "(TLS)" when it serves TLS.
+    listening: String,
+}
+
+impl Server {
+    /// Starts `cmd` and waits until it says where it listens.
+    async fn spawn(mut cmd: std::process::Command) -> Self {
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        let mut child = Child(cmd.spawn().expect("spawn the server"));
+        let pid = child.0.id();
+        let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let stderr = child.0.stderr.take().expect("stderr");
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let listening = wait_for(&mut lines, "Listening on ").await;
+        let addr: SocketAddr = listening
+            .split("Listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no address in {listening:?}"));
+        Self {
+            child,
+            pid,
+            lines,
+            addr,
+            listening,
+        }
+    }
+
+    /// The first stderr line from now on that contains `text`.
+    async fn wait_for(&mut self, text: &str) -> String {
+        wait_for(&mut self.lines, text).await
+    }
+
+    /// Whether the process is still running.
+    fn running(&mut self) -> bool {
+        self.child.0.try_wait().expect("wait").is_none()
+    }
+
+    /// Waits (30 s at most) for the process to end; `when` names the cause.
+    async fn wait_exit(&mut self, when: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while self.running() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the server did not stop {when}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// Signals the child `pid` (and only it) with `kill -<signal>`.
 fn signal(pid: u32, signal: &str) {
     let status = std::process::Command::new("kill")
@@ -542,32 +612,10 @@ async fn the_binary_refuses_bad_files_reloads_on_sighup_and_drains_over_https() 
     let mut cmd = binary();
     cmd.args(base)
         .args(files.flags())
-        .args(["--drain-grace-seconds", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = Child(cmd.spawn().expect("spawn the server"));
-    let pid = child.0.id();
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let stderr = child.0.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let listening = wait_for(&mut lines, "Listening on ").await;
-    let addr: SocketAddr = listening
-        .split("Listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {listening:?}"));
-    assert!(listening.contains("(TLS)"), "{listening}");
+        .args(["--drain-grace-seconds", "1"]);
+    let mut server = Server::spawn(cmd).await;
+    let (addr, pid) = (server.addr, server.pid);
+    assert!(server.listening.contains("(TLS)"), "{}", server.listening);
     let tls = connect(addr, &first.der).await.expect("first certificate");
     assert_eq!(https_get(tls, "/healthz").await.0, 200);
 
@@ -576,12 +624,9 @@ async fn the_binary_refuses_bad_files_reloads_on_sighup_and_drains_over_https() 
     let second = pair();
     files.write(&second);
     signal(pid, "HUP");
-    wait_for(&mut lines, "SIGHUP: reloading").await;
-    wait_for(&mut lines, "TLS certificate reloaded").await;
-    assert!(
-        child.0.try_wait().expect("wait").is_none(),
-        "SIGHUP ended the server"
-    );
+    server.wait_for("SIGHUP: reloading").await;
+    server.wait_for("TLS certificate reloaded").await;
+    assert!(server.running(), "SIGHUP ended the server");
     let tls = connect(addr, &second.der)
         .await
         .expect("second certificate");
@@ -614,14 +659,7 @@ async fn the_binary_refuses_bad_files_reloads_on_sighup_and_drains_over_https() 
         .await
         .expect("join");
     assert!(ok, "drain over https failed: {stderr}");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.0.try_wait().expect("wait").is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not stop after the drain"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.wait_exit("after the drain").await;
 }
 
 #[actix_rt::test]
@@ -630,47 +668,15 @@ async fn sighup_does_not_end_a_plain_http_server() {
     let data = path_str(&files.dir.join("data"));
     let mut cmd = binary();
     cmd.args(["--bind", "127.0.0.1:0", "--data-dir", data.as_str()])
-        .args(["--drain-grace-seconds", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    let mut child = Child(cmd.spawn().expect("spawn the server"));
-    let pid = child.0.id();
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let stderr = child.0.stderr.take().expect("stderr");
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let listening = wait_for(&mut lines, "Listening on ").await;
-    let addr: SocketAddr = listening
-        .split("Listening on ")
-        .nth(1)
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("no address in {listening:?}"));
-    assert!(!listening.contains("(TLS)"), "{listening}");
+        .args(["--drain-grace-seconds", "1"]);
+    let mut server = Server::spawn(cmd).await;
+    let (addr, pid) = (server.addr, server.pid);
+    assert!(!server.listening.contains("(TLS)"), "{}", server.listening);
     signal(pid, "HUP");
-    wait_for(&mut lines, "SIGHUP: nothing to reload").await;
+    server.wait_for("SIGHUP: nothing to reload").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(
-        child.0.try_wait().expect("wait").is_none(),
-        "SIGHUP ended the plain-HTTP server"
-    );
+    assert!(server.running(), "SIGHUP ended the plain-HTTP server");
     assert_eq!(common::http_get(addr, "/healthz").await.0, 200);
     signal(pid, "TERM");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while child.0.try_wait().expect("wait").is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    server.wait_exit("on SIGTERM").await;
 }
