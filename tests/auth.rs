@@ -230,40 +230,7 @@ async fn refused(addr: SocketAddr, path: &str, headers: &[(&str, String)]) -> (u
 
 /// Sends `messages` while reading everything until the server closes.
 async fn exchange(ws: Ws, messages: Vec<Message>) -> Outcome {
-    let (mut tx, mut rx) = ws.split();
-    let send = async {
-        for m in messages {
-            if tx.send(m).await.is_err() {
-                break;
-            }
-        }
-        tx
-    };
-    let receive = async {
-        let mut out = Outcome::default();
-        while let Some(message) = rx.next().await {
-            match message {
-                Ok(Message::Binary(b)) => {
-                    out.flac.extend_from_slice(&b);
-                    out.binary_messages += 1;
-                }
-                Ok(Message::Text(t)) => out.texts.push(serde_json::from_str(&t).unwrap()),
-                Ok(Message::Close(frame)) => {
-                    out.close = frame.map(|f| u16::from(f.code));
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        out
-    };
-    let run = async {
-        let (tx, out) = tokio::join!(send, receive);
-        drop(tx);
-        out
-    };
-    tokio::time::timeout(CLIENT_TIMEOUT, run).await.unwrap()
+    common::exchange_ws(ws, messages, None).await
 }
 
 /// A short WAV and its samples (stereo, 16-bit, 44.1 kHz).
