@@ -1,0 +1,124 @@
+use super::*;
+
+#[test]
+fn defaults_validate() {
+    let s = Config::defaults().validate().unwrap();
+    assert_eq!(s.bind.port(), 8080);
+    assert_eq!(s.max_message_size_bytes, 1 << 20);
+    assert_eq!(s.connection_timeout, Duration::from_secs(30));
+    assert!(s.encoder_threads >= 1);
+}
+
+#[test]
+fn no_subcommand_serves_and_clients_parse() {
+    let cli = Cli::parse_from(["flacstream", "--max-sessions", "7"]);
+    assert!(cli.command.is_none());
+    assert_eq!(cli.serve.max_sessions, 7);
+    let cli = Cli::parse_from(["flacstream", "probe"]);
+    let Some(Command::Probe(probe)) = cli.command else {
+        panic!("probe expected");
+    };
+    assert_eq!(probe.url(), DEFAULT_PROBE_URL);
+    let cli = Cli::parse_from(["flacstream", "drain", "--wait-seconds", "9"]);
+    let Some(Command::Drain(drain)) = cli.command else {
+        panic!("drain expected");
+    };
+    assert_eq!((drain.url(), drain.wait_seconds), (DEFAULT_DRAIN_URL, 9));
+    assert!(Cli::try_parse_from(["flacstream", "--max-sessions", "7", "probe"]).is_err());
+}
+
+#[test]
+fn flags_override_and_zero_is_refused() {
+    let c = Config::parse_from(["flacstream", "--max-sessions", "0"]);
+    assert!(c.validate().is_err());
+    let c = Config::parse_from([
+        "flacstream",
+        "--bind",
+        "127.0.0.1:0",
+        "--encoder-threads",
+        "3",
+    ]);
+    let s = c.validate().unwrap();
+    assert_eq!(s.encoder_threads, 3);
+    assert_eq!(s.bind.port(), 0);
+}
+
+#[test]
+fn auth_is_off_by_default_and_needs_a_key_when_on() {
+    let s = Config::defaults().validate().unwrap();
+    assert!(!s.auth.enabled());
+    let c = Config::parse_from(["flacstream", "--auth"]);
+    assert!(matches!(
+        c.validate(),
+        Err(ConfigError::Auth(crate::auth::AuthConfigError::NoKeys))
+    ));
+    let (_, a) = crate::auth::keys::new_key("a");
+    let (_, b) = crate::auth::keys::new_key("b");
+    let keys = format!("{a},{b}");
+    let c = Config::parse_from(["flacstream", "--auth", "--api-keys", &keys]);
+    assert_eq!(c.api_keys.len(), 2);
+    assert!(c.validate().unwrap().auth.enabled());
+    let c = Config::parse_from(["flacstream", "--api-keys", "a:sha256:00"]);
+    assert!(matches!(c.validate(), Err(ConfigError::Auth(_))));
+    let c = Config::parse_from(["flacstream", "--allowed-origins", "https://a.example,b"]);
+    assert!(matches!(c.validate(), Err(ConfigError::Auth(_))));
+}
+
+#[test]
+fn every_duration_has_an_upper_bound() {
+    let seconds = [
+        ("--connection-timeout-seconds", MAX_DURATION_SECONDS),
+        ("--outbound-stall-seconds", MAX_DURATION_SECONDS),
+        ("--drain-grace-seconds", MAX_DURATION_SECONDS),
+        ("--session-resume-seconds", MAX_DURATION_SECONDS),
+        ("--input-burst-seconds", MAX_DURATION_SECONDS),
+        ("--header-timeout-seconds", MAX_DURATION_SECONDS),
+        ("--tls-handshake-timeout-seconds", MAX_DURATION_SECONDS),
+        ("--max-session-seconds", MAX_SESSION_SECONDS_LIMIT),
+    ];
+    for (flag, max) in seconds {
+        let at = max.to_string();
+        let c = Config::parse_from(["flacstream", flag, &at]);
+        assert!(c.validate().is_ok(), "{flag} {at}");
+        for over in [max + 1, u64::MAX] {
+            let over = over.to_string();
+            let c = Config::parse_from(["flacstream", flag, &over]);
+            match c.validate() {
+                Err(ConfigError::OutOfRange { name, .. }) => assert_eq!(name, flag),
+                other => panic!("{flag} {over}: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn tls_needs_both_files_or_neither() {
+    assert!(Config::defaults().validate().unwrap().tls.is_none());
+    for half in [["--tls-cert", "c.pem"], ["--tls-key", "k.pem"]] {
+        let c = Config::parse_from(["flacstream", half[0], half[1]]);
+        assert!(matches!(c.validate(), Err(ConfigError::TlsHalfConfigured)));
+    }
+    let c = Config::parse_from(["flacstream", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+    let tls = c.validate().unwrap().tls.unwrap();
+    assert_eq!(
+        (tls.cert.to_str(), tls.key.to_str()),
+        (Some("c.pem"), Some("k.pem"))
+    );
+    let c = Config::parse_from(["flacstream", "--tls-handshake-timeout-seconds", "0"]);
+    assert!(c.validate().is_err());
+    for bad in ["0", "1048577"] {
+        let c = Config::parse_from(["flacstream", "--tls-max-handshakes-per-worker", bad]);
+        assert!(c.validate().is_err(), "{bad}");
+    }
+    // The clients switch their default URL to https when given the certificate.
+    let cli = Cli::parse_from(["flacstream", "probe", "--tls-cert", "c.pem"]);
+    let Some(Command::Probe(probe)) = cli.command else {
+        panic!("probe expected");
+    };
+    assert_eq!(probe.url(), DEFAULT_PROBE_URL_TLS);
+    let cli = Cli::parse_from(["flacstream", "drain", "--tls-cert", "c.pem"]);
+    let Some(Command::Drain(drain)) = cli.command else {
+        panic!("drain expected");
+    };
+    assert_eq!(drain.url(), DEFAULT_DRAIN_URL_TLS);
+}
