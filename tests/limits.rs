@@ -256,6 +256,27 @@ fn small_wav(frames: usize, seed: u64) -> (Vec<u8>, Vec<i32>) {
 
 const LIVE_8K: &str = "/api/ws/audio?sample_rate=8000&channels=1&format=s16le";
 
+/// Posts `wav` to `/convert` and `/upload`; each must be refused with
+/// `status` and `code`. The answers, for further checks.
+async fn uploads_refused(
+    addr: std::net::SocketAddr,
+    wav: &[u8],
+    status: u16,
+    code: &str,
+) -> Vec<common::HttpAnswer> {
+    let mut answers = Vec::new();
+    for path in ["/convert", "/upload"] {
+        let answer = http_send(addr, "POST", path, "audio/wav", wav).await;
+        assert_eq!(
+            (answer.status, answer.json()["code"].as_str()),
+            (status, Some(code)),
+            "{path}"
+        );
+        answers.push(answer);
+    }
+    answers
+}
+
 #[actix_rt::test]
 async fn connections_per_client_are_capped_and_a_freed_place_is_taken_again() {
     let service = start(&["--max-connections-per-ip", "2"]);
@@ -378,14 +399,8 @@ async fn new_sessions_past_the_rate_get_429_with_retry_after() {
     refused(addr, LIVE_8K, &[])
         .await
         .assert_error(429, "rate_limited");
-    for path in ["/convert", "/upload"] {
-        let answer = http_send(addr, "POST", path, "audio/wav", &wav).await;
-        assert_eq!(
-            (answer.status, answer.json()["code"].as_str()),
-            (429, Some("rate_limited")),
-            "{path}"
-        );
-        assert!(answer.header("retry-after").is_some(), "{path}");
+    for answer in uploads_refused(addr, &wav, 429, "rate_limited").await {
+        assert!(answer.header("retry-after").is_some());
     }
     assert!(metrics(addr)
         .await
@@ -406,14 +421,7 @@ async fn a_full_server_answers_503_on_every_new_session_path_before_any_upgrade(
             .assert_error(503, "server_busy");
     }
     let (wav, _) = small_wav(100, 4);
-    for path in ["/convert", "/upload"] {
-        let answer = http_send(addr, "POST", path, "audio/wav", &wav).await;
-        assert_eq!(
-            (answer.status, answer.json()["code"].as_str()),
-            (503, Some("server_busy")),
-            "{path}"
-        );
-    }
+    uploads_refused(addr, &wav, 503, "server_busy").await;
     // Joining the live session is not a new session.
     let listener = upgrade(addr, &format!("/api/ws/audio/{id}?role=listen"), &[]).await;
     drop((ws, listener));
@@ -433,14 +441,7 @@ async fn a_session_refused_admission_does_not_spend_the_rate() {
             .assert_error(503, "server_busy");
     }
     let (wav, samples) = small_wav(1_000, 6);
-    for path in ["/convert", "/upload"] {
-        let answer = http_send(addr, "POST", path, "audio/wav", &wav).await;
-        assert_eq!(
-            (answer.status, answer.json()["code"].as_str()),
-            (503, Some("server_busy")),
-            "{path}"
-        );
-    }
+    uploads_refused(addr, &wav, 503, "server_busy").await;
     // The place comes free; the minute's second session is still there.
     drop(held);
     let out = stream_when_free(addr, &wav).await;
