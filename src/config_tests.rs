@@ -10,24 +10,6 @@ fn defaults_validate() {
 }
 
 #[test]
-fn no_subcommand_serves_and_clients_parse() {
-    let cli = Cli::parse_from(["flacstream", "--max-sessions", "7"]);
-    assert!(cli.command.is_none());
-    assert_eq!(cli.serve.max_sessions, 7);
-    let cli = Cli::parse_from(["flacstream", "probe"]);
-    let Some(Command::Probe(probe)) = cli.command else {
-        panic!("probe expected");
-    };
-    assert_eq!(probe.url(), DEFAULT_PROBE_URL);
-    let cli = Cli::parse_from(["flacstream", "drain", "--wait-seconds", "9"]);
-    let Some(Command::Drain(drain)) = cli.command else {
-        panic!("drain expected");
-    };
-    assert_eq!((drain.url(), drain.wait_seconds), (DEFAULT_DRAIN_URL, 9));
-    assert!(Cli::try_parse_from(["flacstream", "--max-sessions", "7", "probe"]).is_err());
-}
-
-#[test]
 fn flags_override_and_zero_is_refused() {
     let c = Config::parse_from(["flacstream", "--max-sessions", "0"]);
     assert!(c.validate().is_err());
@@ -110,15 +92,4 @@ fn tls_needs_both_files_or_neither() {
         let c = Config::parse_from(["flacstream", "--tls-max-handshakes-per-worker", bad]);
         assert!(c.validate().is_err(), "{bad}");
     }
-    // The clients switch their default URL to https when given the certificate.
-    let cli = Cli::parse_from(["flacstream", "probe", "--tls-cert", "c.pem"]);
-    let Some(Command::Probe(probe)) = cli.command else {
-        panic!("probe expected");
-    };
-    assert_eq!(probe.url(), DEFAULT_PROBE_URL_TLS);
-    let cli = Cli::parse_from(["flacstream", "drain", "--tls-cert", "c.pem"]);
-    let Some(Command::Drain(drain)) = cli.command else {
-        panic!("drain expected");
-    };
-    assert_eq!(drain.url(), DEFAULT_DRAIN_URL_TLS);
 }

@@ -1,75 +1,67 @@
 //! flacstream: live WAV → FLAC over WebSocket, bit-exact, on an actor pipeline.
 //!
 //! # Layout
-//! - [`config`]: flags and environment variables (clap), validated once into
-//!   [`config::Settings`].
+//! Folders are layers; a module imports only modules listed below it here
+//! (`tests/it/layout.rs` checks that no two import each other, at every
+//! level). ARCHITECTURE.md tells how one audio chunk travels through them.
+//!
+//! Top, the process:
+//! - [`cli`]: the command line: serve, or the `probe`, `drain` and `key`
+//!   clients ([`cli::probe`]) a container needs instead of a shell.
+//! - [`service`]: assembles the actors, the state and the HTTP server, runs
+//!   it, recovers sessions a crash left open.
+//! - [`shutdown`]: SIGTERM/SIGINT → drain.
 //! - [`cpu`]: the start-up check that the CPU can run an x86-64-v3 build.
-//! - [`server`]: builds the encoder pool, the registry, the store and the HTTP
-//!   app; [`server::Service`] runs it, recovers sessions a crash left open,
-//!   and drains on shutdown.
-//! - [`stream`]: `GET /stream`, one WAV stream to FLAC.
-//! - [`audio`]: `/api/ws/audio`, recorded sessions: open, resume, listen.
-//! - [`convert`]: `POST /convert` (WAV in, FLAC streamed back) and
-//!   `POST /upload` (WAV in, stored as a recorded session).
-//! - [`sessions`]: the sessions HTTP API (get, list, close, audio, delete).
-//! - [`transport`]: the actix-ws plumbing both WebSocket endpoints share: a
-//!   read loop that awaits the session actor (backpressure) and a write loop
-//!   with a slow-reader cut-off.
-//! - [`storage`]: the SQLite session catalog, with migrations.
-//! - [`protocol`]: the JSON text messages on the wire.
+//!
+//! The HTTP surface:
+//! - [`routes`]: the route table, the one place that names the endpoints.
+//! - [`api`]: the endpoints, one file per resource.
+//! - [`state`]: [`state::AppState`], what every endpoint shares, and the
+//!   admission steps they share.
+//! - [`drain`]: [`drain::Stopper`], the drain SIGTERM and `/admin/drain`
+//!   start.
+//!
+//! Below the endpoints:
+//! - [`websocket`]: the actix-ws read and write loops, the frame-size limit
+//!   and the per-connection socket.
+//! - [`auth`]: API keys, signed tokens, ownership and the `Origin`
+//!   allow-list; [`auth::Access`] is the extractor every guarded endpoint
+//!   takes.
+//! - [`limits`]: per-client limits: the client's address, its connection
+//!   cap, its key's new-session rate.
+//! - [`config`]: the server's flags and environment, validated once into
+//!   [`config::Settings`].
+//! - [`catalog`]: the session catalog's backends (SQLite).
+//! - [`tls`]: optional in-process TLS, the certificate reloaded on SIGHUP or
+//!   when its files change.
+//! - [`metrics`]: the process's one Prometheus recorder; the metric names
+//!   live in `flacstream_actors::metrics`.
+//!
+//! Leaves:
 //! - [`error`]: [`error::ApiError`] and the one mapping of error codes to
 //!   HTTP statuses and close codes.
-//! - [`health`]: `/healthz` and `/readyz`.
-//! - [`metrics`]: `GET /metrics` (Prometheus text) and the process's one
-//!   recorder; the metric names live in `flacstream_actors::metrics`.
-//! - [`auth`]: authentication (API keys, signed tokens), session
-//!   ownership and the `Origin` allow-list; every guarded endpoint starts
-//!   with [`auth::Auth::check`].
-//! - [`tokens`]: `POST /api/tokens`, short-lived tokens for browsers.
-//! - [`admin`]: `POST /admin/drain` (the drain SIGTERM starts, from a
-//!   `preStop` hook) and `GET /admin/drain`, for loopback peers only.
-//! - [`probe`]: the `flacstream probe` and `flacstream drain` clients, so a
-//!   container image needs no shell or curl.
-//! - [`page`]: the browser page (`/`, `/app.js`, `/recorder-worklet.js`,
-//!   `/style.css`), embedded from `web/`.
-//! - [`socket`]: each connection's TCP socket, kept so a client that stops
-//!   reading can be cut off.
-//! - [`frame_limit`]: refuses a WebSocket frame whose header declares more
-//!   than the message limit, before any of its payload is buffered.
-//! - [`shutdown`]: SIGTERM/SIGINT → drain.
-//! - [`client_ip`]: who a request comes from (the peer, or what a trusted
-//!   proxy's `X-Forwarded-For` says), for the per-client limits:
-//!   [`client_connections`] (long-lived connections per address) and
-//!   [`session_rate`] (new sessions per minute per key).
-//! - [`tls`]: optional in-process TLS (`--tls-cert`/`--tls-key`), the
-//!   certificate reloaded on SIGHUP or when its files change.
+//! - [`protocol`]: the JSON messages on the wire.
+//! - [`ids`]: the ids a client chooses, and their limits.
 //!
-//! The concurrency core (session, encoder pool, registry, staging) is the
-//! `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing are
-//! the actix-free `flacstream-codec` crate in `codec/`.
+//! The concurrency core (session, encoder pool, registry, staging, store) is
+//! the `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing
+//! are the actix-free `flacstream-codec` crate in `codec/`.
 
-pub mod admin;
-pub mod audio;
+pub mod api;
 pub mod auth;
-pub mod client_connections;
-pub mod client_ip;
+pub mod catalog;
+pub mod cli;
 pub mod config;
-pub mod convert;
 pub mod cpu;
+pub mod drain;
 pub mod error;
-pub mod frame_limit;
-pub mod health;
+pub mod ids;
+pub mod limits;
 pub mod metrics;
-pub mod page;
-pub mod probe;
 pub mod protocol;
-pub mod server;
-pub mod session_rate;
-pub mod sessions;
+pub mod routes;
+pub mod service;
 pub mod shutdown;
-pub mod socket;
-pub mod storage;
-pub mod stream;
+pub mod state;
 pub mod tls;
-pub mod tokens;
-pub mod transport;
+pub mod websocket;

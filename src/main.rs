@@ -1,11 +1,12 @@
 //! The `flacstream` binary: check the CPU, parse the command line, then serve
-//! (draining on SIGTERM) or run one of the clients (`probe`, `drain`).
+//! (draining on SIGTERM) or run one of the clients (`probe`, `drain`, `key`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use flacstream::config::{Cli, Command, Config};
-use flacstream::server::Service;
+use flacstream::cli::{Cli, Command};
+use flacstream::config::Config;
+use flacstream::service::Service;
 use flacstream::shutdown::drain_on_signal;
 
 fn main() -> ExitCode {
@@ -16,8 +17,8 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Probe(args)) => flacstream::probe::probe(&args),
-        Some(Command::Drain(args)) => flacstream::probe::drain(&args),
+        Some(Command::Probe(args)) => flacstream::cli::probe::probe(&args),
+        Some(Command::Drain(args)) => flacstream::cli::probe::drain(&args),
         Some(Command::Key(args)) => flacstream::auth::keys::print_new_key(&args.id),
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,

@@ -1,21 +1,18 @@
-//! `GET /metrics`: the Prometheus text exposition of every metric in
+//! The process's Prometheus recorder, for every metric in
 //! [`flacstream_actors::metrics`], where their names, units, help texts and
-//! buckets are defined.
+//! buckets are defined; `GET /metrics` ([`crate::api::metrics`]) renders it.
 //!
 //! The recorder is `metrics-exporter-prometheus`'s, built without its own
 //! HTTP listener: this service renders it on its own port. The `metrics`
 //! facade takes one global recorder per process, so [`install`] builds it
-//! once and every [`crate::server::Service`] in the process (the integration
+//! once and every [`crate::service::Service`] in the process (the integration
 //! tests start many) shares it; their counters add up.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use actix_web::{web, HttpResponse};
 use flacstream_actors::metrics::{Kind, ALL};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-
-use crate::server::AppState;
 
 /// The media type of Prometheus' text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -81,13 +78,6 @@ fn describe() {
             Kind::Histogram => ::metrics::describe_histogram!(m.name, m.unit, m.help),
         }
     }
-}
-
-/// `GET /metrics`: every metric in the Prometheus text format.
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(CONTENT_TYPE)
-        .body(state.metrics.render())
 }
 
 #[cfg(test)]

@@ -1,4 +1,5 @@
-//! The JSON text messages of the WebSocket protocol (docs/protocol.md).
+//! The JSON messages on the wire: the WebSocket protocol's text messages
+//! (docs/protocol.md) and the bodies the service's own clients read back.
 
 use base64::Engine;
 use flacstream_actors::registry::SessionId;
@@ -137,6 +138,15 @@ impl AckMessage {
     pub fn json(&self) -> String {
         serde_json::to_string(self).unwrap_or_default()
     }
+}
+
+/// How a drain stands: the body of both `/admin/drain` answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DrainStatus {
+    /// `"draining"` once a drain has started, else `"ready"`.
+    pub status: String,
+    /// Sessions still admitted or live, connected or in their resume window.
+    pub streams: usize,
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
-//! Turns SIGTERM and SIGINT into a drain (see [`crate::server::Stopper::drain`]).
+//! Turns SIGTERM and SIGINT into a drain (see [`crate::drain::Stopper::drain`]).
 
-use crate::server::Stopper;
+use crate::drain::Stopper;
 
 /// Waits for SIGTERM or SIGINT, then drains. A second signal during the
 /// drain is logged and otherwise ignored: the drain is already bounded.

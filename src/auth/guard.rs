@@ -16,17 +16,18 @@
 //! credential for something else), 403 `origin_not_allowed`.
 
 use std::fmt;
+use std::future::{ready, Ready};
 use std::path::Path;
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest};
+use actix_web::{dev, web, FromRequest, HttpRequest};
 
 use super::keys::{ApiKeys, KeyEntryError, KeyFingerprint};
 use super::origin::AllowedOrigins;
 use super::principal::{Access, Principal};
 use super::token::{self, now_seconds, Claims, TokenError, TokenSecret, TOKEN_PREFIX};
-use crate::client_ip::{Cidr, TrustedProxies};
 use crate::error::ApiError;
+use crate::limits::client_ip::{Cidr, TrustedProxies};
 
 /// The WebSocket subprotocol the server selects when a client offers it.
 pub const PROTOCOL: &str = "flacstream.v1";
@@ -264,6 +265,25 @@ impl Auth {
     /// Signs a token for `claims` (already checked by the caller).
     pub fn issue(&self, claims: &Claims) -> String {
         token::encode(claims, &self.secret)
+    }
+}
+
+/// The extractor form of [`Auth::check`]: an endpoint that takes an
+/// [`Access`] argument cannot run without the check, and cannot forget it.
+/// The app must carry the [`Auth`] as `web::Data<Auth>`
+/// ([`crate::routes::configure`] says so); without it every request is
+/// refused (503), never let through.
+impl FromRequest for Access {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut dev::Payload) -> Self::Future {
+        ready(match req.app_data::<web::Data<Auth>>() {
+            Some(auth) => auth.check(req),
+            None => Err(ApiError::Unavailable(
+                "authentication is not configured on this server".into(),
+            )),
+        })
     }
 }
 

@@ -21,7 +21,7 @@
 //!
 //! `X-Forwarded-Proto` and `X-Forwarded-Host` are read only from a peer in
 //! `--trusted-proxies` (the right-most value, the one the nearest proxy
-//! wrote), as for client addresses ([`crate::client_ip`]); `Forwarded` is
+//! wrote), as for client addresses ([`crate::limits::client_ip`]); `Forwarded` is
 //! not read. From anyone else they are ignored.
 
 use std::net::IpAddr;
@@ -29,8 +29,8 @@ use std::net::IpAddr;
 use actix_web::http::header;
 use actix_web::HttpRequest;
 
-use crate::client_ip::TrustedProxies;
 use crate::error::ApiError;
+use crate::limits::client_ip::TrustedProxies;
 
 /// The headers a trusted proxy says the client's scheme and host in.
 const X_FORWARDED_PROTO: &str = "x-forwarded-proto";

@@ -51,7 +51,7 @@ pub const MAX_TOKEN_CHARS: usize = 512;
 
 /// Longest user id a token can carry, in bytes (the same bound as the
 /// `user_id` parameter of a new session).
-pub const MAX_TOKEN_USER_ID_BYTES: usize = crate::audio::MAX_USER_ID_BYTES;
+pub const MAX_TOKEN_USER_ID_BYTES: usize = crate::ids::MAX_USER_ID_BYTES;
 
 /// Shortest token secret accepted, in bytes: HMAC-SHA256's output size, the
 /// strength the MAC can give.

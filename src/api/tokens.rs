@@ -15,18 +15,17 @@
 //! may ask (a token gets 403 `forbidden`); with authentication off the
 //! endpoint answers 404 `auth_disabled`.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
-use crate::audio::parse_chosen_id;
 use crate::auth::token::{
     now_seconds, valid_user_id, Claims, DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS,
     MAX_TOKEN_USER_ID_BYTES,
 };
-use crate::auth::Access;
+use crate::auth::{Access, Auth};
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::ids::parse_chosen_id;
 
 /// Largest request body, in bytes: the longest valid request is under 300.
 pub const MAX_TOKEN_REQUEST_BYTES: usize = 4096;
@@ -68,12 +67,11 @@ async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
 
 /// `POST /api/tokens`; see the module docs.
 pub async fn issue(
-    req: HttpRequest,
+    access: Access,
     payload: web::Payload,
-    state: web::Data<AppState>,
+    auth: web::Data<Auth>,
 ) -> Result<HttpResponse, ApiError> {
-    let auth = &state.settings.auth;
-    let principal = match auth.check(&req)? {
+    let principal = match access {
         Access::Open => return Err(ApiError::AuthDisabled),
         Access::Principal(p) if p.via_token => {
             return Err(ApiError::Forbidden(

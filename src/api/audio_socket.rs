@@ -31,53 +31,13 @@ use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::TokenParameter;
-use crate::client_connections::ClientSlot;
+use crate::api::session_access::SessionAccess;
+use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
-use crate::server::AppState;
-use crate::transport::{next_connection_id, Dialect, LeaveGuard, Link, Upgrade};
-
-/// Longest `user_id` accepted, in bytes.
-pub const MAX_USER_ID_BYTES: usize = 128;
-
-/// Checks an id a client chose for a new session (`session_id` on
-/// `/api/ws/audio` and `/upload`): a random (version 4, RFC 9562 variant)
-/// UUID written in its canonical form, 36 characters of lowercase hex and
-/// hyphens. Anything else is 400 `bad_parameter`; the nil UUID is refused
-/// as it is not version 4.
-///
-/// Why so strict: the id is all it takes to join, listen to, download or
-/// delete a session, so it must be unguessable, and a version-4 id is the
-/// one kind whose bits say it was meant to be (the server cannot check the
-/// randomness itself). And a proxy that routes by session hashes the id's
-/// text: one spelling per id keeps the open and later requests on the same
-/// key, as the server writes the id in this form everywhere.
-pub fn parse_chosen_id(raw: &str) -> Result<SessionId, ApiError> {
-    let id = SessionId::parse_str(raw)
-        .ok()
-        .filter(|id| id.hyphenated().to_string() == raw)
-        .ok_or_else(|| {
-            ApiError::BadParameter(
-                "session_id must be a UUID in lowercase hyphenated form \
-                 (xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx)"
-                    .into(),
-            )
-        })?;
-    if id.get_version() != Some(uuid::Version::Random) {
-        return Err(ApiError::BadParameter(format!(
-            "session_id must be a random (version 4) UUID, got version {}",
-            id.get_version_num()
-        )));
-    }
-    if id.get_variant() != uuid::Variant::RFC4122 {
-        return Err(ApiError::BadParameter(
-            "session_id must be a random (version 4) UUID of the standard variant: \
-             its 17th hex digit is 8, 9, a or b"
-                .into(),
-        ));
-    }
-    Ok(id)
-}
+use crate::ids::{parse_chosen_id, MAX_USER_ID_BYTES};
+use crate::limits::client_connections::ClientSlot;
+use crate::state::AppState;
+use crate::websocket::transport::{next_connection_id, Dialect, LeaveGuard, Link, Upgrade};
 
 /// Query parameters of a new session.
 #[derive(Debug, Deserialize)]
@@ -260,11 +220,11 @@ impl SessionMessage {
 
 /// Opens a new recorded session; see the module docs.
 pub async fn open(
+    access: Access,
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
     let params: NewSessionParams = query(&req)?;
     params.check()?;
     let (input, encoding) = params.input()?;
@@ -275,7 +235,7 @@ pub async fn open(
         .map(parse_chosen_id)
         .transpose()?;
     let owner = access.new_session(requested, params.user_id.clone())?;
-    let (response, upgrade) = Upgrade::accept(&req, body)?;
+    let (response, upgrade) = Upgrade::accept(&req, body, state.settings.max_message_size_bytes)?;
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
     let (id, guard) = state.admit(owner.id, charge).await?;
@@ -320,14 +280,12 @@ pub async fn open(
 
 /// Joins a live session as producer or listener; see the module docs.
 pub async fn join(
+    session: SessionAccess,
     req: HttpRequest,
     body: web::Payload,
-    path: web::Path<String>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
-    let id = SessionId::parse_str(&path).map_err(|_| ApiError::SessionNotFound)?;
-    crate::sessions::authorize(&state, &access, id).await?;
+    let id = session.id;
     let params: JoinParams = query(&req)?;
     let role = match params.role.as_deref() {
         None | Some("produce") | Some("producer") => Role::Producer,
@@ -354,7 +312,7 @@ pub async fn join(
         Err(JoinError::NotLive) => return Err(state.not_live(id).await),
     };
     let guard = LeaveGuard::new(state.registry.clone(), id);
-    let (response, upgrade) = Upgrade::accept(&req, body)?;
+    let (response, upgrade) = Upgrade::accept(&req, body, state.settings.max_message_size_bytes)?;
     // Only the outbound channel's size is taken from these.
     let settings = state.session_settings(None, None, InputFormat::Wav);
     let dialect = Dialect::Audio {

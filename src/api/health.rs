@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Always 200 while the process serves HTTP.
 pub async fn healthz() -> HttpResponse {

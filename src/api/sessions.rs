@@ -16,14 +16,15 @@
 use actix_files::NamedFile;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
 use actix_web::{web, HttpRequest, HttpResponse};
-use flacstream_actors::registry::{Lookup, SessionId};
-use flacstream_actors::session::{Describe, Finalize};
+use flacstream_actors::registry::Lookup;
+use flacstream_actors::session::Finalize;
 use flacstream_actors::store::{List, Load, Remove, SessionRecord, SessionStatus};
 use serde::{Deserialize, Serialize};
 
+use crate::api::session_access::SessionAccess;
 use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// Default page size of the list, and its maximum (inclusive).
 const DEFAULT_PAGE: u32 = 50;
@@ -111,71 +112,25 @@ impl SessionJson {
     }
 }
 
-fn parse_id(raw: &str) -> Result<SessionId, ApiError> {
-    SessionId::parse_str(raw).map_err(|_| ApiError::SessionNotFound)
-}
-
 fn unavailable(e: impl std::fmt::Display) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
-/// The stored record, with live counters if the session is running.
-async fn current(state: &AppState, id: SessionId) -> Result<(SessionRecord, usize), ApiError> {
-    if let Some(session) = state
-        .registry
-        .send(Lookup { id })
-        .await
-        .map_err(unavailable)?
-    {
-        if let Ok(view) = session.send(Describe).await {
-            if let Some(record) = view.record {
-                return Ok((record, view.connections));
-            }
-        }
-    }
-    let record = state
-        .store
-        .send(Load { id })
-        .await
-        .map_err(unavailable)??
-        .ok_or(ApiError::SessionNotFound)?;
-    Ok((record, 0))
-}
-
-/// Lets only the owner at session `id` (see [`Access::check_owner`]); with
-/// authentication off, everyone, without a lookup.
-pub async fn authorize(state: &AppState, access: &Access, id: SessionId) -> Result<(), ApiError> {
-    access.reach(id)?;
-    if access.principal().is_some() {
-        let (record, _) = current(state, id).await?;
-        access.check_owner(&record)?;
-    }
-    Ok(())
-}
-
 /// `GET /api/audio/sessions/{id}`.
 pub async fn get(
-    req: HttpRequest,
-    path: web::Path<String>,
+    mut session: SessionAccess,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
-    let id = parse_id(&path)?;
-    access.reach(id)?;
-    let (record, connections) = current(&state, id).await?;
-    access.check_owner(&record)?;
+    let (record, connections) = session.current(&state).await?;
     Ok(HttpResponse::Ok().json(SessionJson::new(&record, connections)))
 }
 
 /// `POST /api/audio/sessions/{id}/close`: finalizes, then answers the final record.
 pub async fn close(
-    req: HttpRequest,
-    path: web::Path<String>,
+    session: SessionAccess,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
-    let id = parse_id(&path)?;
-    authorize(&state, &access, id).await?;
+    let id = session.id;
     let Some(session) = state
         .registry
         .send(Lookup { id })
@@ -208,16 +163,12 @@ const FINAL_SAVE_POLL_MS: u64 = 50;
 /// `GET /api/audio/sessions/{id}/audio`: the FLAC file.
 pub async fn audio(
     req: HttpRequest,
-    path: web::Path<String>,
+    mut session: SessionAccess,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
-    let id = parse_id(&path)?;
-    access.reach(id)?;
     // A download lasts as long as the client takes to read it.
     let client = state.enter_client(&req)?;
-    let (record, _) = current(&state, id).await?;
-    access.check_owner(&record)?;
+    let (record, _) = session.current(&state).await?;
     let file = record
         .file
         .as_ref()
@@ -264,8 +215,11 @@ pub struct SessionPage {
 }
 
 /// `GET /api/audio/sessions`.
-pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
+pub async fn list(
+    access: Access,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let params = web::Query::<ListParams>::from_query(req.query_string())
         .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?;
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
@@ -300,13 +254,10 @@ pub async fn list(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpRe
 
 /// `DELETE /api/audio/sessions/{id}`: only finished sessions.
 pub async fn delete(
-    req: HttpRequest,
-    path: web::Path<String>,
+    session: SessionAccess,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
-    let id = parse_id(&path)?;
-    authorize(&state, &access, id).await?;
+    let id = session.id;
     if state
         .registry
         .send(Lookup { id })

@@ -29,8 +29,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::client_ip::ClientIp;
 use crate::error::ApiError;
+use crate::limits::client_ip::ClientIp;
 
 /// Default new sessions per minute per key, also the burst: two a second
 /// on average, 120 at once. A person starts a few a minute; a batch client
@@ -258,7 +258,7 @@ mod tests {
         let client = ClientIp::resolve(
             "192.0.2.1".parse().unwrap(),
             &actix_web::http::header::HeaderMap::new(),
-            &crate::client_ip::TrustedProxies::default(),
+            &crate::limits::client_ip::TrustedProxies::default(),
         );
         assert_eq!(
             RateKey::choose(Some("k1"), client),

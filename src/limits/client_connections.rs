@@ -24,8 +24,8 @@ use actix_web::HttpResponse;
 
 use parking_lot::Mutex;
 
-use crate::client_ip::ClientIp;
 use crate::error::ApiError;
+use crate::limits::client_ip::ClientIp;
 
 /// Default cap on concurrent long-lived connections from one client
 /// address (inclusive). A browser tab uses one or two; a batch client
@@ -144,7 +144,7 @@ impl Drop for ClientSlot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client_ip::TrustedProxies;
+    use crate::limits::client_ip::TrustedProxies;
     use actix_web::http::header::HeaderMap;
 
     fn ip(text: &str) -> ClientIp {

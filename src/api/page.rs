@@ -17,13 +17,13 @@ use actix_web::http::header;
 use actix_web::HttpResponse;
 
 /// The page (`web/index.html`).
-pub const INDEX_HTML: &str = include_str!("../web/index.html");
+pub const INDEX_HTML: &str = include_str!("../../web/index.html");
 /// The page's script (`web/app.js`).
-pub const APP_JS: &str = include_str!("../web/app.js");
+pub const APP_JS: &str = include_str!("../../web/app.js");
 /// The recorder's AudioWorklet processor (`web/recorder-worklet.js`).
-pub const RECORDER_WORKLET_JS: &str = include_str!("../web/recorder-worklet.js");
+pub const RECORDER_WORKLET_JS: &str = include_str!("../../web/recorder-worklet.js");
 /// The page's style sheet (`web/style.css`).
-pub const STYLE_CSS: &str = include_str!("../web/style.css");
+pub const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 /// The `Cache-Control` value of every asset.
 pub const CACHE_CONTROL: &str = "no-cache";

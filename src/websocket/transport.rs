@@ -24,13 +24,11 @@ use flacstream_actors::session::{
 use flacstream_actors::{Outbound, Session, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::client_connections::ClientSlot;
-use crate::config::DEFAULT_MAX_MESSAGE_SIZE_BYTES;
 use crate::error::{done_close_code, ApiError};
-use crate::frame_limit;
+use crate::limits::client_connections::ClientSlot;
 use crate::protocol::{AckMessage, ClientMessage, DoneMessage};
-use crate::server::AppState;
-use crate::socket::PeerSocket;
+use crate::websocket::frame_limit;
+use crate::websocket::socket::PeerSocket;
 
 /// Time allowed for the final `done`/`error` text and the close frame to be
 /// queued once the stream is over, in seconds. Short: a client that reads
@@ -133,15 +131,15 @@ impl Upgrade {
     /// Accepts the upgrade `req` asks for; the response must be returned to
     /// actix-web for the connection to switch protocols. A client that
     /// offers the [`crate::auth::PROTOCOL`] subprotocol gets it selected (a
-    /// browser passing a token as a subprotocol must offer it too).
-    pub fn accept(req: &HttpRequest, body: web::Payload) -> Result<(HttpResponse, Self), ApiError> {
+    /// browser passing a token as a subprotocol must offer it too). A frame
+    /// whose header declares more than `max_frame_bytes` is refused.
+    pub fn accept(
+        req: &HttpRequest,
+        body: web::Payload,
+        max_frame_bytes: usize,
+    ) -> Result<(HttpResponse, Self), ApiError> {
         // Each frame's declared length is checked on its header, before
-        // actix-ws buffers its payload (src/frame_limit.rs).
-        let max_frame_bytes = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(DEFAULT_MAX_MESSAGE_SIZE_BYTES, |state| {
-                state.settings.max_message_size_bytes
-            });
+        // actix-ws buffers its payload (src/websocket/frame_limit.rs).
         let body = frame_limit::limit(req, body, max_frame_bytes);
         let (response, ws, messages) =
             actix_ws::handle_with_protocols(req, body, &[crate::auth::PROTOCOL])

@@ -26,8 +26,8 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
 
-use crate::admin::DrainStatus;
-use crate::config::{ClientTls, DrainArgs, ProbeArgs};
+use crate::cli::{ClientTls, DrainArgs, ProbeArgs};
+use crate::protocol::DrainStatus;
 
 /// Time allowed to connect, and then for each read or write, in milliseconds.
 /// Short: a server that cannot answer a health check within this is unhealthy.

@@ -1,6 +1,6 @@
 //! `GET /stream`: convert one WAV stream to FLAC over a WebSocket; the
 //! session ends with the connection. The connection plumbing (backpressure,
-//! slow-reader cut-off) is [`crate::transport`].
+//! slow-reader cut-off) is [`crate::websocket::transport`].
 
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,10 +9,10 @@ use flacstream_actors::Session;
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use serde::Deserialize;
 
-use crate::auth::TokenParameter;
+use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
-use crate::server::AppState;
-use crate::transport::{next_connection_id, Dialect, Link, Upgrade};
+use crate::state::AppState;
+use crate::websocket::transport::{next_connection_id, Dialect, Link, Upgrade};
 
 /// Query parameters of `/stream`.
 #[derive(Debug, Deserialize)]
@@ -57,14 +57,14 @@ fn serde_urlencoded_query<T: for<'de> Deserialize<'de>>(query: &str) -> Result<T
 
 /// Upgrades to a WebSocket stream; see the module docs.
 pub async fn stream(
+    access: Access,
     req: HttpRequest,
     body: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
     access.anonymous_session()?;
     let params = StreamParams::parse(req.query_string())?;
-    let (response, upgrade) = Upgrade::accept(&req, body)?;
+    let (response, upgrade) = Upgrade::accept(&req, body, state.settings.max_message_size_bytes)?;
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
     let (id, guard) = state.admit(None, charge).await?;

@@ -1,6 +1,6 @@
 //! `POST /admin/drain` starts the same drain SIGTERM starts, and
 //! `GET /admin/drain` reports how it stands. A Kubernetes `preStop` hook runs
-//! `flacstream drain` (see [`crate::probe`]), which calls both, so that the
+//! `flacstream drain` (see [`crate::cli::probe`]), which calls both, so that the
 //! kubelet's SIGTERM afterwards finds no stream left.
 //!
 //! Both answer only to loopback peers: anything that reaches the service
@@ -18,21 +18,12 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
+use crate::protocol::DrainStatus;
 use actix_web::{web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::Snapshot;
-use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
-use crate::server::AppState;
-
-/// How a drain stands: the body of both `/admin/drain` answers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct DrainStatus {
-    /// `"draining"` once a drain has started, else `"ready"`.
-    pub status: String,
-    /// Sessions still admitted or live, connected or in their resume window.
-    pub streams: usize,
-}
+use crate::state::AppState;
 
 /// Starts draining (idempotent: a drain under way is left as it is) and
 /// answers 202 with the [`DrainStatus`].

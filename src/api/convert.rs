@@ -33,12 +33,13 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
-use crate::client_connections::ClientSlot;
+use crate::api::stream::StreamParams;
+use crate::auth::Access;
 use crate::error::ApiError;
-use crate::server::AppState;
-use crate::session_rate::Charge;
-use crate::stream::StreamParams;
-use crate::transport::next_connection_id;
+use crate::limits::client_connections::ClientSlot;
+use crate::limits::session_rate::Charge;
+use crate::state::AppState;
+use crate::websocket::transport::next_connection_id;
 use spool::{spool, Spool};
 
 /// Bytes of spooled audio per ingest message fed to the session: the same
@@ -143,17 +144,17 @@ impl Drop for Hangup {
 
 /// `POST /convert`: see the module docs.
 pub async fn convert(
+    access: Access,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
     access.anonymous_session()?;
     let params = StreamParams::parse(req.query_string())?;
     // Counted from the first byte of the upload to the last of the FLAC.
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
-    let spool = spool(&req, payload, &state, params.block_size).await?;
+    let spool = spool(&req, payload, &state.settings, params.block_size).await?;
     let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
     let (id, session, conn, events) =
         start_session(&state, None, settings, SessionKind::Stream, true, charge).await?;
@@ -285,7 +286,7 @@ pub struct UploadParams {
     /// Owner, for listing.
     pub user_id: Option<String>,
     /// The new session's id, chosen by the client; see
-    /// [`crate::audio::parse_chosen_id`].
+    /// [`crate::ids::parse_chosen_id`].
     pub session_id: Option<String>,
     /// A token; read by [`crate::auth`].
     #[serde(default)]
@@ -316,11 +317,11 @@ pub struct UploadLinks {
 
 /// `POST /upload`: converts and stores the upload as a recorded session.
 pub async fn upload(
+    access: Access,
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let access = state.settings.auth.check(&req)?;
     let params = web::Query::<UploadParams>::from_query(req.query_string())
         .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?
         .into_inner();
@@ -336,17 +337,17 @@ pub async fn upload(
     if params
         .user_id
         .as_ref()
-        .is_some_and(|u| u.is_empty() || u.len() > crate::audio::MAX_USER_ID_BYTES)
+        .is_some_and(|u| u.is_empty() || u.len() > crate::ids::MAX_USER_ID_BYTES)
     {
         return Err(ApiError::BadParameter(format!(
             "user_id must be 1 to {} bytes",
-            crate::audio::MAX_USER_ID_BYTES
+            crate::ids::MAX_USER_ID_BYTES
         )));
     }
     let requested = params
         .session_id
         .as_deref()
-        .map(crate::audio::parse_chosen_id)
+        .map(crate::ids::parse_chosen_id)
         .transpose()?;
     let owner = access.new_session(requested, params.user_id)?;
     let requested = owner.id;
@@ -355,7 +356,7 @@ pub async fn upload(
     }
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
-    let spool = spool(&req, payload, &state, probe.block_size).await?;
+    let spool = spool(&req, payload, &state.settings, probe.block_size).await?;
     let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
     let policy = RecordingPolicy {
         store: state.store.clone(),

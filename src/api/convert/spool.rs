@@ -17,8 +17,8 @@ use flacstream_codec::wav::{WavEvent, WavParser};
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
 
+use crate::config::Settings;
 use crate::error::ApiError;
-use crate::server::AppState;
 
 /// Samples decoded per step while checking an upload (bounds the scratch buffer).
 const CHECK_STEP_SAMPLES: usize = 16 * 1024;
@@ -213,7 +213,7 @@ fn safe_stem(filename: Option<&str>) -> String {
 pub(super) async fn spool(
     req: &HttpRequest,
     payload: web::Payload,
-    state: &AppState,
+    settings: &Settings,
     block_size: Option<usize>,
 ) -> Result<Spool, ApiError> {
     let media = req
@@ -227,14 +227,14 @@ pub(super) async fn spool(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > state.settings.max_upload_bytes) {
-        return Err(ApiError::UploadTooLarge(state.settings.max_upload_bytes));
+    if declared.is_some_and(|n| n > settings.max_upload_bytes) {
+        return Err(ApiError::UploadTooLarge(settings.max_upload_bytes));
     }
     let mut clock = UploadClock::new(
-        state.settings.connection_timeout,
-        state.settings.min_upload_bytes_per_second,
+        settings.connection_timeout,
+        settings.min_upload_bytes_per_second,
     );
-    let dir = state.settings.data_dir.join(SPOOL_DIR);
+    let dir = settings.data_dir.join(SPOOL_DIR);
     tokio::fs::create_dir_all(&dir).await.map_err(io_error)?;
     let path = dir.join(format!("{}.wav", SessionId::new_v4()));
     let file = tokio::fs::File::create(&path).await.map_err(io_error)?;
@@ -253,8 +253,8 @@ pub(super) async fn spool(
     let mut writer = SpoolWriter {
         file,
         written: 0,
-        limit: state.settings.max_upload_bytes,
-        checker: Checker::new(state.settings.max_header_bytes),
+        limit: settings.max_upload_bytes,
+        checker: Checker::new(settings.max_header_bytes),
     };
     if media.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);

@@ -1,0 +1,30 @@
+//! The endpoints, one file per endpoint or group of endpoints over one
+//! resource. Each receives the state ([`crate::state::AppState`]) and the
+//! checks it needs as extractors: [`crate::auth::Access`] for the caller,
+//! [`session_access::SessionAccess`] for an existing session's owner.
+//! [`crate::routes`] maps them to paths.
+//!
+//! - [`stream`]: `GET /stream`, one WAV stream to FLAC over WebSocket.
+//! - [`audio_socket`]: `/api/ws/audio`, recorded sessions over WebSocket:
+//!   open, resume, listen.
+//! - [`sessions`]: the sessions HTTP API (get, list, close, audio, delete).
+//! - [`convert`]: `POST /convert` (WAV in, FLAC streamed back) and
+//!   `POST /upload` (WAV in, stored as a recorded session).
+//! - [`tokens`]: `POST /api/tokens`, short-lived tokens for browsers.
+//! - [`admin`]: `POST /admin/drain` and `GET /admin/drain`, loopback only.
+//! - [`health`]: `/healthz` and `/readyz`.
+//! - [`metrics`]: `GET /metrics`, Prometheus text.
+//! - [`page`]: the browser page and its assets, embedded from `web/`.
+//! - [`session_access`]: the extractor every endpoint under a session id
+//!   starts with.
+
+pub mod admin;
+pub mod audio_socket;
+pub mod convert;
+pub mod health;
+pub mod metrics;
+pub mod page;
+pub mod session_access;
+pub mod sessions;
+pub mod stream;
+pub mod tokens;

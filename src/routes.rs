@@ -1,0 +1,44 @@
+//! The route table: the one place that names the endpoints ([`crate::api`])
+//! and the paths and methods they answer.
+
+use actix_web::web;
+
+use crate::api::{admin, audio_socket, convert, health, metrics, page, sessions, stream, tokens};
+
+/// Adds every route of the service to an app (`App::configure`). The app
+/// must carry the shared state ([`crate::state::AppState`]) and the
+/// authentication settings ([`crate::auth::Auth`]) as app data.
+pub fn configure(app: &mut web::ServiceConfig) {
+    app.route("/", web::get().to(page::index))
+        .route("/app.js", web::get().to(page::app_js))
+        .route(
+            "/recorder-worklet.js",
+            web::get().to(page::recorder_worklet_js),
+        )
+        .route("/style.css", web::get().to(page::style_css))
+        .route("/stream", web::get().to(stream::stream))
+        .route("/healthz", web::get().to(health::healthz))
+        .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::scrape))
+        .route("/admin/drain", web::post().to(admin::drain))
+        .route("/admin/drain", web::get().to(admin::drain_status))
+        .route("/convert", web::post().to(convert::convert))
+        .route("/upload", web::post().to(convert::upload))
+        .route("/api/tokens", web::post().to(tokens::issue))
+        .route("/api/ws/audio", web::get().to(audio_socket::open))
+        .route("/api/ws/audio/{id}", web::get().to(audio_socket::join))
+        .route("/api/audio/sessions", web::get().to(sessions::list))
+        .route("/api/audio/sessions/{id}", web::get().to(sessions::get))
+        .route(
+            "/api/audio/sessions/{id}",
+            web::delete().to(sessions::delete),
+        )
+        .route(
+            "/api/audio/sessions/{id}/close",
+            web::post().to(sessions::close),
+        )
+        .route(
+            "/api/audio/sessions/{id}/audio",
+            web::get().to(sessions::audio),
+        );
+}

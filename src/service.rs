@@ -1,0 +1,212 @@
+//! Assembles and runs the service: the encoder pool, the registry, the
+//! store, the shared [`AppState`], the HTTP server over the route table, and
+//! the drain that stops it.
+
+mod recovery;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix::{Actor, Addr};
+use actix_web::dev::ServerHandle;
+use actix_web::http::KeepAlive;
+use actix_web::{web, App, HttpServer};
+use flacstream_actors::metrics::DRAINING;
+use flacstream_actors::registry::RegistrySettings;
+use flacstream_actors::store::Store;
+use flacstream_actors::{EncoderPool, Registry};
+
+use crate::catalog::sqlite::SqliteCatalog;
+use crate::config::Settings;
+use crate::drain::{Stopper, DRAIN_FLUSH_MARGIN_SECONDS};
+use crate::limits::client_connections::ClientConnections;
+use crate::limits::session_rate::SessionRate;
+use crate::state::AppState;
+use crate::websocket::socket;
+use crate::{routes, tls};
+
+/// How long a finished connection may take to shut down, in milliseconds
+/// (actix's own default, kept on purpose). After a WebSocket's close frame
+/// the server goes on reading and discarding what the client still sends for
+/// up to this long before closing the socket. A shorter time (250 ms was
+/// tried) lets a client that is still sending get a TCP reset, and a reset
+/// makes its kernel discard the final `error`/`done` message it had not read
+/// yet: measured, 90 of 100 fast-sending clients lost their error message.
+/// The cost is that a client waiting for the server to close first sees the
+/// close up to this long after `done`.
+const CONNECTION_SHUTDOWN_TIMEOUT_MS: u64 = 1000;
+
+/// Store threads: catalog queries and recording appends. Two let one sync
+/// wait while another proceeds; appends are serialised per session anyway.
+const STORE_THREADS: usize = 2;
+
+/// A started service. Dropping it does not stop it; call [`Service::drain`].
+pub struct Service {
+    /// The address actually bound (port 0 resolves here).
+    pub addr: SocketAddr,
+    /// The encoder pool, for its counters.
+    pub pool: EncoderPool,
+    /// The registry.
+    pub registry: Addr<Registry>,
+    /// Long-lived connections per client address, for their counts.
+    pub client_connections: ClientConnections,
+    /// The served certificate when TLS is on; [`tls::Certificates::reload`]
+    /// reloads it at once.
+    pub tls: Option<Arc<tls::Certificates>>,
+    handle: ServerHandle,
+    /// The running server; it only makes progress once polled, so it is
+    /// spawned at start and awaited by [`Service::run`].
+    server: Option<actix_web::rt::task::JoinHandle<io::Result<()>>>,
+    draining: Arc<AtomicBool>,
+    drain_deadline: Duration,
+    grace: Duration,
+}
+
+impl Service {
+    /// Binds and starts serving. Must run inside an actix system.
+    pub fn start(settings: Settings) -> io::Result<Self> {
+        // First: a certificate that cannot be served stops the start before
+        // anything else is set up, with a message naming the file.
+        let certificates = settings
+            .tls
+            .as_ref()
+            .map(tls::Certificates::load)
+            .transpose()?;
+        std::fs::create_dir_all(&settings.data_dir)?;
+        // Uploads a previous run was spooling when it died are of no use now.
+        let spool_dir = settings.data_dir.join(crate::api::convert::SPOOL_DIR);
+        if spool_dir.exists() {
+            std::fs::remove_dir_all(&spool_dir)?;
+        }
+        let pool = EncoderPool::start(settings.encoder_threads, settings.encoder_queue);
+        let catalog = SqliteCatalog::factory(&settings.data_dir).map_err(io::Error::other)?;
+        let store = Store::start(STORE_THREADS, catalog);
+        actix_web::rt::spawn(recovery::recover_unfinished(
+            store.clone(),
+            settings.data_dir.clone(),
+        ));
+        let registry = Registry::new(RegistrySettings {
+            max_sessions: settings.max_sessions,
+            idle_timeout: settings.connection_timeout,
+        })
+        .start();
+        let draining = Arc::new(AtomicBool::new(false));
+        let prometheus = crate::metrics::install();
+        metrics::gauge!(DRAINING).set(0.0);
+        let stopper = Arc::new(OnceLock::new());
+        let client_connections = ClientConnections::new(settings.max_connections_per_ip);
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            registry: registry.clone(),
+            pool: pool.clone(),
+            store: store.clone(),
+            draining: Arc::clone(&draining),
+            stopper: Arc::clone(&stopper),
+            metrics: prometheus,
+            client_connections: client_connections.clone(),
+            session_rate: SessionRate::new(settings.new_sessions_per_minute),
+        });
+        let grace = settings.drain_grace;
+        let drain_deadline =
+            grace + settings.outbound_stall + Duration::from_secs(DRAIN_FLUSH_MARGIN_SECONDS);
+        let kernel_cut_off =
+            settings.outbound_stall + Duration::from_secs(socket::KERNEL_CUT_OFF_MARGIN_SECONDS);
+        let auth = web::Data::new(settings.auth.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(auth.clone())
+                .configure(routes::configure)
+        })
+        .on_connect(move |connection, data| socket::attach(connection, data, kernel_cut_off))
+        // Frames go out as they are encoded; with Nagle's algorithm a frame
+        // written while the previous one is unacknowledged waits for that
+        // ACK, which a client's delayed-ACK timer stretches to 40 ms.
+        .tcp_nodelay(true)
+        .workers(settings.http_workers)
+        .disable_signals()
+        .client_disconnect_timeout(Duration::from_millis(CONNECTION_SHUTDOWN_TIMEOUT_MS))
+        .client_request_timeout(settings.header_timeout)
+        // One request per connection: actix-web times only a connection's
+        // first request head, so on a kept-alive connection a client could
+        // trickle the next request's head forever (tried: still open after
+        // 20 s). Without keep-alive every head is a first one. WebSockets
+        // and streamed uploads are one request anyway.
+        .keep_alive(KeepAlive::Disabled)
+        .shutdown_timeout(DRAIN_FLUSH_MARGIN_SECONDS)
+        .tls_handshake_timeout(settings.tls_handshake_timeout)
+        // actix's default, 256, let a few hundred silent connections stop a
+        // worker accepting anyone for the handshake timeout.
+        .max_connection_rate(settings.tls_max_handshakes_per_worker);
+        let server = match &certificates {
+            Some(certs) => server.bind_rustls_0_23(
+                settings.bind,
+                certs.server_config().map_err(io::Error::other)?,
+            )?,
+            None => server.bind(settings.bind)?,
+        };
+        let addr = server
+            .addrs()
+            .first()
+            .copied()
+            .ok_or_else(|| io::Error::other("the server bound no address"))?;
+        let server = server.run();
+        log::info!(
+            "Listening on {addr}{} with {} encoder threads.",
+            if certificates.is_some() { " (TLS)" } else { "" },
+            settings.encoder_threads
+        );
+        if settings.auth.secret_is_per_process() {
+            log::warn!(
+                "Authentication is on without --token-secret-file: tokens are signed with a \
+                 random secret of this process and work only on this replica until it restarts."
+            );
+        }
+        match &certificates {
+            Some(certs) => actix_web::rt::spawn(Arc::clone(certs).watch()),
+            None => actix_web::rt::spawn(tls::log_hangups()),
+        };
+        let service = Self {
+            addr,
+            pool,
+            registry,
+            client_connections,
+            tls: certificates,
+            handle: server.handle(),
+            // Not polled yet, so no request can come before `stopper` is set.
+            server: Some(actix_web::rt::spawn(server)),
+            draining,
+            drain_deadline,
+            grace,
+        };
+        let _ = stopper.set(service.stopper());
+        Ok(service)
+    }
+
+    /// Runs until the server stops (after [`Service::drain`] or a fatal error).
+    pub async fn run(&mut self) -> io::Result<()> {
+        match self.server.take() {
+            Some(server) => server.await.map_err(io::Error::other)?,
+            None => Ok(()),
+        }
+    }
+
+    /// A handle for stopping the service from another task.
+    pub fn stopper(&self) -> Stopper {
+        Stopper::new(
+            self.handle.clone(),
+            self.registry.clone(),
+            Arc::clone(&self.draining),
+            self.grace,
+            self.drain_deadline,
+        )
+    }
+
+    /// Drains and stops; see [`Stopper::drain`].
+    pub async fn drain(&self) {
+        self.stopper().drain().await;
+    }
+}
