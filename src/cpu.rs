@@ -22,6 +22,10 @@ const XCR0_SSE_AVX: u64 = 0b110;
 
 /// Features of x86-64-v3 that this CPU lacks, read from CPUID.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[allow(
+    unsafe_code,
+    reason = "XGETBV is the one way to ask whether the OS saves AVX state; the only unsafe in the workspace"
+)]
 fn missing_features() -> Vec<&'static str> {
     use std::arch::x86_64::{__cpuid, __cpuid_count, _xgetbv};
     // Leaf 7 is only read when leaf 0 says it exists.

@@ -47,3 +47,44 @@ pub fn parse_chosen_id(raw: &str) -> Result<SessionId, ApiError> {
     }
     Ok(id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(raw: &str) -> String {
+        match parse_chosen_id(raw) {
+            Err(e @ ApiError::BadParameter(_)) => e.to_string(),
+            other => panic!("{raw}: expected bad_parameter, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_chosen_id_is_a_canonical_random_uuid() {
+        let id = SessionId::new_v4();
+        assert_eq!(parse_chosen_id(&id.to_string()).unwrap(), id);
+        for raw in [
+            "",
+            "not-a-uuid",
+            // The right id in other spellings: a proxy would hash them apart.
+            &id.to_string().to_uppercase(),
+            &id.simple().to_string(),
+            &id.braced().to_string(),
+            &id.urn().to_string(),
+            &format!(" {id}"),
+        ] {
+            assert!(refused(raw).contains("lowercase hyphenated"), "{raw}");
+        }
+        for raw in [
+            "00000000-0000-0000-0000-000000000000",
+            "ffffffff-ffff-ffff-ffff-ffffffffffff",
+            // Version 1 (time-based) and version 7 (time-ordered).
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+            "01890a5d-ac96-774b-bcce-b302099a8057",
+            // Version 4 bits, but not the RFC variant.
+            "89eb4845-6b3f-4d0f-0d67-63006047c756",
+        ] {
+            assert!(refused(raw).contains("version 4"), "{raw}");
+        }
+    }
+}

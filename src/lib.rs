@@ -47,21 +47,21 @@
 //! the `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing
 //! are the actix-free `flacstream-codec` crate in `codec/`.
 
-pub mod api;
+pub(crate) mod api;
 pub mod auth;
-pub mod catalog;
+pub(crate) mod catalog;
 pub mod cli;
 pub mod config;
 pub mod cpu;
 pub mod drain;
 pub mod error;
-pub mod ids;
+pub(crate) mod ids;
 pub mod limits;
-pub mod metrics;
-pub mod protocol;
-pub mod routes;
+pub(crate) mod metrics;
+pub(crate) mod protocol;
+pub(crate) mod routes;
 pub mod service;
 pub mod shutdown;
-pub mod state;
+pub(crate) mod state;
 pub mod tls;
 pub mod websocket;

@@ -56,10 +56,23 @@ pub const STREAMINFO_OFFSET: usize = 8;
 /// `Send`) at this boundary, keeping only their text.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum FlacError {
+    /// The block is empty, too long, or not whole sample frames.
     #[error("a block must hold between 1 and {MAX_BLOCK_SIZE} whole sample frames, got {samples} samples for {channels} channels")]
-    BadBlock { samples: usize, channels: usize },
+    BadBlock {
+        /// Samples given (all channels).
+        samples: usize,
+        /// Channels of the stream.
+        channels: usize,
+    },
+    /// A sample is outside the stream's bit depth.
     #[error("a sample of channel {channel} does not fit in {bits} bits")]
-    SampleOutOfRange { channel: usize, bits: usize },
+    SampleOutOfRange {
+        /// The channel, from 0.
+        channel: usize,
+        /// The stream's bits per sample.
+        bits: usize,
+    },
+    /// flacenc refused the block (its message).
     #[error("the encoder rejected the block: {0}")]
     Encoder(String),
 }
@@ -577,7 +590,7 @@ fn verify(config: flacenc::config::Encoder) -> Verified<flacenc::config::Encoder
     // The level table holds constant, in-range settings; the
     // `every_level_config_verifies` test proves each one.
     let verified = config.into_verified().map_err(|(_, e)| e.to_string());
-    verified.unwrap() // unwrap: constant settings, proven by a test
+    verified.expect("constant settings, proven by the every_level_config_verifies test")
 }
 
 #[cfg(test)]

@@ -69,47 +69,69 @@ pub enum WavErrorKind {
 /// Why a WAV header was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WavError {
+    /// No `RIFF…WAVE` at the start.
     #[error("the stream does not start with a RIFF/WAVE header")]
     NotRiff,
+    /// RIFX (big-endian) or RF64.
     #[error(
         "big-endian RIFX and 64-bit RF64 files are not supported; send little-endian RIFF/WAVE"
     )]
     UnsupportedContainer,
+    /// A `fmt ` chunk too short or too long (its size).
     #[error("the fmt chunk is {0} bytes; it must be between 16 and 1024")]
     FmtSize(u32),
+    /// A second `fmt ` chunk.
     #[error("the file has more than one fmt chunk")]
     DuplicateFmt,
+    /// The `data` chunk before any `fmt `.
     #[error("the data chunk comes before the fmt chunk")]
     DataBeforeFmt,
+    /// Zero channels declared.
     #[error("the header declares zero channels")]
     ZeroChannels,
+    /// A sample rate of zero declared.
     #[error("the header declares a sample rate of zero")]
     ZeroSampleRate,
+    /// Zero bits per sample declared.
     #[error("the header declares zero bits per sample")]
     ZeroBitsPerSample,
+    /// Block align that does not match channels × sample bytes.
     #[error("block align is {block_align} but {channels} channels of {bytes_per_sample}-byte samples need {expected}")]
     BadBlockAlign {
+        /// As declared.
         block_align: u16,
+        /// As declared.
         channels: u16,
+        /// From the declared bits per sample.
         bytes_per_sample: u16,
+        /// What the channels and sample size need.
         expected: u32,
     },
+    /// A malformed `WAVE_FORMAT_EXTENSIBLE` extension (what is wrong).
     #[error("WAVE_FORMAT_EXTENSIBLE header is malformed: {0}")]
     BadExtensible(&'static str),
+    /// A chunk id that is not text (the id as read).
     #[error("a chunk id is not text ({0:02X?}): the file is corrupt or its chunks are misaligned")]
     BadChunkId([u8; 4]),
+    /// The input ended before the audio data.
     #[error("the input ended inside the WAV header, before any audio data")]
     TruncatedHeader,
+    /// A known encoding that is not integer PCM (its name).
     #[error("{0} audio is not supported; send integer PCM")]
     UnsupportedEncoding(&'static str),
+    /// An unknown format tag.
     #[error("format tag 0x{0:04X} is not supported; send integer PCM")]
     UnsupportedFormatTag(u16),
+    /// A bit depth other than 8, 16 or 24.
     #[error("{0}-bit samples are not supported; send 8-, 16- or 24-bit integer PCM")]
     UnsupportedBitDepth(u16),
+    /// More than FLAC's 8 channels.
     #[error("{0} channels is more than FLAC's 8")]
     TooManyChannels(u16),
+    /// A sample rate a FLAC frame header cannot state.
     #[error("a sample rate of {0} Hz cannot be stated in a FLAC frame header: use up to 65535 Hz, or a multiple of 10 Hz up to {MAX_SAMPLE_RATE_HZ} Hz")]
     SampleRateTooHigh(u32),
+    /// More header bytes before `data` than the limit allows (the limit).
     #[error("more than {0} bytes of chunks came before the audio data")]
     HeaderTooLarge(u64),
 }

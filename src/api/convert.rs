@@ -289,6 +289,10 @@ pub struct UploadParams {
     /// [`crate::ids::parse_chosen_id`].
     pub session_id: Option<String>,
     /// A token; read by [`crate::auth`].
+    #[allow(
+        dead_code,
+        reason = "accepted here so the query parses; auth::Access reads it"
+    )]
     #[serde(default)]
     pub access_token: Option<crate::auth::TokenParameter>,
 }

@@ -23,8 +23,6 @@ const ID_SEGMENT: &str = "id";
 pub struct SessionAccess {
     /// The session, from the path.
     pub id: SessionId,
-    /// What the caller may do.
-    pub access: Access,
     /// The record and live connection count the ownership check read (only
     /// with authentication on), so the endpoint need not read them again.
     found: Option<(SessionRecord, usize)>,
@@ -69,7 +67,7 @@ impl FromRequest for SessionAccess {
                 // With authentication off everyone may, without a lookup.
                 None => None,
             };
-            Ok(Self { id, access, found })
+            Ok(Self { id, found })
         })
     }
 }

@@ -187,7 +187,9 @@ pub async fn audio(
 
 /// `audio/flac` (not among `mime`'s constants).
 fn flac_mime() -> actix_web::mime::Mime {
-    "audio/flac".parse().unwrap() // unwrap: a constant, well-formed media type
+    "audio/flac"
+        .parse()
+        .expect("a constant, well-formed media type")
 }
 
 /// Query of the list.
@@ -201,6 +203,10 @@ pub struct ListParams {
     /// Sessions to skip.
     pub offset: Option<u64>,
     /// A token; read by [`crate::auth`].
+    #[allow(
+        dead_code,
+        reason = "accepted here so the query parses; auth::Access reads it"
+    )]
     #[serde(default)]
     pub access_token: Option<TokenParameter>,
 }

@@ -23,6 +23,10 @@ pub struct StreamParams {
     /// Samples per block, [`MIN_BLOCK_SIZE`]..=[`MAX_BLOCK_SIZE`].
     pub block_size: Option<usize>,
     /// A token; read by [`crate::auth`].
+    #[allow(
+        dead_code,
+        reason = "accepted here so the query parses; auth::Access reads it"
+    )]
     #[serde(default)]
     pub access_token: Option<TokenParameter>,
 }

@@ -132,7 +132,7 @@ impl TokenSecret {
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.0).unwrap() // unwrap: HMAC takes a key of any length.
+        HmacSha256::new_from_slice(&self.0).expect("HMAC takes a key of any length")
     }
 }
 
