@@ -16,6 +16,8 @@
 //!   supervision; [`encoder::pool`] the bounded handle sessions use.
 //! - [`registry`]: the actor that knows every live session: global cap,
 //!   connections per session, idle timeout, drain on shutdown.
+//! - [`session_id`]: [`session_id::SessionId`], used by the registry and the
+//!   session alike (a leaf, so that neither imports the other for it).
 //! - [`staging`]: the bounded `ringbuf` ring that holds decoded PCM until a
 //!   whole block is ready.
 //! - [`store`]: the store actor (a `SyncArbiter` pool) for every blocking
@@ -36,6 +38,7 @@ pub mod metrics;
 pub mod recording;
 pub mod registry;
 pub mod session;
+pub mod session_id;
 pub mod staging;
 pub mod store;
 

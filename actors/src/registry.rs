@@ -21,6 +21,7 @@ use uuid::Uuid;
 use crate::activity::Activity;
 use crate::metrics::{GaugeDelta, ACTIVE_STREAMS, CONNECTIONS_ACTIVE, SESSIONS_ACTIVE};
 use crate::session::{IdleTimeout, Session, Shutdown};
+pub use crate::session_id::SessionId;
 
 /// How often idle sessions are looked for, in milliseconds. The idle timeout
 /// is therefore enforced to within this much.
@@ -30,9 +31,6 @@ pub const IDLE_SWEEP_INTERVAL_MS: u64 = 500;
 /// in seconds: the request that reserved it was dropped mid-way (the client
 /// gave up during the upgrade).
 pub const ADMISSION_TIMEOUT_SECONDS: u64 = 10;
-
-/// Identifies a session.
-pub type SessionId = Uuid;
 
 /// The registry's limits.
 #[derive(Debug, Clone, Copy)]
