@@ -342,10 +342,7 @@ pub async fn join(
     let client = state.enter_client(&req)?;
     let joined = state
         .registry
-        .send(Join {
-            id,
-            max_connections: state.settings.max_connections_per_session,
-        })
+        .send(Join::new(id, state.settings.max_connections_per_session))
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let session = match joined {

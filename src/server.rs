@@ -146,7 +146,7 @@ impl AppState {
     pub async fn check_unused(&self, id: SessionId) -> Result<(), ApiError> {
         let live = self
             .registry
-            .send(Lookup { id })
+            .send(Lookup::new(id))
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         if live.is_some() {

@@ -123,7 +123,7 @@ fn unavailable(e: impl std::fmt::Display) -> ApiError {
 async fn current(state: &AppState, id: SessionId) -> Result<(SessionRecord, usize), ApiError> {
     if let Some(session) = state
         .registry
-        .send(Lookup { id })
+        .send(Lookup::new(id))
         .await
         .map_err(unavailable)?
     {
@@ -178,7 +178,7 @@ pub async fn close(
     authorize(&state, &access, id).await?;
     let Some(session) = state
         .registry
-        .send(Lookup { id })
+        .send(Lookup::new(id))
         .await
         .map_err(unavailable)?
     else {
@@ -309,7 +309,7 @@ pub async fn delete(
     authorize(&state, &access, id).await?;
     if state
         .registry
-        .send(Lookup { id })
+        .send(Lookup::new(id))
         .await
         .map_err(unavailable)?
         .is_some()

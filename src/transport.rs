@@ -17,11 +17,11 @@ use actix::Addr;
 use actix_web::error::PayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, MessageStream};
-use flacstream_actors::registry::{Leave, Registry, SessionId};
+use flacstream_actors::registry::{Leave, SessionId};
 use flacstream_actors::session::{
     Abort, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason, Ingest, Role,
 };
-use flacstream_actors::{Outbound, Session, StreamError};
+use flacstream_actors::{Outbound, Registry, Session, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::client_connections::ClientSlot;

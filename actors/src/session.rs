@@ -20,6 +20,7 @@ mod fanout;
 mod input;
 mod input_rate;
 mod lifecycle;
+mod membership;
 mod outcome;
 mod recorder;
 mod settings;
@@ -94,7 +95,7 @@ pub struct Session {
     settings: SessionSettings,
     kind: SessionKind,
     pool: EncoderPool,
-    registry: Addr<Registry>,
+    registry: Addr<Registry<Addr<Session>>>,
     activity: Arc<Activity>,
     fanout: Fanout,
     recorder: Option<Recorder>,
@@ -128,7 +129,7 @@ impl Session {
         settings: SessionSettings,
         kind: SessionKind,
         pool: EncoderPool,
-        registry: Addr<Registry>,
+        registry: Addr<Registry<Addr<Session>>>,
     ) -> Self {
         Self {
             id,
