@@ -19,7 +19,8 @@
 //!   connections per session, idle timeout, drain on shutdown. Generic over
 //!   the handle it keeps per session ([`registry::Member`]) so that it does
 //!   not depend on the session, which depends on it; [`Registry`] is the one
-//!   the service runs.
+//!   the service runs. [`registry::LeaveGuard`] counts a connection out of
+//!   its session if its request is dropped.
 //! - [`session_id`]: [`session_id::SessionId`], used by the registry and the
 //!   session alike (a leaf, so that neither imports the other for it).
 //! - [`staging`]: the bounded `ringbuf` ring that holds decoded PCM until a

@@ -13,9 +13,11 @@
 //! imports it. The crate root names the one the service runs,
 //! [`crate::Registry`], whose members are `Addr<Session>`.
 
+mod leave_guard;
 mod member;
 
 pub use crate::session_id::SessionId;
+pub use leave_guard::LeaveGuard;
 pub use member::Member;
 
 use std::collections::HashMap;
@@ -525,5 +527,40 @@ mod tests {
         assert_eq!(other, Err(AdmitError::Full(1)));
         let fresh = registry.send(Admit).await.unwrap();
         assert_eq!(fresh, Err(AdmitError::Full(1)));
+    }
+
+    /// Admits and attaches a stand-in session; its admitting connection
+    /// stays counted, so a limit of one connection is reached.
+    async fn live_session(registry: &Addr<Registry<FakeMember>>) -> SessionId {
+        let id = registry.send(Admit).await.unwrap().unwrap();
+        let attach = Attach {
+            id,
+            session: FakeMember(1),
+            activity: Arc::new(Activity::new()),
+        };
+        registry.send(attach).await.unwrap();
+        id
+    }
+
+    #[actix_rt::test]
+    async fn a_dropped_leave_guard_counts_its_connection_out() {
+        let registry = registry(4);
+        let id = live_session(&registry).await;
+        let full = registry.send(Join::new(id, 1)).await.unwrap();
+        assert_eq!(full, Err(JoinError::TooMany(1)));
+        drop(LeaveGuard::new(registry.clone(), id));
+        let joined = registry.send(Join::new(id, 1)).await.unwrap();
+        assert_eq!(joined, Ok(FakeMember(1)));
+    }
+
+    #[actix_rt::test]
+    async fn a_disarmed_leave_guard_leaves_the_count_alone() {
+        let registry = registry(4);
+        let id = live_session(&registry).await;
+        LeaveGuard::new(registry.clone(), id).disarm();
+        let full = registry.send(Join::new(id, 1)).await.unwrap();
+        assert_eq!(full, Err(JoinError::TooMany(1)));
+        let held = registry.send(Lookup::new(id)).await.unwrap();
+        assert_eq!(held, Some(FakeMember(1)));
     }
 }
