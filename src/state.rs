@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use actix::Addr;
 use actix_web::HttpRequest;
-use flacstream_actors::registry::{Admit, AdmitAs, Lookup, Release, SessionId};
+use flacstream_actors::registry::{Admit, AdmitAs, LeaveGuard, Lookup, Release, SessionId};
 use flacstream_actors::session::InputFormat;
 use flacstream_actors::store::{Load, SessionStatus, Store};
 use flacstream_actors::SessionSettings;
@@ -26,7 +26,6 @@ use crate::error::ApiError;
 use crate::limits::client_connections::{ClientConnections, ClientSlot};
 use crate::limits::client_ip::ClientIp;
 use crate::limits::session_rate::{Charge, RateKey, SessionRate};
-use crate::websocket::transport::LeaveGuard;
 
 /// Shared by every request handler.
 pub struct AppState {
@@ -123,7 +122,7 @@ impl AppState {
     pub async fn check_unused(&self, id: SessionId) -> Result<(), ApiError> {
         let live = self
             .registry
-            .send(Lookup { id })
+            .send(Lookup::new(id))
             .await
             .map_err(|e| ApiError::Unavailable(e.to_string()))?;
         if live.is_some() {

@@ -10,12 +10,19 @@
 //!   events to its connections. Its parts: `settings` (how it is set up),
 //!   `input` (ingest, parsing, staging), `connect` and `fanout` (producer and
 //!   listeners), `recorder` (frames to the file), `lifecycle` (finalize,
-//!   timers, catalog saves), `outcome` (what it reports). The transport's read
+//!   timers, catalog saves), `outcome` (what it reports), `membership` (its
+//!   address as the registry's [`registry::Member`]). The transport's read
 //!   loop awaits each ingest, which is how TCP backpressure reaches a client.
 //! - [`encoder`]: the encoder actor (one per pool thread) with panic
 //!   supervision; [`encoder::pool`] the bounded handle sessions use.
 //! - [`registry`]: the actor that knows every live session: global cap,
-//!   connections per session, idle timeout, drain on shutdown.
+//!   connections per session, idle timeout, drain on shutdown. Generic over
+//!   the handle it keeps per session ([`registry::Member`]) so that it does
+//!   not depend on the session, which depends on it; [`Registry`] is the one
+//!   the service runs. [`registry::LeaveGuard`] counts a connection out of
+//!   its session if its request is dropped.
+//! - [`session_id`]: [`session_id::SessionId`], used by the registry and the
+//!   session alike (a leaf, so that neither imports the other for it).
 //! - [`staging`]: the bounded `ringbuf` ring that holds decoded PCM until a
 //!   whole block is ready.
 //! - [`store`]: the store actor (a `SyncArbiter` pool) for every blocking
@@ -36,10 +43,17 @@ pub mod metrics;
 pub mod recording;
 pub mod registry;
 pub mod session;
+pub mod session_id;
 pub mod staging;
 pub mod store;
 
 pub use encoder::pool::EncoderPool;
 pub use error::{ErrorKind, StreamError};
-pub use registry::Registry;
 pub use session::{Outbound, Session, SessionSettings};
+
+/// The registry the service runs: [`registry::Registry`] keeping each live
+/// session's address, so that [`registry::Join`] and [`registry::Lookup`]
+/// answer an `Addr<Session>` to send the session more messages. Named here,
+/// at the root, because only the root may see both the registry and the
+/// session without making them depend on each other.
+pub type Registry = registry::Registry<actix::Addr<Session>>;

@@ -7,20 +7,30 @@
 //! [`Attach`]es itself when it starts and [`Release`]s its slot when it stops.
 //! Per-session connection limits and resumable sessions will hang off the
 //! same entries.
+//!
+//! The registry is generic over the handle it keeps for each session (a
+//! [`Member`]): it never imports the session actor, the session module
+//! imports it. The crate root names the one the service runs,
+//! [`crate::Registry`], whose members are `Addr<Session>`.
+
+mod leave_guard;
+mod member;
+
+pub use crate::session_id::SessionId;
+pub use leave_guard::LeaveGuard;
+pub use member::Member;
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::{
-    Actor, Addr, AsyncContext, Context, Handler, Message, MessageResponse, ResponseFuture,
-};
+use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResponse, ResponseFuture};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use crate::activity::Activity;
 use crate::metrics::{GaugeDelta, ACTIVE_STREAMS, CONNECTIONS_ACTIVE, SESSIONS_ACTIVE};
-use crate::session::{IdleTimeout, Session, Shutdown};
 
 /// How often idle sessions are looked for, in milliseconds. The idle timeout
 /// is therefore enforced to within this much.
@@ -31,9 +41,6 @@ pub const IDLE_SWEEP_INTERVAL_MS: u64 = 500;
 /// gave up during the upgrade).
 pub const ADMISSION_TIMEOUT_SECONDS: u64 = 10;
 
-/// Identifies a session.
-pub type SessionId = Uuid;
-
 /// The registry's limits.
 #[derive(Debug, Clone, Copy)]
 pub struct RegistrySettings {
@@ -43,9 +50,9 @@ pub struct RegistrySettings {
     pub idle_timeout: Duration,
 }
 
-struct Entry {
+struct Entry<M> {
     /// `None` while admitted but not yet started.
-    session: Option<(Addr<Session>, Arc<Activity>)>,
+    session: Option<(M, Arc<Activity>)>,
     /// Connections attached (or being attached) to the session.
     connections: usize,
     /// When the slot was reserved.
@@ -53,9 +60,19 @@ struct Entry {
 }
 
 /// The registry actor; see the module docs.
-pub struct Registry {
+///
+/// Generic over `M`, the handle it keeps for each live session, so that this
+/// module depends on the [`Member`] trait instead of on the session actor,
+/// which depends on it (its [`Attach`] and [`Release`]); with the session
+/// importing the registry and the registry importing the session, neither
+/// could be read, tested or changed without the other (the tests below run
+/// the registry with a stand-in member). Generic rather than over a boxed
+/// trait object so that [`Join`] and [`Lookup`] still answer the session's
+/// own handle, which the service sends more messages to, with no downcast:
+/// the service uses [`crate::Registry`], this actor over `Addr<Session>`.
+pub struct Registry<M> {
     settings: RegistrySettings,
-    sessions: HashMap<SessionId, Entry>,
+    sessions: HashMap<SessionId, Entry<M>>,
     draining: bool,
     /// The drain's grace period is over: late starters are shut down at once.
     grace_over: bool,
@@ -72,7 +89,7 @@ struct Gauges {
     connections: GaugeDelta,
 }
 
-impl Registry {
+impl<M: Member> Registry<M> {
     /// A registry with no sessions.
     pub fn new(settings: RegistrySettings) -> Self {
         Self {
@@ -107,9 +124,7 @@ impl Registry {
         let limit = self.settings.idle_timeout;
         for (session, activity) in self.sessions.values().filter_map(|e| e.session.as_ref()) {
             if activity.idle_for() >= limit {
-                session.do_send(IdleTimeout {
-                    after_seconds: limit.as_secs(),
-                });
+                session.idle_timeout(limit.as_secs());
             }
         }
     }
@@ -124,7 +139,7 @@ impl Registry {
 }
 
 /// Starts the idle sweep.
-impl Actor for Registry {
+impl<M: Member> Actor for Registry<M> {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
@@ -153,7 +168,7 @@ pub enum AdmitError {
     Taken(SessionId),
 }
 
-impl Registry {
+impl<M: Member> Registry<M> {
     /// Reserves a slot as `requested`, or under a new random id.
     fn admit(&mut self, requested: Option<SessionId>) -> Result<SessionId, AdmitError> {
         if self.draining {
@@ -185,7 +200,7 @@ impl Registry {
 pub struct Admit;
 
 /// Reserves a slot, or refuses while draining or over the cap.
-impl Handler<Admit> for Registry {
+impl<M: Member> Handler<Admit> for Registry<M> {
     type Result = Result<SessionId, AdmitError>;
 
     fn handle(&mut self, _msg: Admit, _ctx: &mut Self::Context) -> Self::Result {
@@ -205,7 +220,7 @@ pub struct AdmitAs {
 
 /// Reserves the slot, or refuses while draining, for an id already held, or
 /// over the cap.
-impl Handler<AdmitAs> for Registry {
+impl<M: Member> Handler<AdmitAs> for Registry<M> {
     type Result = Result<SessionId, AdmitError>;
 
     fn handle(&mut self, msg: AdmitAs, _ctx: &mut Self::Context) -> Self::Result {
@@ -216,20 +231,20 @@ impl Handler<AdmitAs> for Registry {
 /// A started session takes its reserved slot.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Attach {
+pub struct Attach<M> {
     /// The id [`Admit`] returned.
     pub id: SessionId,
-    /// The session actor.
-    pub session: Addr<Session>,
+    /// The session's handle (its address).
+    pub session: M,
     /// Its activity clock, swept for the idle timeout.
     pub activity: Arc<Activity>,
 }
 
 /// Fills the reserved slot; a session that was never admitted is stopped.
-impl Handler<Attach> for Registry {
+impl<M: Member> Handler<Attach<M>> for Registry<M> {
     type Result = ();
 
-    fn handle(&mut self, msg: Attach, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Attach<M>, _ctx: &mut Self::Context) {
         match self.sessions.get_mut(&msg.id) {
             // The slot already holds a session: this one's admission was
             // swept as abandoned and the id granted again meanwhile (a
@@ -241,11 +256,11 @@ impl Handler<Attach> for Registry {
                     "Session {} attached twice; stopping the second one.",
                     msg.id
                 );
-                msg.session.do_send(Shutdown);
+                msg.session.shutdown();
             }
             Some(entry) => {
                 if self.grace_over {
-                    msg.session.do_send(Shutdown);
+                    msg.session.shutdown();
                 }
                 entry.session = Some((msg.session, msg.activity));
             }
@@ -254,7 +269,7 @@ impl Handler<Attach> for Registry {
                     "Session {} attached without admission; stopping it.",
                     msg.id
                 );
-                msg.session.do_send(Shutdown);
+                msg.session.shutdown();
             }
         }
     }
@@ -263,21 +278,21 @@ impl Handler<Attach> for Registry {
 /// Give a slot back (the session stopped, or its upgrade failed).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Release {
+pub struct Release<M> {
     /// The session whose slot is freed.
     pub id: SessionId,
     /// The session actor giving the slot back, when it is one (`None` from a
     /// request whose session never started). The slot is freed only if it
     /// holds this session or none yet: a session stopped as a duplicate (see
     /// [`Attach`]) must not free the slot of the one the registry kept.
-    pub session: Option<Addr<Session>>,
+    pub session: Option<M>,
 }
 
 /// Frees the slot and completes a drain when the last one goes.
-impl Handler<Release> for Registry {
+impl<M: Member> Handler<Release<M>> for Registry<M> {
     type Result = ();
 
-    fn handle(&mut self, msg: Release, _ctx: &mut Self::Context) {
+    fn handle(&mut self, msg: Release<M>, _ctx: &mut Self::Context) {
         let held_by_another = match (&msg.session, self.sessions.get(&msg.id)) {
             (Some(releasing), Some(entry)) => entry
                 .session
@@ -304,7 +319,7 @@ pub struct Drain {
 }
 
 /// Starts draining; see [`Drain`].
-impl Handler<Drain> for Registry {
+impl<M: Member> Handler<Drain> for Registry<M> {
     type Result = ResponseFuture<()>;
 
     fn handle(&mut self, msg: Drain, ctx: &mut Self::Context) -> Self::Result {
@@ -319,7 +334,7 @@ impl Handler<Drain> for Registry {
         ctx.run_later(msg.grace, |act, _| {
             act.grace_over = true;
             for (session, _) in act.sessions.values().filter_map(|e| e.session.as_ref()) {
-                session.do_send(Shutdown);
+                session.shutdown();
             }
         });
         self.notify_if_drained();
@@ -340,21 +355,38 @@ pub enum JoinError {
     TooMany(usize),
 }
 
-/// Join a live session, counting the connection against its limit.
-#[derive(Message)]
-#[rtype(result = "Result<Addr<Session>, JoinError>")]
-pub struct Join {
+/// Join a live session, counting the connection against its limit; answers
+/// the session's handle (`M`, the registry's member type).
+pub struct Join<M> {
     /// The session.
     pub id: SessionId,
     /// Connections allowed per session (inclusive).
     pub max_connections: usize,
+    /// The handle type answered, which no field carries.
+    member: PhantomData<fn() -> M>,
+}
+
+impl<M> Join<M> {
+    /// Join session `id` if it has fewer than `max_connections` connections.
+    pub fn new(id: SessionId, max_connections: usize) -> Self {
+        Self {
+            id,
+            max_connections,
+            member: PhantomData,
+        }
+    }
+}
+
+/// Answered with the session's handle, or why the connection may not join.
+impl<M: 'static> Message for Join<M> {
+    type Result = Result<M, JoinError>;
 }
 
 /// Counts the connection, or refuses it.
-impl Handler<Join> for Registry {
-    type Result = Result<Addr<Session>, JoinError>;
+impl<M: Member> Handler<Join<M>> for Registry<M> {
+    type Result = Result<M, JoinError>;
 
-    fn handle(&mut self, msg: Join, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Join<M>, _ctx: &mut Self::Context) -> Self::Result {
         let entry = self.sessions.get_mut(&msg.id).ok_or(JoinError::NotLive)?;
         let (session, _) = entry.session.as_ref().ok_or(JoinError::NotLive)?;
         if entry.connections >= msg.max_connections {
@@ -374,7 +406,7 @@ pub struct Leave {
 }
 
 /// Uncounts the connection.
-impl Handler<Leave> for Registry {
+impl<M: Member> Handler<Leave> for Registry<M> {
     type Result = ();
 
     fn handle(&mut self, msg: Leave, _ctx: &mut Self::Context) {
@@ -384,19 +416,34 @@ impl Handler<Leave> for Registry {
     }
 }
 
-/// Find a live session.
-#[derive(Message)]
-#[rtype(result = "Option<Addr<Session>>")]
-pub struct Lookup {
+/// Find a live session; answers its handle (`M`, the registry's member type).
+pub struct Lookup<M> {
     /// The session.
     pub id: SessionId,
+    /// The handle type answered, which no field carries.
+    member: PhantomData<fn() -> M>,
 }
 
-/// Answers the session's address if it is live.
-impl Handler<Lookup> for Registry {
-    type Result = Option<Addr<Session>>;
+impl<M> Lookup<M> {
+    /// Look session `id` up.
+    pub fn new(id: SessionId) -> Self {
+        Self {
+            id,
+            member: PhantomData,
+        }
+    }
+}
 
-    fn handle(&mut self, msg: Lookup, _ctx: &mut Self::Context) -> Self::Result {
+/// Answered with the session's handle, `None` unless it is live.
+impl<M: 'static> Message for Lookup<M> {
+    type Result = Option<M>;
+}
+
+/// Answers the session's handle if it is live.
+impl<M: Member> Handler<Lookup<M>> for Registry<M> {
+    type Result = Option<M>;
+
+    fn handle(&mut self, msg: Lookup<M>, _ctx: &mut Self::Context) -> Self::Result {
         self.sessions
             .get(&msg.id)?
             .session
@@ -420,7 +467,7 @@ pub struct RegistrySnapshot {
 pub struct Snapshot;
 
 /// Reports current counts.
-impl Handler<Snapshot> for Registry {
+impl<M: Member> Handler<Snapshot> for Registry<M> {
     type Result = RegistrySnapshot;
 
     fn handle(&mut self, _msg: Snapshot, _ctx: &mut Self::Context) -> RegistrySnapshot {
@@ -433,9 +480,21 @@ impl Handler<Snapshot> for Registry {
 
 #[cfg(test)]
 mod tests {
+    use actix::Addr;
+
     use super::*;
 
-    fn registry(max_sessions: usize) -> Addr<Registry> {
+    /// A stand-in for a session's address: the registry needs no session
+    /// actor to be tested.
+    #[derive(Debug, Clone, PartialEq)]
+    struct FakeMember(u32);
+
+    impl Member for FakeMember {
+        fn idle_timeout(&self, _after_seconds: u64) {}
+        fn shutdown(&self) {}
+    }
+
+    fn registry(max_sessions: usize) -> Addr<Registry<FakeMember>> {
         Registry::new(RegistrySettings {
             max_sessions,
             idle_timeout: Duration::from_secs(30),
@@ -468,5 +527,40 @@ mod tests {
         assert_eq!(other, Err(AdmitError::Full(1)));
         let fresh = registry.send(Admit).await.unwrap();
         assert_eq!(fresh, Err(AdmitError::Full(1)));
+    }
+
+    /// Admits and attaches a stand-in session; its admitting connection
+    /// stays counted, so a limit of one connection is reached.
+    async fn live_session(registry: &Addr<Registry<FakeMember>>) -> SessionId {
+        let id = registry.send(Admit).await.unwrap().unwrap();
+        let attach = Attach {
+            id,
+            session: FakeMember(1),
+            activity: Arc::new(Activity::new()),
+        };
+        registry.send(attach).await.unwrap();
+        id
+    }
+
+    #[actix_rt::test]
+    async fn a_dropped_leave_guard_counts_its_connection_out() {
+        let registry = registry(4);
+        let id = live_session(&registry).await;
+        let full = registry.send(Join::new(id, 1)).await.unwrap();
+        assert_eq!(full, Err(JoinError::TooMany(1)));
+        drop(LeaveGuard::new(registry.clone(), id));
+        let joined = registry.send(Join::new(id, 1)).await.unwrap();
+        assert_eq!(joined, Ok(FakeMember(1)));
+    }
+
+    #[actix_rt::test]
+    async fn a_disarmed_leave_guard_leaves_the_count_alone() {
+        let registry = registry(4);
+        let id = live_session(&registry).await;
+        LeaveGuard::new(registry.clone(), id).disarm();
+        let full = registry.send(Join::new(id, 1)).await.unwrap();
+        assert_eq!(full, Err(JoinError::TooMany(1)));
+        let held = registry.send(Lookup::new(id)).await.unwrap();
+        assert_eq!(held, Some(FakeMember(1)));
     }
 }

@@ -20,6 +20,7 @@ mod fanout;
 mod input;
 mod input_rate;
 mod lifecycle;
+mod membership;
 mod outcome;
 mod recorder;
 mod settings;
@@ -49,7 +50,8 @@ use tokio::sync::oneshot;
 use crate::activity::Activity;
 use crate::encoder::{EncodeBlock, EncodeFailure};
 use crate::metrics::{FRAME_LATENCY_SECONDS, OUTPUT_BYTES, OUTPUT_SAMPLES};
-use crate::registry::{Attach, Registry, Release, SessionId};
+use crate::registry::{Attach, Registry, Release};
+use crate::session_id::SessionId;
 use crate::staging::Staging;
 use crate::store::{now_ms, CreateRecording};
 use crate::{EncoderPool, StreamError};
@@ -93,7 +95,7 @@ pub struct Session {
     settings: SessionSettings,
     kind: SessionKind,
     pool: EncoderPool,
-    registry: Addr<Registry>,
+    registry: Addr<Registry<Addr<Session>>>,
     activity: Arc<Activity>,
     fanout: Fanout,
     recorder: Option<Recorder>,
@@ -127,7 +129,7 @@ impl Session {
         settings: SessionSettings,
         kind: SessionKind,
         pool: EncoderPool,
-        registry: Addr<Registry>,
+        registry: Addr<Registry<Addr<Session>>>,
     ) -> Self {
         Self {
             id,

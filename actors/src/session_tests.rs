@@ -4,6 +4,7 @@ use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal, wav_bytes
 
 use super::*;
 use crate::registry::{Admit, RegistrySettings};
+use crate::Registry;
 use flacstream_codec::flac::{EncoderLevel, STREAMINFO_BYTES};
 
 struct Harness {
@@ -198,7 +199,7 @@ async fn a_second_session_under_an_attached_id_is_stopped_and_the_first_kept() {
     }
     assert!(!second.connected(), "the duplicate session was not stopped");
     // Its Release has been handled by now (it was sent before the actor stopped).
-    let held = h.registry.send(Lookup { id }).await.unwrap();
+    let held = h.registry.send(Lookup::new(id)).await.unwrap();
     assert!(
         held == Some(first.clone()),
         "the registry lost the first session"

@@ -10,24 +10,12 @@ use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::args::{Job, Settings};
+pub use crate::converted::Converted;
 use crate::error::ClientError;
 use crate::exchange::{exchange, Done};
 use crate::input::Input;
 use crate::progress::FileProgress;
 use crate::verify::verify;
-
-/// A converted, verified file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Converted {
-    /// The FLAC written.
-    pub output: PathBuf,
-    /// Samples per channel it holds.
-    pub samples: u64,
-    /// WAV bytes sent.
-    pub bytes_in: u64,
-    /// FLAC bytes written.
-    pub bytes_out: u64,
-}
 
 /// Converts one file; see the module docs.
 pub async fn convert(

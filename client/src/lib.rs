@@ -9,12 +9,15 @@
 //!   with `--realtime`.
 //! - [`exchange`]: one WebSocket stream: WAV out, FLAC in, then `done` or an error.
 //! - [`convert`]: one file end to end: read, stream, patch STREAMINFO, write, verify.
+//! - [`converted`]: what converting a file achieved ([`converted::Converted`]),
+//!   shared by `convert` and `progress`.
 //! - [`verify`]: decoding the output with claxon and comparing it with the input.
 //! - [`progress`]: a progress bar per file on a terminal, plain lines otherwise.
 //! - [`error`]: what can go wrong, and the exit code each maps to.
 
 pub mod args;
 pub mod convert;
+pub mod converted;
 pub mod error;
 pub mod exchange;
 pub mod input;
@@ -25,7 +28,8 @@ pub mod verify;
 use futures_util::StreamExt;
 
 use crate::args::{Args, Plan};
-use crate::convert::{convert, Converted};
+use crate::convert::convert;
+use crate::converted::Converted;
 use crate::error::{exit, ClientError};
 use crate::progress::Reporter;
 

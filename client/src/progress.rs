@@ -8,7 +8,7 @@ use std::path::Path;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::convert::Converted;
+use crate::converted::Converted;
 use crate::error::ClientError;
 
 /// Bar layout: file, bar, bytes sent of total, send rate, status.

@@ -21,7 +21,7 @@
 
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flacstream_actors::registry::{Join, JoinError, SessionId};
+use flacstream_actors::registry::{Join, JoinError, LeaveGuard, SessionId};
 use flacstream_actors::session::{
     outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
 };
@@ -37,7 +37,7 @@ use crate::error::ApiError;
 use crate::ids::{parse_chosen_id, MAX_USER_ID_BYTES};
 use crate::limits::client_connections::ClientSlot;
 use crate::state::AppState;
-use crate::websocket::transport::{next_connection_id, Dialect, LeaveGuard, Link, Upgrade};
+use crate::websocket::transport::{next_connection_id, Dialect, Link, Upgrade};
 
 /// Query parameters of a new session.
 #[derive(Debug, Deserialize)]
@@ -308,10 +308,7 @@ pub async fn join(
     let client = state.enter_client(&req)?;
     let joined = state
         .registry
-        .send(Join {
-            id,
-            max_connections: state.settings.max_connections_per_session,
-        })
+        .send(Join::new(id, state.settings.max_connections_per_session))
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
     let session = match joined {

@@ -21,12 +21,12 @@ use actix_web::http::header::{self, ContentDisposition, DispositionParam, Dispos
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use flacstream_actors::activity::Activity;
-use flacstream_actors::registry::{Leave, Registry, SessionId};
+use flacstream_actors::registry::{Leave, SessionId};
 use flacstream_actors::session::{
     outbound_channel, Abort, Connect, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason,
     Ingest, InputFormat, RecordingPolicy, Role, SessionKind, Shutdown,
 };
-use flacstream_actors::{Outbound, Session, SessionSettings, StreamError};
+use flacstream_actors::{Outbound, Registry, Session, SessionSettings, StreamError};
 use flacstream_codec::flac::StreamInfo;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};

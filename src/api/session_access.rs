@@ -76,7 +76,7 @@ impl FromRequest for SessionAccess {
 pub async fn current(state: &AppState, id: SessionId) -> Result<(SessionRecord, usize), ApiError> {
     if let Some(session) = state
         .registry
-        .send(Lookup { id })
+        .send(Lookup::new(id))
         .await
         .map_err(unavailable)?
     {

@@ -133,7 +133,7 @@ pub async fn close(
     let id = session.id;
     let Some(session) = state
         .registry
-        .send(Lookup { id })
+        .send(Lookup::new(id))
         .await
         .map_err(unavailable)?
     else {
@@ -266,7 +266,7 @@ pub async fn delete(
     let id = session.id;
     if state
         .registry
-        .send(Lookup { id })
+        .send(Lookup::new(id))
         .await
         .map_err(unavailable)?
         .is_some()

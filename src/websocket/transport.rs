@@ -17,11 +17,11 @@ use actix::Addr;
 use actix_web::error::PayloadError;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseReason, MessageStream};
-use flacstream_actors::registry::{Leave, Registry, SessionId};
+use flacstream_actors::registry::{Leave, SessionId};
 use flacstream_actors::session::{
     Abort, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason, Ingest, Role,
 };
-use flacstream_actors::{Outbound, Session, StreamError};
+use flacstream_actors::{Outbound, Registry, Session, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{done_close_code, ApiError};
@@ -49,37 +49,6 @@ static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
 /// A process-wide unique connection id.
 pub fn next_connection_id() -> ConnectionId {
     NEXT_CONNECTION.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Counts a connection out of its session at the registry when dropped,
-/// unless [`LeaveGuard::disarm`]ed: covers a request dropped between
-/// joining a session and starting its loops (which then own the leave).
-pub struct LeaveGuard {
-    registry: Option<Addr<Registry>>,
-    id: SessionId,
-}
-
-impl LeaveGuard {
-    /// Guards a connection counted against session `id`.
-    pub fn new(registry: Addr<Registry>, id: SessionId) -> Self {
-        Self {
-            registry: Some(registry),
-            id,
-        }
-    }
-
-    /// The connection's loops are running and will leave themselves.
-    pub fn disarm(mut self) {
-        self.registry = None;
-    }
-}
-
-impl Drop for LeaveGuard {
-    fn drop(&mut self) {
-        if let Some(registry) = self.registry.take() {
-            registry.do_send(Leave { id: self.id });
-        }
-    }
 }
 
 /// Which endpoint's rules the read loop follows.

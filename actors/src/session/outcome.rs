@@ -6,7 +6,7 @@ use flacstream_codec::flac::STREAMINFO_BYTES;
 use tokio::sync::mpsc;
 
 use super::SessionSettings;
-use crate::registry::SessionId;
+use crate::session_id::SessionId;
 use crate::StreamError;
 
 /// Outbound slots beyond the frames in flight: the stream header and the
