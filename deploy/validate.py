@@ -20,7 +20,7 @@ import sys
 
 import yaml
 
-# src/server.rs DRAIN_FLUSH_MARGIN_SECONDS.
+# src/drain.rs DRAIN_FLUSH_MARGIN_SECONDS.
 FLUSH_MARGIN_SECONDS = 5
 # What terminationGracePeriodSeconds keeps beyond the sum, for the kubelet.
 KILL_MARGIN_SECONDS = 10

@@ -99,7 +99,7 @@ SLACK_SECONDS = 3
 # lags by up to ~3 s there (measured: good-stream send lag 2.4-2.8 s).
 SLOW_SLACK_SECONDS = 3
 # The write loop's two tries at the final error text and the close frame
-# (src/transport.rs, FINAL_MESSAGE_TIMEOUT_SECONDS), in seconds each.
+# (src/websocket/transport.rs, FINAL_MESSAGE_TIMEOUT_SECONDS), in seconds each.
 FINAL_MESSAGE_SECONDS = 2
 # A frame header claiming a huge payload must be refused this fast, in seconds.
 HUGE_LIMIT_SECONDS = 1.0
