@@ -1,7 +1,12 @@
 //! A lock-free "last activity" clock shared by a session and the registry.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock is the system's monotonic clock (`std::time::Instant`)
+// unless a test pauses it: then the registry's idle sweep can be tested on
+// paused time, without waiting 30 real seconds.
+use tokio::time::Instant;
 
 /// When a session last received audio, readable from any thread without a lock.
 #[derive(Debug)]

@@ -23,10 +23,12 @@ pub use member::Member;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResponse, ResponseFuture};
 use tokio::sync::oneshot;
+// tokio's clock, so the sweep's timers can be tested on paused time.
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::activity::Activity;
@@ -562,5 +564,110 @@ mod tests {
         assert_eq!(full, Err(JoinError::TooMany(1)));
         let held = registry.send(Lookup::new(id)).await.unwrap();
         assert_eq!(held, Some(FakeMember(1)));
+    }
+
+    /// A member that counts the idle timeouts it is told of.
+    #[derive(Debug, Clone)]
+    struct IdleWatch {
+        id: u32,
+        told: Arc<std::sync::atomic::AtomicU64>,
+    }
+
+    impl PartialEq for IdleWatch {
+        fn eq(&self, other: &Self) -> bool {
+            self.id == other.id
+        }
+    }
+
+    impl IdleWatch {
+        fn new(id: u32) -> Self {
+            Self {
+                id,
+                told: Arc::default(),
+            }
+        }
+
+        fn told(&self) -> u64 {
+            self.told.load(std::sync::atomic::Ordering::SeqCst)
+        }
+    }
+
+    impl Member for IdleWatch {
+        fn idle_timeout(&self, _after_seconds: u64) {
+            self.told.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        fn shutdown(&self) {}
+    }
+
+    /// Moves paused time on by `ms`, one sweep interval at a time, letting
+    /// the registry run its sweep at each (a message round trip).
+    async fn advance_ms(registry: &Addr<Registry<IdleWatch>>, ms: u64, each: impl Fn()) {
+        for _ in 0..ms / IDLE_SWEEP_INTERVAL_MS {
+            tokio::time::advance(Duration::from_millis(IDLE_SWEEP_INTERVAL_MS)).await;
+            each();
+            registry.send(Snapshot).await.unwrap();
+        }
+    }
+
+    /// The idle timeout on paused time: a session that hears nothing for the
+    /// timeout is told, one that keeps receiving is not; no real second
+    /// passes.
+    #[actix_rt::test]
+    async fn the_idle_sweep_tells_only_a_session_quiet_for_the_timeout() {
+        tokio::time::pause();
+        let idle_timeout = Duration::from_secs(30);
+        let registry = Registry::new(RegistrySettings {
+            max_sessions: 4,
+            idle_timeout,
+        })
+        .start();
+        let (quiet, busy) = (IdleWatch::new(1), IdleWatch::new(2));
+        let busy_activity = Arc::new(Activity::new());
+        for (member, activity) in [
+            (quiet.clone(), Arc::new(Activity::new())),
+            (busy.clone(), Arc::clone(&busy_activity)),
+        ] {
+            let id = registry.send(Admit).await.unwrap().unwrap();
+            let attach = Attach {
+                id,
+                session: member,
+                activity,
+            };
+            registry.send(attach).await.unwrap();
+        }
+        let just_under = idle_timeout.as_millis() as u64 - 2 * IDLE_SWEEP_INTERVAL_MS;
+        advance_ms(&registry, just_under, || busy_activity.touch()).await;
+        assert_eq!((quiet.told(), busy.told()), (0, 0));
+        advance_ms(&registry, 4 * IDLE_SWEEP_INTERVAL_MS, || {
+            busy_activity.touch()
+        })
+        .await;
+        assert!(quiet.told() >= 1, "the quiet session was not told");
+        assert_eq!(busy.told(), 0);
+    }
+
+    /// A slot admitted but never filled (its request was dropped before the
+    /// session started) is given back after the admission timeout.
+    #[actix_rt::test]
+    async fn an_abandoned_admission_is_released_after_its_timeout() {
+        tokio::time::pause();
+        let registry = Registry::<IdleWatch>::new(RegistrySettings {
+            max_sessions: 1,
+            idle_timeout: Duration::from_secs(30),
+        })
+        .start();
+        registry.send(Admit).await.unwrap().unwrap();
+        assert_eq!(
+            registry.send(Admit).await.unwrap(),
+            Err(AdmitError::Full(1))
+        );
+        let under = ADMISSION_TIMEOUT_SECONDS * 1000 - 2 * IDLE_SWEEP_INTERVAL_MS;
+        advance_ms(&registry, under, || {}).await;
+        assert_eq!(
+            registry.send(Admit).await.unwrap(),
+            Err(AdmitError::Full(1))
+        );
+        advance_ms(&registry, 4 * IDLE_SWEEP_INTERVAL_MS, || {}).await;
+        assert!(registry.send(Admit).await.unwrap().is_ok());
     }
 }
