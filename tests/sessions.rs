@@ -79,6 +79,24 @@ async fn wait_for_status(addr: std::net::SocketAddr, id: &str, status: &str) -> 
     panic!("session {id} never reached {status}");
 }
 
+/// Waits (10 s at most) until the session's `field` is `want`, as
+/// `GET /api/audio/sessions/{id}` reports it.
+async fn wait_for_field(addr: std::net::SocketAddr, id: &str, field: &str, want: Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_json(addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+        if body[field] == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session {id}: {field} is {}, not {want}",
+            body[field]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[actix_rt::test]
 async fn a_recorded_session_can_be_closed_fetched_listed_and_deleted() {
     let service = start(&[]);
@@ -222,7 +240,8 @@ async fn a_listener_receives_the_same_flac_as_the_stored_file() {
     let listen_path = format!("/api/ws/audio/{id}?role=listen");
     let listener = exchange_at(service.addr, &listen_path, vec![], None);
     let producer = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The producer and the listener.
+        wait_for_field(service.addr, &id, "connections", 2.into()).await;
         for piece in random_splits(&pcm, 8000, 6) {
             tx.send(Message::binary(piece.to_vec())).await.unwrap();
         }
@@ -313,7 +332,7 @@ async fn limits_and_bad_requests_are_refused_before_the_upgrade() {
         .send(Message::binary(vec![128u8; 800]))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_field(service.addr, &id, "samples", 800.into()).await;
     let (status, body) = http_json(
         service.addr,
         "POST",

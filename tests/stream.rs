@@ -5,7 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{assert_exact, exchange, http_get, refused_upgrade, start, stream, stream_paced};
+use common::{
+    assert_exact, exchange, http_get, refused_upgrade, start, stream, stream_paced,
+    wait_for_streams,
+};
 use flacstream_actors::encoder::POISON_BLOCK_PREFIX;
 use flacstream_codec::fixture::{
     pcm_bytes, random_splits, test_signal, wav_bytes, DataSize, WavSpec,
@@ -497,7 +500,7 @@ async fn draining_flushes_open_streams_with_1001_and_refuses_new_ones() {
     let open = stream(service.addr, "", &pieces, false);
     let stopper = service.stopper();
     let drain = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_for_streams(service.addr, 1).await;
         let drain = actix_rt::spawn(async move { stopper.drain().await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         let ready = http_get(service.addr, "/readyz").await.0;

@@ -389,6 +389,24 @@ pub async fn http_json(addr: std::net::SocketAddr, method: &str, path: &str) -> 
     (status, json)
 }
 
+/// Waits (10 s at most) until the server counts `n` live streams, as
+/// `GET /admin/drain` reports them.
+pub async fn wait_for_streams(addr: std::net::SocketAddr, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_json(addr, "GET", "/admin/drain").await;
+        if body["streams"] == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} live streams, not {n}",
+            body["streams"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Tries an upgrade that should be refused; returns (status, body).
 pub async fn refused_upgrade(addr: std::net::SocketAddr, query: &str) -> (u16, Value) {
     refused_upgrade_at(addr, &format!("/stream?{query}")).await
