@@ -1,7 +1,6 @@
 //! Shared by the client's integration tests: one real flacstream server per
 //! test process (in-process, on its own actix System thread), WAV fixtures
 //! on disk, and a way to run the real `flacstream-client` binary.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

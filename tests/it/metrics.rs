@@ -1,15 +1,13 @@
 //! `GET /metrics` against a real server: counters move by what the clients
 //! did. The metrics recorder is one per process and the other tests' servers
 //! count into it too, so each test here first takes the process alone
-//! ([`common::alone`]: no other test runs a service until it ends) and
+//! ([`crate::common::alone`]: no other test runs a service until it ends) and
 //! compares scrapes from before and after, so it sees only its own traffic.
-
-mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{alone, http_get, http_json, http_send, refused_upgrade, start, stream};
+use crate::common::{alone, http_get, http_json, http_send, refused_upgrade, start, stream};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 
 /// Longest a gauge may take to catch up (the registry publishes its gauges

@@ -2,12 +2,10 @@
 //! `flacstream drain`), against a real server on a loopback port; the
 //! clients are the built binary, run as a container would run them.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{assert_exact, http_get, http_json, start, stream, wait_for_streams};
+use crate::common::{assert_exact, http_get, http_json, start, stream, wait_for_streams};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flacstream");

@@ -1,6 +1,5 @@
 //! Shared by the integration tests: a real server on 127.0.0.1:0 and a real
 //! WebSocket client (tokio-tungstenite), plus an independent decoder check.
-#![allow(dead_code)]
 
 use std::time::Duration;
 

@@ -6,13 +6,11 @@
 //! limits; the slow clients here are raw TCP, so they can send half a frame
 //! or half a request.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{
-    assert_exact, exchange_at, http, http_get, http_json, http_send, stream, stream_paced,
+use crate::common::{
+    self, assert_exact, exchange_at, http, http_get, http_json, http_send, stream, stream_paced,
 };
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 use serde_json::Value;

@@ -1,12 +1,10 @@
 //! End-to-end tests of recorded sessions: `/api/ws/audio`, resume, listeners,
 //! limits, timers, the sessions HTTP API, and recovery after `kill -9`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    assert_exact, connect_session, exchange_at, http, http_json, refused_upgrade_at, Outcome,
+use crate::common::{
+    self, assert_exact, connect_session, exchange_at, http, http_json, refused_upgrade_at, Outcome,
 };
 use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal};
 use futures_util::{SinkExt, StreamExt};

@@ -1,11 +1,9 @@
 //! End-to-end tests of `/stream`: a real server on a loopback port, a real
 //! WebSocket client, and claxon as the independent decoder.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
+use crate::common::{
     assert_exact, exchange, http_get, refused_upgrade, start, stream, stream_paced,
     wait_for_streams,
 };

@@ -5,12 +5,10 @@
 //! the write loop). The clients are raw TCP so they can send what no
 //! WebSocket library would.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::start;
+use crate::common::start;
 use flacstream_codec::fixture::{wav_bytes, DataSize, WavSpec};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

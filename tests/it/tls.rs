@@ -2,14 +2,12 @@
 //! the service started with it on a loopback port, and real TLS clients
 //! (tokio-rustls) trusting only that certificate.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_exact, exchange_ws, start, Outcome};
+use crate::common::{self, assert_exact, exchange_ws, start, Outcome};
 use flacstream::config::ClientTls;
 use flacstream::probe::Client;
 use flacstream::tls::TLS_RELOAD_POLL_SECONDS;
