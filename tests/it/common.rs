@@ -406,6 +406,19 @@ pub async fn wait_for_streams(addr: std::net::SocketAddr, n: u64) {
     }
 }
 
+/// Waits (10 s at most) until `GET /admin/drain` says the server is draining.
+pub async fn wait_for_draining(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_json(addr, "GET", "/admin/drain").await;
+        if body["status"] == "draining" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "not draining: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Tries an upgrade that should be refused; returns (status, body).
 pub async fn refused_upgrade(addr: std::net::SocketAddr, query: &str) -> (u16, Value) {
     refused_upgrade_at(addr, &format!("/stream?{query}")).await

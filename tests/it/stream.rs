@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::common::{
     assert_exact, exchange, http_get, refused_upgrade, start, stream, stream_paced,
-    wait_for_streams,
+    wait_for_draining, wait_for_streams,
 };
 use flacstream_actors::encoder::POISON_BLOCK_PREFIX;
 use flacstream_codec::fixture::{
@@ -500,7 +500,7 @@ async fn draining_flushes_open_streams_with_1001_and_refuses_new_ones() {
     let drain = async {
         wait_for_streams(service.addr, 1).await;
         let drain = actix_rt::spawn(async move { stopper.drain().await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_for_draining(service.addr).await;
         let ready = http_get(service.addr, "/readyz").await.0;
         let refused = refused_upgrade(service.addr, "").await;
         drain.await.unwrap();
