@@ -61,7 +61,7 @@ SERVER_STOP_SECONDS=30
 # ~350 new sessions a minute, where the defaults allow one address 64 and 120.
 # Left as they are, the caps would answer most bad clients with 429 before
 # they reach the handler each is meant to test; so they are raised here, and
-# their own 429s are tested in tests/limits.rs. The header deadline is passed
+# their own 429s are tested in tests/it/limits.rs. The header deadline is passed
 # so that fault.py checks against the value in force. (Each flag is passed
 # only if this binary has it, so the script also runs older builds.)
 extra_flags=()

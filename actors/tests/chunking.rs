@@ -6,6 +6,11 @@
 //! samples. The session runs in-process with the encoder pool, as the
 //! transport drives it (benches/session.rs does the same for timing).
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test, with its line"
+)]
+
 use std::time::Duration;
 
 use actix::{Actor, Addr};

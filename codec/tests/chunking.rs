@@ -8,6 +8,11 @@
 //! to [`FrameEncoder`], the last partial block at the end, and the final
 //! STREAMINFO written over the provisional one.
 
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failed unwrap is a failed test, with its line"
+)]
+
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 use flacstream_codec::flac::{
     EncoderLevel, FrameEncoder, FrameStats, StreamFormat, StreamInfo, STREAMINFO_BYTES,

@@ -1,12 +1,10 @@
 //! End-to-end tests of recorded sessions: `/api/ws/audio`, resume, listeners,
 //! limits, timers, the sessions HTTP API, and recovery after `kill -9`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{
-    assert_exact, connect_session, exchange_at, http, http_json, refused_upgrade_at, Outcome,
+use crate::common::{
+    self, assert_exact, connect_session, exchange_at, http, http_json, refused_upgrade_at, Outcome,
 };
 use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal};
 use futures_util::{SinkExt, StreamExt};
@@ -14,7 +12,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
 /// A service whose drain does not wait long for sessions left open.
-fn start(flags: &[&str]) -> flacstream::server::Service {
+fn start(flags: &[&str]) -> flacstream::service::Service {
     let mut all = vec!["--drain-grace-seconds", "1"];
     all.extend_from_slice(flags);
     common::start(&all)
@@ -77,6 +75,24 @@ async fn wait_for_status(addr: std::net::SocketAddr, id: &str, status: &str) -> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("session {id} never reached {status}");
+}
+
+/// Waits (10 s at most) until the session's `field` is `want`, as
+/// `GET /api/audio/sessions/{id}` reports it.
+async fn wait_for_field(addr: std::net::SocketAddr, id: &str, field: &str, want: Value) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_json(addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+        if body[field] == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session {id}: {field} is {}, not {want}",
+            body[field]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[actix_rt::test]
@@ -222,7 +238,8 @@ async fn a_listener_receives_the_same_flac_as_the_stored_file() {
     let listen_path = format!("/api/ws/audio/{id}?role=listen");
     let listener = exchange_at(service.addr, &listen_path, vec![], None);
     let producer = async {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The producer and the listener.
+        wait_for_field(service.addr, &id, "connections", 2.into()).await;
         for piece in random_splits(&pcm, 8000, 6) {
             tx.send(Message::binary(piece.to_vec())).await.unwrap();
         }
@@ -313,7 +330,7 @@ async fn limits_and_bad_requests_are_refused_before_the_upgrade() {
         .send(Message::binary(vec![128u8; 800]))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_for_field(service.addr, &id, "samples", 800.into()).await;
     let (status, body) = http_json(
         service.addr,
         "POST",

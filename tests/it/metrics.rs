@@ -1,19 +1,14 @@
 //! `GET /metrics` against a real server: counters move by what the clients
-//! did. This file is its own test binary (its own process) because the
-//! metrics recorder is one per process; its tests take turns through
-//! [`SERIAL`] and compare scrapes from before and after, so each sees only
-//! its own traffic.
-
-mod common;
+//! did. The metrics recorder is one per process and the other tests' servers
+//! count into it too, so each test here first takes the process alone
+//! ([`crate::common::alone`]: no other test runs a service until it ends) and
+//! compares scrapes from before and after, so it sees only its own traffic.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{http_get, http_json, http_send, refused_upgrade, start, stream};
+use crate::common::{alone, http_get, http_json, http_send, refused_upgrade, start, stream};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
-
-/// One test at a time: the recorder, and so every counter, is shared.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Longest a gauge may take to catch up (the registry publishes its gauges
 /// at each idle sweep, every 500 ms).
@@ -60,7 +55,7 @@ async fn wait_for(addr: SocketAddr, series: &str, want: f64) -> f64 {
 
 #[actix_rt::test]
 async fn a_stream_moves_every_counter_by_what_it_carried() {
-    let _turn = SERIAL.lock().await;
+    alone();
     let service = start(&[]);
     let addr = service.addr;
     let frames = 20_000;
@@ -128,7 +123,7 @@ async fn a_stream_moves_every_counter_by_what_it_carried() {
 
 #[actix_rt::test]
 async fn refusals_and_failures_are_counted_by_code() {
-    let _turn = SERIAL.lock().await;
+    alone();
     let service = start(&[]);
     let addr = service.addr;
     let before = Scrape::take(addr).await;
@@ -161,7 +156,7 @@ async fn refusals_and_failures_are_counted_by_code() {
 
 #[actix_rt::test]
 async fn live_streams_are_gauged_and_a_drain_shows() {
-    let _turn = SERIAL.lock().await;
+    alone();
     let service = start(&["--drain-grace-seconds", "1"]);
     let addr = service.addr;
     // Sessions of earlier tests may take a sweep to be uncounted.

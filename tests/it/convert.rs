@@ -1,8 +1,6 @@
 //! `POST /convert` and `POST /upload` against a real server.
 
-mod common;
-
-use common::{assert_exact, http, http_send, multipart, start};
+use crate::common::{self, assert_exact, http, http_send, multipart, start};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 
 #[actix_rt::test]

@@ -1,11 +1,12 @@
 //! End-to-end tests of `/stream`: a real server on a loopback port, a real
 //! WebSocket client, and claxon as the independent decoder.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{assert_exact, exchange, http_get, refused_upgrade, start, stream, stream_paced};
+use crate::common::{
+    assert_exact, exchange, http_get, refused_upgrade, start, stream, stream_paced,
+    wait_for_draining, wait_for_streams,
+};
 use flacstream_actors::encoder::POISON_BLOCK_PREFIX;
 use flacstream_codec::fixture::{
     pcm_bytes, random_splits, test_signal, wav_bytes, DataSize, WavSpec,
@@ -497,9 +498,9 @@ async fn draining_flushes_open_streams_with_1001_and_refuses_new_ones() {
     let open = stream(service.addr, "", &pieces, false);
     let stopper = service.stopper();
     let drain = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_for_streams(service.addr, 1).await;
         let drain = actix_rt::spawn(async move { stopper.drain().await });
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        wait_for_draining(service.addr).await;
         let ready = http_get(service.addr, "/readyz").await.0;
         let refused = refused_upgrade(service.addr, "").await;
         drain.await.unwrap();

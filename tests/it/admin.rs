@@ -2,12 +2,10 @@
 //! `flacstream drain`), against a real server on a loopback port; the
 //! clients are the built binary, run as a container would run them.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{assert_exact, http_get, http_json, start, stream};
+use crate::common::{assert_exact, http_get, http_json, start, stream, wait_for_streams};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 
 const BIN: &str = env!("CARGO_BIN_EXE_flacstream");
@@ -58,7 +56,7 @@ async fn post_drain_from_loopback_drains_like_sigterm_and_is_idempotent() {
     // Everything but `end`: only the drain can finish this stream.
     let open = stream(addr, "", &pieces, false);
     let drain = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_for_streams(addr, 1).await;
         let started = Instant::now();
         let first = http_json(addr, "POST", "/admin/drain").await;
         let ready = http_get(addr, "/readyz").await.0;
@@ -128,7 +126,7 @@ async fn drain_client_waits_for_open_streams_then_exits_0() {
     let open = stream(addr, "", &pieces, false);
     let drain_url = format!("http://{addr}/admin/drain");
     let client = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_for_streams(addr, 1).await;
         let started = Instant::now();
         let code = run(&["drain", "--url", &drain_url, "--wait-seconds", "30"]).await;
         (code, started.elapsed())
@@ -155,7 +153,7 @@ async fn drain_client_gives_up_with_2_when_streams_outlast_the_wait() {
     let open = stream(addr, "", &pieces, false);
     let drain_url = format!("http://{addr}/admin/drain");
     let client = async {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        wait_for_streams(addr, 1).await;
         let code = run(&["drain", "--url", &drain_url, "--wait-seconds", "1"]).await;
         // Let the stream end now rather than after 30 s.
         service

@@ -5,12 +5,10 @@
 //! the write loop). The clients are raw TCP so they can send what no
 //! WebSocket library would.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::start;
+use crate::common::start;
 use flacstream_codec::fixture::{wav_bytes, DataSize, WavSpec};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -184,14 +182,18 @@ async fn a_client_cut_off_for_not_reading_cannot_push_input_through_meanwhile() 
     let mut after_block = 0usize;
     loop {
         let t = Instant::now();
-        match tokio::time::timeout(Duration::from_secs(10), tcp.write_all(&message)).await {
+        let written = tokio::time::timeout(Duration::from_secs(10), tcp.write_all(&message)).await;
+        // A write that blocked marks when the input stopped, also if it is
+        // the last one: a server that never reads again after its first
+        // pause leaves that write blocked until the connection ends.
+        if blocked_at.is_none() && t.elapsed() > Duration::from_millis(500) {
+            blocked_at = Some(t);
+        }
+        match written {
             Ok(Ok(())) => {}
             // Reset, or a write still stuck 10 s on: the connection is over
             // for this client either way; the time check below tells which.
             Ok(Err(_)) | Err(_) => break,
-        }
-        if blocked_at.is_none() && t.elapsed() > Duration::from_millis(500) {
-            blocked_at = Some(t);
         }
         if blocked_at.is_some() {
             after_block += message.len();

@@ -2,11 +2,9 @@
 //! `POST /upload?session_id=…` (docs/protocol.md 9.1, 11). The id must be
 //! free: not held by a live session, nor by a stored one.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{connect_session, http_json, http_send, refused_upgrade_at};
+use crate::common::{self, connect_session, http_json, http_send, refused_upgrade_at};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, WavSpec};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
@@ -15,7 +13,7 @@ use uuid::Uuid;
 
 const OPEN: &str = "/api/ws/audio?sample_rate=8000&channels=1&format=u8";
 
-fn start() -> flacstream::server::Service {
+fn start() -> flacstream::service::Service {
     common::start(&["--drain-grace-seconds", "1"])
 }
 

@@ -2,9 +2,7 @@
 //! against its own input and fails, naming the first difference, against
 //! another.
 
-mod common;
-
-use common::{fixture, run_client, server_url, temp_dir};
+use crate::common::{fixture, run_client, server_url, temp_dir};
 use flacstream_client::verify::{verify, VerifyError};
 use flacstream_codec::fixture::{pcm_bytes, wav_bytes, WavSpec};
 

@@ -1,11 +1,9 @@
 //! The real `flacstream-client` binary against a real in-process server:
 //! exact round trips, `--realtime` pacing, and exit codes.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{assert_flac_matches, fixture, run_client, server_url, temp_dir};
+use crate::common::{assert_flac_matches, fixture, run_client, server_url, temp_dir};
 use flacstream_codec::fixture::{fmt_body, wav_with_fmt, DataSize, WavSpec};
 
 #[test]

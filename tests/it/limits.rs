@@ -6,13 +6,11 @@
 //! limits; the slow clients here are raw TCP, so they can send half a frame
 //! or half a request.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{
-    assert_exact, exchange_at, http, http_get, http_json, http_send, stream, stream_paced,
+use crate::common::{
+    self, assert_exact, exchange_at, http, http_get, http_json, http_send, stream, stream_paced,
 };
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, DataSize, WavSpec};
 use serde_json::Value;
@@ -22,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 /// The service with `flags`, draining fast: sessions a test leaves open
 /// (in a resume window, say) must not hold its end for the default grace.
-fn start(flags: &[&str]) -> flacstream::server::Service {
+fn start(flags: &[&str]) -> flacstream::service::Service {
     let mut all = vec!["--drain-grace-seconds", "1"];
     all.extend_from_slice(flags);
     common::start(&all)
@@ -137,8 +135,8 @@ async fn refused(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Answ
 }
 
 /// Waits until the test client (127.0.0.1) has `n` connections counted.
-async fn wait_for_open(service: &flacstream::server::Service, n: usize) {
-    let client = flacstream::client_ip::ClientIp::resolve(
+async fn wait_for_open(service: &flacstream::service::Service, n: usize) {
+    let client = flacstream::limits::client_ip::ClientIp::resolve(
         std::net::Ipv4Addr::LOCALHOST.into(),
         &Default::default(),
         &Default::default(),
@@ -489,8 +487,9 @@ async fn a_download_nobody_reads_is_counted_and_cut_off() {
     // ...and the server gives up on it once it has not moved for the stall
     // time and the kernel cut-off's margin (the kernel's zero-window probes
     // back off, so up to a few seconds later).
-    let limit = Duration::from_secs(1 + flacstream::socket::KERNEL_CUT_OFF_MARGIN_SECONDS + 6);
-    let client = flacstream::client_ip::ClientIp::resolve(
+    let limit =
+        Duration::from_secs(1 + flacstream::websocket::socket::KERNEL_CUT_OFF_MARGIN_SECONDS + 6);
+    let client = flacstream::limits::client_ip::ClientIp::resolve(
         std::net::Ipv4Addr::LOCALHOST.into(),
         &Default::default(),
         &Default::default(),

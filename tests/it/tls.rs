@@ -2,16 +2,14 @@
 //! the service started with it on a loopback port, and real TLS clients
 //! (tokio-rustls) trusting only that certificate.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_exact, exchange_ws, start, Outcome};
-use flacstream::config::ClientTls;
-use flacstream::probe::Client;
+use crate::common::{self, assert_exact, exchange_ws, start, Outcome};
+use flacstream::cli::probe::Client;
+use flacstream::cli::ClientTls;
 use flacstream::tls::TLS_RELOAD_POLL_SECONDS;
 use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal, wav_bytes, WavSpec};
 use futures_util::SinkExt;
@@ -84,7 +82,7 @@ fn path_str(p: &Path) -> String {
     p.to_string_lossy().to_string()
 }
 
-fn start_tls(files: &Files, extra: &[&str]) -> flacstream::server::Service {
+fn start_tls(files: &Files, extra: &[&str]) -> flacstream::service::Service {
     let mut flags = files.flags();
     flags.extend(extra.iter().map(|s| s.to_string()));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();

@@ -2,12 +2,10 @@
 //! valid FLAC holding at least every durably acknowledged sample, and a
 //! restart repairs and finalizes it.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{assert_exact, connect_session, http, http_json};
+use crate::common::{assert_exact, connect_session, http, http_json};
 use flacstream_codec::fixture::{pcm_bytes, test_signal};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;

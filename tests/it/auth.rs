@@ -5,13 +5,11 @@
 //! sessions endpoint for a non-owner, Origin refusals, and that no token
 //! reaches the log.
 
-mod common;
-
 use std::net::SocketAddr;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use common::{assert_exact, Outcome, CLIENT_TIMEOUT};
+use crate::common::{self, assert_exact, Outcome, CLIENT_TIMEOUT};
 use flacstream::auth::keys::new_key;
 use flacstream_codec::fixture::{pcm_bytes, random_splits, test_signal, wav_bytes, WavSpec};
 use futures_util::{SinkExt, StreamExt};
@@ -86,7 +84,7 @@ fn keys() -> Keys {
 }
 
 /// A service with authentication on and keys k1 and k2.
-fn start_with_auth(keys: &Keys, extra: &[&str]) -> flacstream::server::Service {
+fn start_with_auth(keys: &Keys, extra: &[&str]) -> flacstream::service::Service {
     captured();
     let mut flags = vec![
         "--auth",

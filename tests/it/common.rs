@@ -1,13 +1,12 @@
 //! Shared by the integration tests: a real server on 127.0.0.1:0 and a real
 //! WebSocket client (tokio-tungstenite), plus an independent decoder check.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
 use base64::Engine;
 use clap::Parser;
 use flacstream::config::Config;
-use flacstream::server::Service;
+use flacstream::service::Service;
 use futures_util::{SinkExt, StreamExt};
 use md5::{Digest, Md5};
 use serde_json::Value;
@@ -18,7 +17,12 @@ use tokio_tungstenite::tungstenite::Message;
 pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts a service on a free loopback port with extra flags.
+///
+/// The calling test shares the process with the other tests that start
+/// services ([`gate::share`]) until its thread ends; a test that reads the
+/// process-wide metrics takes it alone first ([`alone`]).
 pub fn start(flags: &[&str]) -> Service {
+    gate::share();
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let data = std::env::temp_dir().join(format!("flacstream-test-{}-{n}", std::process::id()));
@@ -30,6 +34,134 @@ pub fn start(flags: &[&str]) -> Service {
         .validate()
         .expect("valid test flags");
     Service::start(settings).expect("server starts")
+}
+
+/// Has the calling test run alone among the tests that start services, from
+/// now until its thread ends: no other in-process service moves the
+/// process's metrics meanwhile. Call it before [`start`].
+pub fn alone() {
+    gate::exclusive();
+}
+
+/// Who may run services in this process at the same time.
+///
+/// The `metrics` facade has one recorder per process, so every service the
+/// tests start in it counts into the same counters and gauges; a test that
+/// checks what its own traffic moved must have the process to itself. Tests
+/// that start services hold the gate shared, a metrics test holds it
+/// exclusively. A hold is kept in a thread-local and given back when the
+/// test's thread ends (libtest runs each test on a thread of its own), that
+/// is after the test's actix runtime has been dropped with every session on
+/// it: a session left behind cannot count into the next holder's figures.
+/// A test waiting for the exclusive hold keeps new shared holds back, so it
+/// waits only for the tests already running.
+pub mod gate {
+    use std::cell::RefCell;
+    use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+    use std::time::{Duration, Instant};
+
+    /// Longest any test waits for its hold: far longer than any test runs.
+    const WAIT_LIMIT: Duration = Duration::from_secs(600);
+
+    struct State {
+        /// Tests holding the gate shared.
+        shared: usize,
+        /// Whether a test holds it exclusively.
+        exclusive: bool,
+        /// Tests waiting for it exclusively.
+        waiting: usize,
+    }
+
+    static STATE: Mutex<State> = Mutex::new(State {
+        shared: 0,
+        exclusive: false,
+        waiting: 0,
+    });
+    static CHANGED: Condvar = Condvar::new();
+
+    /// One thread's hold, given back when dropped.
+    enum Hold {
+        Shared,
+        Exclusive,
+    }
+
+    impl Drop for Hold {
+        fn drop(&mut self) {
+            let mut state = lock();
+            match self {
+                Hold::Shared => state.shared -= 1,
+                Hold::Exclusive => state.exclusive = false,
+            }
+            CHANGED.notify_all();
+        }
+    }
+
+    thread_local! {
+        static HELD: RefCell<Option<Hold>> = const { RefCell::new(None) };
+    }
+
+    fn lock() -> MutexGuard<'static, State> {
+        // A test that failed while holding the lock left the state whole.
+        STATE.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits (on `CHANGED`) while `busy` holds, at most [`WAIT_LIMIT`];
+    /// `None` if that passed.
+    fn wait_while(
+        mut state: MutexGuard<'static, State>,
+        busy: impl Fn(&State) -> bool,
+    ) -> Option<MutexGuard<'static, State>> {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        while busy(&state) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            state = CHANGED
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Some(state)
+    }
+
+    /// Holds the gate shared for the rest of the calling test (once per
+    /// thread; a thread that holds it exclusively keeps that).
+    pub fn share() {
+        HELD.with(|held| {
+            if held.borrow().is_some() {
+                return;
+            }
+            let Some(mut state) = wait_while(lock(), |s| s.exclusive || s.waiting > 0) else {
+                panic!("waited {WAIT_LIMIT:?} for a metrics test to finish");
+            };
+            state.shared += 1;
+            drop(state);
+            *held.borrow_mut() = Some(Hold::Shared);
+        });
+    }
+
+    /// Holds the gate exclusively for the rest of the calling test.
+    pub fn exclusive() {
+        HELD.with(|held| {
+            match held.borrow().as_ref() {
+                Some(Hold::Exclusive) => return,
+                Some(Hold::Shared) => panic!("take the process alone before starting a service"),
+                None => {}
+            }
+            let mut state = lock();
+            state.waiting += 1;
+            let Some(mut state) = wait_while(state, |s| s.exclusive || s.shared > 0) else {
+                lock().waiting -= 1;
+                CHANGED.notify_all();
+                panic!("waited {WAIT_LIMIT:?} for the other tests' services to finish");
+            };
+            state.waiting -= 1;
+            state.exclusive = true;
+            drop(state);
+            *held.borrow_mut() = Some(Hold::Exclusive);
+        });
+    }
 }
 
 /// What a client saw on one stream.
@@ -254,6 +386,37 @@ pub async fn http_json(addr: std::net::SocketAddr, method: &str, path: &str) -> 
         serde_json::from_slice(&body).expect("JSON body")
     };
     (status, json)
+}
+
+/// Waits (10 s at most) until the server counts `n` live streams, as
+/// `GET /admin/drain` reports them.
+pub async fn wait_for_streams(addr: std::net::SocketAddr, n: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_json(addr, "GET", "/admin/drain").await;
+        if body["streams"] == n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} live streams, not {n}",
+            body["streams"]
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (10 s at most) until `GET /admin/drain` says the server is draining.
+pub async fn wait_for_draining(addr: std::net::SocketAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = http_json(addr, "GET", "/admin/drain").await;
+        if body["status"] == "draining" {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "not draining: {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Tries an upgrade that should be refused; returns (status, body).

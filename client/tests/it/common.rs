@@ -1,7 +1,6 @@
 //! Shared by the client's integration tests: one real flacstream server per
 //! test process (in-process, on its own actix System thread), WAV fixtures
 //! on disk, and a way to run the real `flacstream-client` binary.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use flacstream::config::Config;
-use flacstream::server::Service;
+use flacstream::service::Service;
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, WavSpec};
 
 /// A fresh, empty directory under Cargo's scratch space for tests.
