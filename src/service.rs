@@ -114,7 +114,9 @@ impl Service {
             grace + settings.outbound_stall + Duration::from_secs(DRAIN_FLUSH_MARGIN_SECONDS);
         let kernel_cut_off =
             settings.outbound_stall + Duration::from_secs(socket::KERNEL_CUT_OFF_MARGIN_SECONDS);
-        let auth = web::Data::new(settings.auth.clone());
+        // The same Arc as the settings hold: `Data<Auth>`, what the `Access`
+        // extractor looks for.
+        let auth = web::Data::from(Arc::clone(&settings.auth));
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())

@@ -482,4 +482,34 @@ mod tests {
         });
         assert!(matches!(bad_origin, Err(AuthConfigError::Origin(_))));
     }
+
+    /// The extractor is the check: with the app's `Data<Auth>` it answers
+    /// as [`Auth::check`] does, and without one it refuses (503), never
+    /// lets a request through.
+    #[actix_rt::test]
+    async fn the_access_extractor_checks_and_fails_closed_without_auth() {
+        let (key, entry) = new_key("a");
+        let on = web::Data::new(auth(&[entry]));
+        let req = TestRequest::default()
+            .app_data(on.clone())
+            .to_http_request();
+        let refused = Access::extract(&req).await.unwrap_err();
+        assert_eq!(refused.code(), "unauthorized");
+        let req = TestRequest::default()
+            .app_data(on)
+            .insert_header((header::AUTHORIZATION, format!("Bearer {key}")))
+            .to_http_request();
+        let access = Access::extract(&req).await.unwrap();
+        assert_eq!(access.principal().map(|p| p.key_id.as_str()), Some("a"));
+        let off = web::Data::new(Auth::off());
+        let req = TestRequest::default().app_data(off).to_http_request();
+        assert_eq!(Access::extract(&req).await.unwrap(), Access::Open);
+        // An Arc<Auth> is not a Data<Auth>: the app must register the latter.
+        let wrong = web::Data::new(std::sync::Arc::new(Auth::off()));
+        let req = TestRequest::default().app_data(wrong).to_http_request();
+        assert_eq!(
+            Access::extract(&req).await.unwrap_err().code(),
+            "unavailable"
+        );
+    }
 }
