@@ -18,12 +18,29 @@ use flacstream_actors::Registry;
 /// drain therefore ends at most grace + stall + this after it starts.
 pub const DRAIN_FLUSH_MARGIN_SECONDS: u64 = 5;
 
+/// Whether a drain has started. Set once, by the [`Stopper`]; read by
+/// `/readyz` and `/admin/drain`, which take this rather than the whole state.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// True from the moment a drain starts.
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    /// Sets it; true for the one caller that set it first.
+    fn set(&self) -> bool {
+        !self.0.swap(true, Ordering::SeqCst)
+    }
+}
+
 /// Drains and stops a [`crate::service::Service`] from anywhere.
 #[derive(Clone)]
 pub struct Stopper {
     handle: ServerHandle,
     registry: Addr<Registry>,
-    draining: Arc<AtomicBool>,
+    draining: Draining,
     grace: Duration,
     deadline: Duration,
 }
@@ -35,7 +52,7 @@ impl Stopper {
     pub fn new(
         handle: ServerHandle,
         registry: Addr<Registry>,
-        draining: Arc<AtomicBool>,
+        draining: Draining,
         grace: Duration,
         deadline: Duration,
     ) -> Self {
@@ -72,7 +89,7 @@ impl Stopper {
     /// Marks the service draining; true for the one caller that started it.
     fn begin(&self) -> bool {
         metrics::gauge!(DRAINING).set(1.0);
-        !self.draining.swap(true, Ordering::SeqCst)
+        self.draining.set()
     }
 
     async fn finish(&self) {

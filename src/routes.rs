@@ -6,8 +6,10 @@ use actix_web::web;
 use crate::api::{admin, audio_socket, convert, health, metrics, page, sessions, stream, tokens};
 
 /// Adds every route of the service to an app (`App::configure`). The app
-/// must carry the shared state ([`crate::state::AppState`]) and the
-/// authentication settings ([`crate::auth::Auth`]) as app data.
+/// must carry as app data the shared state ([`crate::state::AppState`]),
+/// the authentication settings ([`crate::auth::Auth`]), the drain flag
+/// ([`crate::drain::Draining`], for `/readyz`) and the Prometheus handle
+/// (for `/metrics`).
 pub fn configure(app: &mut web::ServiceConfig) {
     app.route("/", web::get().to(page::index))
         .route("/app.js", web::get().to(page::app_js))

@@ -6,7 +6,6 @@ mod recovery;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,7 +20,7 @@ use flacstream_actors::{EncoderPool, Registry};
 
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::config::Settings;
-use crate::drain::{Stopper, DRAIN_FLUSH_MARGIN_SECONDS};
+use crate::drain::{Draining, Stopper, DRAIN_FLUSH_MARGIN_SECONDS};
 use crate::limits::client_connections::ClientConnections;
 use crate::limits::session_rate::SessionRate;
 use crate::state::AppState;
@@ -60,7 +59,7 @@ pub struct Service {
     /// The running server; it only makes progress once polled, so it is
     /// spawned at start and awaited by [`Service::run`].
     server: Option<actix_web::rt::task::JoinHandle<io::Result<()>>>,
-    draining: Arc<AtomicBool>,
+    draining: Draining,
     drain_deadline: Duration,
     grace: Duration,
 }
@@ -93,7 +92,7 @@ impl Service {
             idle_timeout: settings.connection_timeout,
         })
         .start();
-        let draining = Arc::new(AtomicBool::new(false));
+        let draining = Draining::default();
         let prometheus = crate::metrics::install();
         metrics::gauge!(DRAINING).set(0.0);
         let stopper = Arc::new(OnceLock::new());
@@ -103,9 +102,8 @@ impl Service {
             registry: registry.clone(),
             pool: pool.clone(),
             store: store.clone(),
-            draining: Arc::clone(&draining),
+            draining: draining.clone(),
             stopper: Arc::clone(&stopper),
-            metrics: prometheus,
             client_connections: client_connections.clone(),
             session_rate: SessionRate::new(settings.new_sessions_per_minute),
         });
@@ -117,10 +115,15 @@ impl Service {
         // The same Arc as the settings hold: `Data<Auth>`, what the `Access`
         // extractor looks for.
         let auth = web::Data::from(Arc::clone(&settings.auth));
+        // What the narrow endpoints take instead of the whole state.
+        let ready = web::Data::new(draining.clone());
+        let prometheus = web::Data::new(prometheus);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(auth.clone())
+                .app_data(ready.clone())
+                .app_data(prometheus.clone())
                 .configure(routes::configure)
         })
         .on_connect(move |connection, data| socket::attach(connection, data, kernel_cut_off))
@@ -201,7 +204,7 @@ impl Service {
         Stopper::new(
             self.handle.clone(),
             self.registry.clone(),
-            Arc::clone(&self.draining),
+            self.draining.clone(),
             self.grace,
             self.drain_deadline,
         )

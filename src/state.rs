@@ -7,7 +7,6 @@
 //! The state imports no endpoint: [`crate::routes`] names the endpoints,
 //! [`crate::service`] builds this state and hands it to them.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 
 use actix::Addr;
@@ -18,10 +17,9 @@ use flacstream_actors::store::{Load, SessionStatus, Store};
 use flacstream_actors::SessionSettings;
 use flacstream_actors::{EncoderPool, Registry};
 use flacstream_codec::flac::EncoderLevel;
-use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
-use crate::drain::Stopper;
+use crate::drain::{Draining, Stopper};
 use crate::error::ApiError;
 use crate::limits::client_connections::{ClientConnections, ClientSlot};
 use crate::limits::client_ip::ClientIp;
@@ -37,13 +35,11 @@ pub struct AppState {
     pub pool: EncoderPool,
     /// The store: recordings and the session catalog.
     pub store: Addr<Store>,
-    /// Set once draining starts; `/readyz` reports it.
-    pub draining: Arc<AtomicBool>,
+    /// Set once draining starts; `/admin/drain` reports it.
+    pub draining: Draining,
     /// Starts a drain from a request (`POST /admin/drain`). Set once the
     /// server runs, before it accepts its first connection.
     pub stopper: Arc<OnceLock<Stopper>>,
-    /// Renders `GET /metrics` (one recorder per process; see [`crate::metrics`]).
-    pub metrics: PrometheusHandle,
     /// Long-lived connections per client address.
     pub client_connections: ClientConnections,
     /// New sessions per minute per key.

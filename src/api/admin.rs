@@ -16,7 +16,6 @@
 //! Kubernetes Ingress in deploy/ does not).
 
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
 
 use crate::protocol::DrainStatus;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -54,7 +53,7 @@ async fn status(state: &AppState) -> Result<DrainStatus, ApiError> {
         .send(Snapshot)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-    let draining = state.draining.load(Ordering::SeqCst);
+    let draining = state.draining.is_set();
     Ok(DrainStatus {
         status: if draining { "draining" } else { "ready" }.into(),
         streams: snapshot.sessions,

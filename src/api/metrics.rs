@@ -2,13 +2,13 @@
 //! ([`crate::metrics`]).
 
 use actix_web::{web, HttpResponse};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::metrics::CONTENT_TYPE;
-use crate::state::AppState;
 
 /// `GET /metrics`: every metric in the Prometheus text format.
-pub async fn scrape(state: web::Data<AppState>) -> HttpResponse {
+pub async fn scrape(recorder: web::Data<PrometheusHandle>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(CONTENT_TYPE)
-        .body(state.metrics.render())
+        .body(recorder.render())
 }

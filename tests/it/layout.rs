@@ -610,7 +610,7 @@ fn the_checker_finds_a_circle_it_is_shown() {
 }
 
 /// Prints each crate's sibling dependencies, level by level, for a reader
-/// (ARCHITECTURE.md): `cargo test --test it layout::print_the_graph --
+/// (ARCHITECTURE.md): `cargo test -p flacstream --test it layout::print_the_graph --
 /// --ignored --nocapture`.
 #[test]
 #[ignore = "prints the graph; checks nothing"]
