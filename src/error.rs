@@ -120,6 +120,14 @@ pub enum ApiError {
     UploadTooSlow(u64),
 }
 
+/// An actor that did not answer (it stopped, or its mailbox is closed): the
+/// request cannot be served now, 503 `unavailable`.
+impl From<actix::MailboxError> for ApiError {
+    fn from(e: actix::MailboxError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
 impl From<AdmitError> for ApiError {
     fn from(e: AdmitError) -> Self {
         match e {
@@ -367,5 +375,16 @@ mod tests {
         );
         let response = limited.error_response();
         assert_eq!(response.headers().get("retry-after").unwrap(), "7");
+    }
+
+    /// An actor that does not answer is one mapping, wherever it happens.
+    #[test]
+    fn an_unanswered_actor_is_unavailable_503() {
+        for e in [actix::MailboxError::Closed, actix::MailboxError::Timeout] {
+            let api = ApiError::from(e);
+            assert_eq!(api.code(), "unavailable");
+            assert_eq!(api.status_code(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(api.to_string().contains(&e.to_string()), "{api}");
+        }
     }
 }

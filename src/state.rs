@@ -99,7 +99,7 @@ impl AppState {
             Some(id) => self.registry.send(AdmitAs { id }).await,
             None => self.registry.send(Admit).await,
         };
-        let id = admitted.map_err(|e| ApiError::Unavailable(e.to_string()))??;
+        let id = admitted??;
         if requested.is_some() {
             // The catalog is asked only once the registry holds the id: a
             // session stores its final row before it gives its id back, so
@@ -116,11 +116,7 @@ impl AppState {
     /// free: 409 `session_exists` if a live or stored session has it. Only
     /// [`AppState::admit`] decides; this spares the client the upload.
     pub async fn check_unused(&self, id: SessionId) -> Result<(), ApiError> {
-        let live = self
-            .registry
-            .send(Lookup::new(id))
-            .await
-            .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        let live = self.registry.send(Lookup::new(id)).await?;
         if live.is_some() {
             return Err(ApiError::SessionExists(id));
         }
@@ -134,7 +130,7 @@ impl AppState {
             Ok(Ok(None)) => Ok(()),
             Ok(Ok(Some(_))) => Err(ApiError::SessionExists(id)),
             Ok(Err(e)) => Err(e.into()),
-            Err(e) => Err(ApiError::Unavailable(e.to_string())),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -152,7 +148,7 @@ impl AppState {
             max_blocks_in_flight: self.settings.max_blocks_in_flight,
             input,
             max_duration: self.settings.max_session,
-            // Only live sessions are bound; `audio::open` sets it.
+            // Only live sessions are bound; `api::audio_socket::open` sets it.
             input_rate: None,
         }
     }
@@ -164,7 +160,7 @@ impl AppState {
             Ok(Ok(Some(r))) if r.status != SessionStatus::Live => ApiError::SessionClosed,
             Ok(Ok(_)) => ApiError::SessionNotFound,
             Ok(Err(e)) => e.into(),
-            Err(e) => ApiError::Unavailable(e.to_string()),
+            Err(e) => e.into(),
         }
     }
 }

@@ -48,11 +48,7 @@ pub async fn drain_status(
 }
 
 async fn status(state: &AppState) -> Result<DrainStatus, ApiError> {
-    let snapshot = state
-        .registry
-        .send(Snapshot)
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let snapshot = state.registry.send(Snapshot).await?;
     let draining = state.draining.is_set();
     Ok(DrainStatus {
         status: if draining { "draining" } else { "ready" }.into(),

@@ -309,8 +309,7 @@ pub async fn join(
     let joined = state
         .registry
         .send(Join::new(id, state.settings.max_connections_per_session))
-        .await
-        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+        .await?;
     let session = match joined {
         Ok(session) => session,
         Err(JoinError::TooMany(n)) => return Err(ApiError::TooManyConnections(n)),

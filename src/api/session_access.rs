@@ -74,12 +74,7 @@ impl FromRequest for SessionAccess {
 
 /// The stored record, with live counters if the session is running.
 pub async fn current(state: &AppState, id: SessionId) -> Result<(SessionRecord, usize), ApiError> {
-    if let Some(session) = state
-        .registry
-        .send(Lookup::new(id))
-        .await
-        .map_err(unavailable)?
-    {
+    if let Some(session) = state.registry.send(Lookup::new(id)).await? {
         if let Ok(view) = session.send(Describe).await {
             if let Some(record) = view.record {
                 return Ok((record, view.connections));
@@ -89,12 +84,7 @@ pub async fn current(state: &AppState, id: SessionId) -> Result<(SessionRecord, 
     let record = state
         .store
         .send(Load { id })
-        .await
-        .map_err(unavailable)??
+        .await??
         .ok_or(ApiError::SessionNotFound)?;
     Ok((record, 0))
-}
-
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(e.to_string())
 }

@@ -112,10 +112,6 @@ impl SessionJson {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Unavailable(e.to_string())
-}
-
 /// `GET /api/audio/sessions/{id}`.
 pub async fn get(
     mut session: SessionAccess,
@@ -131,12 +127,7 @@ pub async fn close(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session.id;
-    let Some(session) = state
-        .registry
-        .send(Lookup::new(id))
-        .await
-        .map_err(unavailable)?
-    else {
+    let Some(session) = state.registry.send(Lookup::new(id)).await? else {
         return Err(state.not_live(id).await);
     };
     // A session that stops while we ask is finished either way.
@@ -145,7 +136,7 @@ pub async fn close(
     }
     // The final save is queued before the session stops; read it back.
     for _ in 0..FINAL_SAVE_POLLS {
-        let stored = state.store.send(Load { id }).await.map_err(unavailable)??;
+        let stored = state.store.send(Load { id }).await??;
         if let Some(record) = stored.filter(|r| r.status != SessionStatus::Live) {
             return Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0)));
         }
@@ -249,8 +240,7 @@ pub async fn list(
             limit,
             offset,
         })
-        .await
-        .map_err(unavailable)??;
+        .await??;
     let full = records.len() as u32 == limit;
     Ok(HttpResponse::Ok().json(SessionPage {
         sessions: records.iter().map(|r| SessionJson::new(r, 0)).collect(),
@@ -264,29 +254,18 @@ pub async fn delete(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session.id;
-    if state
-        .registry
-        .send(Lookup::new(id))
-        .await
-        .map_err(unavailable)?
-        .is_some()
-    {
+    if state.registry.send(Lookup::new(id)).await?.is_some() {
         return Err(ApiError::SessionLive);
     }
     let record = state
         .store
         .send(Load { id })
-        .await
-        .map_err(unavailable)??
+        .await??
         .ok_or(ApiError::SessionNotFound)?;
     if record.status == SessionStatus::Live {
         return Err(ApiError::SessionLive);
     }
     let file = record.file.map(|f| state.settings.data_dir.join(f));
-    state
-        .store
-        .send(Remove { id, file })
-        .await
-        .map_err(unavailable)??;
+    state.store.send(Remove { id, file }).await??;
     Ok(HttpResponse::NoContent().finish())
 }
