@@ -15,7 +15,7 @@
 //! socket buffers) has the kernel's instead: [`attach`] sets
 //! `TCP_USER_TIMEOUT` on each accepted socket to the outbound stall time
 //! plus [`KERNEL_CUT_OFF_MARGIN_SECONDS`], and on Linux (5.1 and later, and
-//! checked on this one by `tests/it/limits.rs`) that also aborts a connection
+//! checked on this one by `tests/it/limits/slow_client.rs`) that also aborts a connection
 //! whose client has kept its receive window shut that long, not only one
 //! whose data goes unacknowledged. It changes nothing for a connection that
 //! has no data waiting to go out (an idle or uploading client), and
