@@ -4,5 +4,9 @@
 //!
 //! - [`sqlite`]: the embedded default, one SQLite file in the data
 //!   directory, with migrations.
+//! - [`postgres`]: scaled mode, one PostgreSQL database every replica
+//!   shares, with the lease rows that say which replica owns each live
+//!   session.
 
+pub mod postgres;
 pub mod sqlite;

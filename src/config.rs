@@ -111,6 +111,27 @@ pub const DEFAULT_TLS_MAX_HANDSHAKES_PER_WORKER: usize = 4096;
 /// the descriptors, not the limit, are what runs out.
 pub const MAX_TLS_HANDSHAKES_PER_WORKER: usize = 1 << 20;
 
+/// Default lease of a session's owner in scaled mode, in seconds: a replica
+/// that dies is replaced as owner this long after its last renewal, so a
+/// producer resumes elsewhere within it (plus a renewal interval).
+pub const DEFAULT_LEASE_SECONDS: u64 = 10;
+/// Least lease, in seconds: renewals go every third of it, and a renewal
+/// must fit in that with room to spare.
+pub const MIN_LEASE_SECONDS: u64 = 3;
+/// Default bound on how far `samples_durable` lags live audio in scaled
+/// mode, in seconds: a segment is cut at most this long after its oldest
+/// frame, less the time its PUT is allowed.
+pub const DEFAULT_DURABLE_LAG_SECONDS: u64 = 5;
+/// Least durable lag, in seconds.
+pub const MIN_DURABLE_LAG_SECONDS: u64 = 2;
+/// Default frame bytes a session may hold that are not yet durable in
+/// object storage before its producer waits (16 MiB: over two minutes of CD
+/// audio as FLAC, so a storage outage of that long stalls no producer).
+pub const DEFAULT_MAX_UNDURABLE_BYTES: usize = 16 << 20;
+/// Default time one request to object storage may take, in seconds,
+/// retries included.
+pub const DEFAULT_STORAGE_TIMEOUT_SECONDS: u64 = 20;
+
 /// The server's flags and environment variables.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -270,6 +291,41 @@ pub struct Config {
     /// no connection until one finishes or times out.
     #[arg(long, env = "FLACSTREAM_TLS_MAX_HANDSHAKES_PER_WORKER", default_value_t = DEFAULT_TLS_MAX_HANDSHAKES_PER_WORKER)]
     pub tls_max_handshakes_per_worker: usize,
+
+    /// The session catalog in PostgreSQL (`postgres://user:pass@host/db`):
+    /// scaled mode, shared by every replica. Unset: SQLite in the data
+    /// directory.
+    #[arg(long, env = "FLACSTREAM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Where recordings go: `s3://bucket/prefix` (endpoint and credentials
+    /// from AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+    /// AWS_REGION, AWS_ALLOW_HTTP), `file:///dir`, or `memory:///` (tests).
+    /// Unset: files in the data directory.
+    #[arg(long, env = "FLACSTREAM_STORAGE_URL")]
+    pub storage_url: Option<String>,
+
+    /// This replica's address as other replicas and operators see it (e.g.
+    /// `http://$(POD_IP):8080`); stored with the leases it holds.
+    #[arg(long, env = "FLACSTREAM_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// Scaled mode: a session's owner lease, in seconds.
+    #[arg(long, env = "FLACSTREAM_LEASE_SECONDS", default_value_t = DEFAULT_LEASE_SECONDS)]
+    pub lease_seconds: u64,
+
+    /// Scaled mode: how far `samples_durable` may lag live audio, in seconds.
+    #[arg(long, env = "FLACSTREAM_DURABLE_LAG_SECONDS", default_value_t = DEFAULT_DURABLE_LAG_SECONDS)]
+    pub durable_lag_seconds: u64,
+
+    /// Scaled mode: frame bytes per session not yet durable before its
+    /// producer waits.
+    #[arg(long, env = "FLACSTREAM_MAX_UNDURABLE_BYTES", default_value_t = DEFAULT_MAX_UNDURABLE_BYTES)]
+    pub max_undurable_bytes: usize,
+
+    /// Longest one object-storage or database request may take, in seconds.
+    #[arg(long, env = "FLACSTREAM_STORAGE_TIMEOUT_SECONDS", default_value_t = DEFAULT_STORAGE_TIMEOUT_SECONDS)]
+    pub storage_timeout_seconds: u64,
 }
 
 /// A setting that cannot work.
@@ -291,6 +347,12 @@ pub enum ConfigError {
     /// Only one of `--tls-cert` and `--tls-key` is given.
     #[error("--tls-cert and --tls-key go together: give both (TLS) or neither (plain HTTP)")]
     TlsHalfConfigured,
+    /// The database URL is not PostgreSQL's.
+    #[error("FLACSTREAM_DATABASE_URL must start with postgres:// or postgresql://")]
+    DatabaseUrl,
+    /// A shared catalog needs shared recordings.
+    #[error("FLACSTREAM_DATABASE_URL (scaled mode) needs FLACSTREAM_STORAGE_URL=s3://… too: replicas must share recordings as they share the catalog")]
+    ScaledNeedsStorage,
     /// A rate is not a number, or below its minimum.
     #[error("{name} must be a number of at least {min}, got {got}")]
     RateTooLow {
@@ -303,11 +365,35 @@ pub enum ConfigError {
     },
 }
 
+/// Where the catalog and the recordings live; see [`crate::cluster`].
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    /// PostgreSQL (scaled mode), else SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// Object storage for recordings, else files in the data directory.
+    pub storage_url: Option<String>,
+    /// This replica's address, for the lease rows.
+    pub advertise_url: Option<String>,
+    /// A session owner's lease.
+    pub lease: Duration,
+    /// How far `samples_durable` may lag live audio.
+    pub durable_lag: Duration,
+    /// Frame bytes per session not yet durable before the producer waits.
+    pub max_undurable_bytes: usize,
+    /// Longest one storage request may take.
+    pub storage_timeout: Duration,
+    /// How long a session's lease must have run out before another replica
+    /// finalizes it (the resume window: a producer may still come back).
+    pub orphan_grace: Duration,
+}
+
 /// Validated settings; see [`Config::validate`].
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// Where the catalog and recordings are, and how replicas share them.
+    pub cluster: ClusterSettings,
     /// Directory for recordings.
     pub data_dir: PathBuf,
     /// Largest frame and reassembled message, in bytes.
@@ -397,8 +483,57 @@ impl Config {
         Self::parse_from(["flacstream"])
     }
 
+    fn cluster(&self) -> Result<ClusterSettings, ConfigError> {
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                return Err(ConfigError::DatabaseUrl);
+            }
+            let shared = self
+                .storage_url
+                .as_deref()
+                .is_some_and(|s| !s.starts_with("file:"));
+            if !shared {
+                return Err(ConfigError::ScaledNeedsStorage);
+            }
+        }
+        if self.lease_seconds < MIN_LEASE_SECONDS {
+            return Err(ConfigError::OutOfRange {
+                name: "--lease-seconds",
+                expected: "at least 3",
+                got: self.lease_seconds,
+            });
+        }
+        if self.durable_lag_seconds < MIN_DURABLE_LAG_SECONDS {
+            return Err(ConfigError::OutOfRange {
+                name: "--durable-lag-seconds",
+                expected: "at least 2",
+                got: self.durable_lag_seconds,
+            });
+        }
+        at_least_one("--storage-timeout-seconds", self.storage_timeout_seconds)?;
+        at_least_one("--max-undurable-bytes", self.max_undurable_bytes as u64)?;
+        for (name, got) in [
+            ("--lease-seconds", self.lease_seconds),
+            ("--durable-lag-seconds", self.durable_lag_seconds),
+            ("--storage-timeout-seconds", self.storage_timeout_seconds),
+        ] {
+            at_most(name, got, MAX_DURATION_SECONDS, "at most 86400 (a day)")?;
+        }
+        Ok(ClusterSettings {
+            database_url: self.database_url.clone(),
+            storage_url: self.storage_url.clone(),
+            advertise_url: self.advertise_url.clone(),
+            lease: Duration::from_secs(self.lease_seconds),
+            durable_lag: Duration::from_secs(self.durable_lag_seconds),
+            max_undurable_bytes: self.max_undurable_bytes,
+            storage_timeout: Duration::from_secs(self.storage_timeout_seconds),
+            orphan_grace: Duration::from_secs(self.session_resume_seconds),
+        })
+    }
+
     /// Checks every value once.
     pub fn validate(self) -> Result<Settings, ConfigError> {
+        let cluster = self.cluster()?;
         at_least_one(
             "--max-message-size-bytes",
             self.max_message_size_bytes as u64,
@@ -488,6 +623,7 @@ impl Config {
         let encoder_threads = self.encoder_threads.map_or_else(cores, NonZeroUsize::get);
         Ok(Settings {
             bind: self.bind,
+            cluster,
             data_dir: self.data_dir,
             max_message_size_bytes: self.max_message_size_bytes,
             connection_timeout: Duration::from_secs(self.connection_timeout_seconds),

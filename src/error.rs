@@ -118,6 +118,23 @@ pub enum ApiError {
     /// An upload arrived slower than `--min-upload-bytes-per-second`.
     #[error("the upload arrived slower than {0} bytes per second")]
     UploadTooSlow(u64),
+    /// Scaled mode: another replica owns the live session and did not hand
+    /// it over in time (it may be busy or partitioned); its lease runs out
+    /// within the retry time.
+    #[error("another replica holds this session; try again in {retry_after_seconds} s")]
+    OwnedElsewhere {
+        /// When the lease will have run out, in whole seconds (at least 1).
+        retry_after_seconds: u64,
+    },
+    /// Object storage failed.
+    #[error("object storage failed: {0}")]
+    ObjectStorage(String),
+}
+
+impl From<flacstream_actors::object_recordings::ObjectError> for ApiError {
+    fn from(e: flacstream_actors::object_recordings::ObjectError) -> Self {
+        Self::ObjectStorage(e.to_string())
+    }
 }
 
 /// An actor that did not answer (it stopped, or its mailbox is closed): the
@@ -180,6 +197,8 @@ impl ApiError {
             Self::TooManyClientConnections(_) => "too_many_connections_from_client",
             Self::RateLimited { .. } => "rate_limited",
             Self::UploadTooSlow(_) => "upload_too_slow",
+            Self::OwnedElsewhere { .. } => "session_owned_elsewhere",
+            Self::ObjectStorage(_) => "storage",
         }
     }
 
@@ -238,7 +257,8 @@ impl ApiError {
             // with 1013; the code is what one would get.
             Self::ServerBusy(_) => CloseCode::Again,
             Self::Draining(_) => CloseCode::Away,
-            Self::Unavailable(_) => CloseCode::Error,
+            Self::Unavailable(_) | Self::ObjectStorage(_) => CloseCode::Error,
+            Self::OwnedElsewhere { .. } => CloseCode::Again,
         }
     }
 }
@@ -274,9 +294,11 @@ impl ResponseError for ApiError {
             Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MissingFile | Self::Upload(_) => StatusCode::BAD_REQUEST,
-            Self::ServerBusy(_) | Self::Draining(_) | Self::Unavailable(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::ServerBusy(_)
+            | Self::Draining(_)
+            | Self::Unavailable(_)
+            | Self::OwnedElsewhere { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::ObjectStorage(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -291,6 +313,9 @@ impl ResponseError for ApiError {
         if let Self::RateLimited {
             retry_after_seconds,
             ..
+        }
+        | Self::OwnedElsewhere {
+            retry_after_seconds,
         } = self
         {
             response.insert_header((

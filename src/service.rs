@@ -18,7 +18,9 @@ use flacstream_actors::registry::RegistrySettings;
 use flacstream_actors::store::Store;
 use flacstream_actors::{EncoderPool, Registry};
 
+use crate::catalog::postgres::PostgresCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
+use crate::cluster::{lease_keeper, orphan_sweep, Cluster};
 use crate::config::Settings;
 use crate::drain::{Draining, Stopper, DRAIN_FLUSH_MARGIN_SECONDS};
 use crate::limits::client_connections::ClientConnections;
@@ -41,6 +43,10 @@ const CONNECTION_SHUTDOWN_TIMEOUT_MS: u64 = 1000;
 /// Store threads: catalog queries and recording appends. Two let one sync
 /// wait while another proceeds; appends are serialised per session anyway.
 const STORE_THREADS: usize = 2;
+
+/// Store threads with PostgreSQL: each waits on a network round trip, so
+/// more of them keep saves from queueing behind one another.
+const POSTGRES_STORE_THREADS: usize = 8;
 
 /// A started service. Dropping it does not stop it; call [`Service::drain`].
 pub struct Service {
@@ -81,17 +87,37 @@ impl Service {
             std::fs::remove_dir_all(&spool_dir)?;
         }
         let pool = EncoderPool::start(settings.encoder_threads, settings.encoder_queue);
-        let catalog = SqliteCatalog::factory(&settings.data_dir).map_err(io::Error::other)?;
-        let store = Store::start(STORE_THREADS, catalog);
-        actix_web::rt::spawn(recovery::recover_unfinished(
-            store.clone(),
-            settings.data_dir.clone(),
-        ));
+        let cluster =
+            Arc::new(Cluster::new(&settings.cluster, settings.bind).map_err(io::Error::other)?);
+        let (catalog, threads) = match &settings.cluster.database_url {
+            Some(url) => (
+                PostgresCatalog::factory(
+                    url,
+                    POSTGRES_STORE_THREADS,
+                    settings.cluster.storage_timeout,
+                ),
+                POSTGRES_STORE_THREADS,
+            ),
+            None => (SqliteCatalog::factory(&settings.data_dir), STORE_THREADS),
+        };
+        let store = Store::start(threads, catalog.map_err(io::Error::other)?);
         let registry = Registry::new(RegistrySettings {
             max_sessions: settings.max_sessions,
             idle_timeout: settings.connection_timeout,
         })
         .start();
+        if cluster.shared_catalog {
+            // Other replicas may still own the live sessions: no start-up
+            // recovery; the sweep finalizes those nobody owns.
+            lease_keeper::spawn(Arc::clone(&cluster), store.clone(), registry.clone());
+            orphan_sweep::spawn(Arc::clone(&cluster), store.clone());
+        } else {
+            actix_web::rt::spawn(recovery::recover_unfinished(
+                store.clone(),
+                settings.data_dir.clone(),
+                Arc::clone(&cluster),
+            ));
+        }
         let draining = Draining::default();
         let prometheus = crate::metrics::install();
         metrics::gauge!(DRAINING).set(0.0);
@@ -106,6 +132,7 @@ impl Service {
             stopper: Arc::clone(&stopper),
             client_connections: client_connections.clone(),
             session_rate: SessionRate::new(settings.new_sessions_per_minute),
+            cluster,
         });
         let grace = settings.drain_grace;
         let drain_deadline =

@@ -18,6 +18,7 @@ use flacstream_actors::SessionSettings;
 use flacstream_actors::{EncoderPool, Registry};
 use flacstream_codec::flac::EncoderLevel;
 
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::drain::{Draining, Stopper};
 use crate::error::ApiError;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub client_connections: ClientConnections,
     /// New sessions per minute per key.
     pub session_rate: SessionRate,
+    /// Where recordings and leases live, and this replica's part.
+    pub cluster: Arc<Cluster>,
 }
 
 impl AppState {

@@ -65,6 +65,10 @@ pub enum StreamError {
     /// Another connection became the session's producer.
     #[error("another connection took over as this session's producer")]
     Superseded,
+    /// The session moved to another replica (a handover, or this replica
+    /// lost its lease): the producer reconnects and resumes there.
+    #[error("the session moved to another replica; reconnect to resume it")]
+    Moved,
     /// The server shut down before the stream's header was complete.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -99,6 +103,7 @@ impl StreamError {
             Self::ShuttingDown => "shutting_down",
             Self::Storage(_) => "storage",
             Self::Superseded => "superseded",
+            Self::Moved => "session_moved",
             Self::InputTooFast { .. } => "input_too_fast",
         }
     }
@@ -118,7 +123,7 @@ impl StreamError {
             | Self::BadMessage(_) => ErrorKind::Policy,
             Self::StreamTooLong | Self::InputTooFast { .. } => ErrorKind::Policy,
             Self::MessageTooLarge(_) => ErrorKind::TooLarge,
-            Self::ShuttingDown => ErrorKind::GoingAway,
+            Self::ShuttingDown | Self::Moved => ErrorKind::GoingAway,
             Self::Storage(_) => ErrorKind::Internal,
             Self::Superseded => ErrorKind::Superseded,
         }

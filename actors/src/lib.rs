@@ -29,6 +29,11 @@
 //!   storage call, over the [`store::Catalog`] trait (SQLite in the service).
 //! - [`recording`]: a session's FLAC file on disk: synced appends, final
 //!   STREAMINFO, and repair after a crash.
+//! - [`object_recordings`]: recordings in object storage (scaled mode):
+//!   durable [`segment`]s written create-only, composed into one FLAC at
+//!   the end; [`stream_digest`] is the MD5 whose state each segment saves.
+//! - [`lease_clock`]: how long this replica may still extend its sessions
+//!   (scaled mode): a session writes a segment only while it holds.
 //! - [`error`]: [`error::StreamError`], every way a stream can fail, each with
 //!   a stable client code and a [`error::ErrorKind`] the service maps to
 //!   close codes and HTTP statuses.
@@ -39,13 +44,17 @@
 pub mod activity;
 pub mod encoder;
 pub mod error;
+pub mod lease_clock;
 pub mod metrics;
+pub mod object_recordings;
 pub mod recording;
 pub mod registry;
+pub mod segment;
 pub mod session;
 pub mod session_id;
 pub mod staging;
 pub mod store;
+pub mod stream_digest;
 
 pub use encoder::pool::EncoderPool;
 pub use error::{ErrorKind, StreamError};

@@ -51,6 +51,12 @@ pub const ENCODER_RESTARTS: &str = "flacstream_encoder_restarts_total";
 pub const REJECTIONS: &str = "flacstream_rejections_total";
 /// 1 once the server is draining, else 0.
 pub const DRAINING: &str = "flacstream_draining";
+/// Counter: durable segments written to object storage (scaled mode).
+pub const SEGMENTS_WRITTEN: &str = "flacstream_segments_written_total";
+/// Counter: segment writes object storage refused (each is retried).
+pub const SEGMENT_WRITE_FAILURES: &str = "flacstream_segment_write_failures_total";
+/// Counter: sessions this replica took over from another one.
+pub const SESSIONS_TAKEN_OVER: &str = "flacstream_sessions_taken_over_total";
 
 /// Label of [`STREAMS_STARTED`]: the route that started the session.
 pub const LABEL_ENDPOINT: &str = "endpoint";
@@ -118,6 +124,24 @@ const fn metric(name: &'static str, kind: Kind, unit: Unit, help: &'static str) 
 
 /// Every metric, for the service to describe and to set buckets from.
 pub const ALL: &[Metric] = &[
+    metric(
+        SEGMENTS_WRITTEN,
+        Kind::Counter,
+        Unit::Count,
+        "Durable segments written to object storage (scaled mode).",
+    ),
+    metric(
+        SEGMENT_WRITE_FAILURES,
+        Kind::Counter,
+        Unit::Count,
+        "Segment writes object storage refused; each is retried.",
+    ),
+    metric(
+        SESSIONS_TAKEN_OVER,
+        Kind::Counter,
+        Unit::Count,
+        "Sessions this replica took over from another one (scaled mode).",
+    ),
     metric(
         ACTIVE_STREAMS,
         Kind::Gauge,

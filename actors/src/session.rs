@@ -23,6 +23,8 @@ mod lifecycle;
 mod membership;
 mod outcome;
 mod recorder;
+mod segment_writer;
+mod segments;
 mod settings;
 
 pub use connect::{Abort, Connect, Delivered, Describe, Disconnect, SessionView, Welcome};
@@ -30,8 +32,10 @@ pub use fanout::{ConnectionId, Role};
 pub use input::{EndOfInput, Ingest};
 pub use input_rate::{InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_INPUT_RATE};
 pub use lifecycle::{Finalize, IdleTimeout, Shutdown};
+pub use segments::HandOver;
 pub use outcome::{outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed};
-pub use settings::{InputFormat, RecordingPolicy, SessionKind, SessionSettings};
+pub use segment_writer::ObjectSink;
+pub use settings::{InputFormat, RecordingPolicy, SessionKind, SessionSettings, Takeover};
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -57,6 +61,7 @@ use crate::store::{now_ms, CreateRecording};
 use crate::{EncoderPool, StreamError};
 use fanout::Fanout;
 use recorder::Recorder;
+use segment_writer::SegmentWriter;
 
 /// Default blocks a session may have encoding or waiting for its producer
 /// or its file at once. Two keep one block encoding while the previous one is
@@ -71,6 +76,11 @@ const MAX_TOTAL_SAMPLES: u64 = (1 << 36) - 1;
 
 /// How often a recorded session saves its progress to the catalog, in seconds.
 const PROGRESS_SAVE_SECONDS: u64 = 5;
+
+/// How often a session in scaled mode checks whether its waiting frames are
+/// due to become a segment, in milliseconds: the resolution of the durable
+/// lag bound.
+const SEGMENT_CHECK_MS: u64 = 250;
 
 /// A stream whose format is known.
 struct Stream {
@@ -87,6 +97,16 @@ struct Stream {
     first_pending: u32,
     stats: FrameStats,
     bytes_out: u64,
+    /// Samples per channel before the first one this actor decoded: what
+    /// was durable when this replica took the session over (else 0).
+    base_samples: u64,
+}
+
+impl Stream {
+    /// Samples per channel accepted since the session began.
+    fn samples(&self) -> u64 {
+        self.base_samples + self.decoder.frames_decoded()
+    }
 }
 
 /// The session actor; see the module docs.
@@ -99,6 +119,8 @@ pub struct Session {
     activity: Arc<Activity>,
     fanout: Fanout,
     recorder: Option<Recorder>,
+    /// The recording in object storage (scaled mode) instead of `recorder`.
+    segments: Option<SegmentWriter>,
     parser: WavParser,
     stream: Option<Stream>,
     /// Bytes of the current [`Ingest`] not yet parsed.
@@ -120,6 +142,10 @@ pub struct Session {
     resume_timer: Option<SpawnHandle>,
     /// Notified when the session has ended.
     waiters: Vec<oneshot::Sender<()>>,
+    /// Set by [`HandOver`]: no more input; stop once everything is durable.
+    handing_over: bool,
+    /// Answered when a handover is done.
+    handover: Vec<oneshot::Sender<Result<u64, SessionClosed>>>,
 }
 
 impl Session {
@@ -131,6 +157,20 @@ impl Session {
         pool: EncoderPool,
         registry: Addr<Registry<Addr<Session>>>,
     ) -> Self {
+        let takeover = match &kind {
+            SessionKind::Recording(p) => p.takeover.clone(),
+            SessionKind::Stream => None,
+        };
+        let mut settings = settings;
+        if let Some(last) = takeover.as_ref().and_then(|t| t.tail.last.as_ref()) {
+            // The durable stream fixes the format: the producer resumes with
+            // the same PCM (a WAV session's header is behind it).
+            settings.input = InputFormat::Raw {
+                layout: last.format.layout,
+                sample_rate: last.format.sample_rate,
+            };
+            settings.block_size = Some(last.format.block_size);
+        }
         Self {
             id,
             settings,
@@ -140,6 +180,7 @@ impl Session {
             activity: Arc::new(Activity::new()),
             fanout: Fanout::default(),
             recorder: None,
+            segments: None,
             parser: WavParser::new(settings.max_header_bytes),
             stream: None,
             input: Bytes::new(),
@@ -148,12 +189,14 @@ impl Session {
             ending: None,
             finished: false,
             finalizing: false,
-            bytes_in: 0,
-            chunk_count: 0,
-            created_at_ms: now_ms(),
+            bytes_in: takeover.as_ref().map_or(0, |t| t.bytes_in),
+            chunk_count: takeover.as_ref().map_or(0, |t| t.chunk_count),
+            created_at_ms: takeover.as_ref().map_or_else(now_ms, |t| t.created_at_ms),
             started_at: Instant::now(),
             resume_timer: None,
             waiters: Vec::new(),
+            handing_over: false,
+            handover: Vec::new(),
         }
     }
 
@@ -165,16 +208,22 @@ impl Session {
     }
 
     fn samples_received(&self) -> u64 {
-        self.stream
-            .as_ref()
-            .map_or(0, |s| s.decoder.frames_decoded())
+        self.stream.as_ref().map_or(0, Stream::samples)
+    }
+
+    fn samples_durable(&self) -> u64 {
+        match (&self.recorder, &self.segments) {
+            (Some(r), _) => r.durable_samples(),
+            (None, Some(w)) => w.durable_samples(),
+            (None, None) => 0,
+        }
     }
 
     fn ack(&self) -> IngestAck {
         IngestAck {
             chunk_count: self.chunk_count,
             samples_received: self.samples_received(),
-            samples_durable: self.recorder.as_ref().map_or(0, Recorder::durable_samples),
+            samples_durable: self.samples_durable(),
         }
     }
 
@@ -197,6 +246,10 @@ impl Session {
         );
         self.fanout.flac(&Bytes::from(header.clone()));
         metrics::counter!(OUTPUT_BYTES).increment(header.len() as u64);
+        let takeover = self
+            .policy()
+            .and_then(|p| p.takeover.as_ref())
+            .and_then(|t| t.tail.last.clone());
         self.stream = Some(Stream {
             format,
             decoder: PcmDecoder::new(layout),
@@ -207,10 +260,30 @@ impl Session {
             first_pending: 0,
             stats: FrameStats::default(),
             bytes_out: header.len() as u64,
+            base_samples: 0,
         });
+        if let (Some(stream), Some(last)) = (self.stream.as_mut(), takeover.as_ref()) {
+            // Continue the durable stream: frame numbers, totals and frame
+            // size bounds go on from its last segment.
+            stream.next_frame = last.end_frame();
+            stream.first_pending = last.end_frame();
+            stream.base_samples = last.end_sample();
+            stream.bytes_out += last.frame_bytes;
+            stream.stats.frames = u64::from(last.end_frame());
+            stream.stats.min_frame_bytes = last.min_frame_bytes;
+            stream.stats.max_frame_bytes = last.max_frame_bytes;
+        }
         let Some(policy) = self.policy().filter(|p| p.record).cloned() else {
             return;
         };
+        if let Some(sink) = policy.objects.clone() {
+            self.segments = Some(SegmentWriter::new(
+                sink,
+                policy.takeover.as_ref().map(|t| &t.tail),
+            ));
+            self.save_progress();
+            return;
+        }
         let relative = format!("recordings/{}.flac", self.id);
         let path = policy.data_dir.join(&relative);
         self.recorder = Some(Recorder::new(path.clone(), relative));
@@ -233,28 +306,39 @@ impl Session {
     /// Sends full blocks (and, once input has ended, the last partial one) to
     /// the pool while the in-flight bound allows. Returns whether any went.
     fn dispatch(&mut self, ctx: &mut Context<Self>) -> Result<bool, StreamError> {
-        let waiting = self
-            .fanout
-            .producer_backlog()
-            .max(self.recorder.as_ref().map_or(0, Recorder::unwritten_frames));
+        let storage_full = self
+            .segments
+            .as_ref()
+            .is_some_and(|w| w.unwritten_bytes() >= w.sink.max_unwritten_bytes);
+        let waiting = if storage_full {
+            // Object storage is behind: the producer waits.
+            usize::MAX
+        } else {
+            self.fanout
+                .producer_backlog()
+                .max(self.recorder.as_ref().map_or(0, Recorder::unwritten_frames))
+        };
         let Some(stream) = self.stream.as_mut() else {
             return Ok(false);
         };
         let flush = self.ending.is_some() && self.audio.is_empty() && self.input.is_empty();
         let mut any = false;
         loop {
-            if stream.in_flight.len() + waiting >= self.settings.max_blocks_in_flight.max(1) {
+            if stream.in_flight.len().saturating_add(waiting)
+                >= self.settings.max_blocks_in_flight.max(1)
+            {
                 break;
             }
             let Some((samples, staged_at)) = stream.staging.pop_block_timed(flush) else {
                 break;
             };
-            if stream.next_frame >= MAX_FRAME_NUMBER
-                || stream.decoder.frames_decoded() > MAX_TOTAL_SAMPLES
-            {
+            if stream.next_frame >= MAX_FRAME_NUMBER || stream.samples() > MAX_TOTAL_SAMPLES {
                 return Err(StreamError::StreamTooLong);
             }
             let seq = stream.next_frame;
+            if let Some(writer) = self.segments.as_mut() {
+                writer.hash_block(seq, &samples, stream.format.layout.bytes_per_sample);
+            }
             stream.next_frame += 1;
             stream.in_flight.push_back(None);
             stream.staged_at.push_back(staged_at);
@@ -314,6 +398,9 @@ impl Session {
             if let Some(recorder) = self.recorder.as_mut() {
                 recorder.queue(&frame.bytes, frame.samples);
             }
+            if let Some(writer) = self.segments.as_mut() {
+                writer.queue(&frame.bytes, frame.samples);
+            }
             metrics::counter!(OUTPUT_BYTES).increment(frame.bytes.len() as u64);
             metrics::counter!(OUTPUT_SAMPLES).increment(frame.samples as u64);
             self.fanout.flac(&Bytes::from(frame.bytes));
@@ -327,6 +414,9 @@ impl Session {
 
     /// Starts the next append to the recording file, if one may start.
     fn flush_recording(&mut self, ctx: &mut Context<Self>) {
+        if self.segments.is_some() {
+            return self.flush_segments(ctx);
+        }
         let Some(write) = self.recorder.as_mut().and_then(Recorder::next_write) else {
             return;
         };
@@ -373,7 +463,9 @@ impl Session {
                 let _ = reply.send(Ok(self.ack()));
             }
         }
-        if let Some(reason) = self.ending {
+        if self.handing_over {
+            self.finish_handover_if_drained(ctx);
+        } else if let Some(reason) = self.ending {
             self.finish_if_drained(reason, ctx);
         }
     }
@@ -403,6 +495,11 @@ impl Actor for Session {
         ctx.run_later(self.settings.max_duration, |act, ctx| {
             act.begin_end(EndReason::MaxDuration, ctx)
         });
+        if self.policy().is_some_and(|p| p.objects.is_some()) {
+            ctx.run_interval(Duration::from_millis(SEGMENT_CHECK_MS), |act, ctx| {
+                act.flush_recording(ctx)
+            });
+        }
         if self.policy().is_some() {
             ctx.run_interval(Duration::from_secs(PROGRESS_SAVE_SECONDS), |act, _| {
                 act.save_progress()

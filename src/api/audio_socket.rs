@@ -21,7 +21,8 @@
 
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flacstream_actors::registry::{Join, JoinError, LeaveGuard, SessionId};
+use flacstream_actors::registry::{Join, JoinError, LeaveGuard, Release, SessionId};
+use flacstream_actors::store::{ClaimLease, LeaseClaim};
 use flacstream_actors::session::{
     outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
 };
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::session_access::SessionAccess;
 use crate::auth::{Access, TokenParameter};
+use crate::cluster::takeover::take_over;
 use crate::error::ApiError;
 use crate::ids::{parse_chosen_id, MAX_USER_ID_BYTES};
 use crate::limits::client_connections::ClientSlot;
@@ -246,7 +248,13 @@ pub async fn open(
     let (response, upgrade) = Upgrade::accept(&req, body, state.settings.max_message_size_bytes)?;
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
+    if state.cluster.shared_catalog && !state.cluster.lease.valid() {
+        return Err(ApiError::Unavailable(
+            "this replica cannot reach the catalog to own sessions".into(),
+        ));
+    }
     let (id, guard) = state.admit(owner.id, charge).await?;
+    claim_new(&state, id).await?;
     let mut settings = state.session_settings(params.level, params.block_size, input);
     // A live source: its producers may not outrun real time.
     settings.input_rate = Some(state.settings.input_rate);
@@ -258,6 +266,8 @@ pub async fn open(
         user_id: owner.user_id,
         owner_key: owner.owner_key,
         encoding,
+        objects: state.cluster.sink(),
+        takeover: None,
     };
     let session = Session::new(
         id,
@@ -310,12 +320,13 @@ pub async fn join(
         .registry
         .send(Join::new(id, state.settings.max_connections_per_session))
         .await?;
-    let session = match joined {
-        Ok(session) => session,
+    let (session, guard) = match joined {
+        Ok(session) => (session, LeaveGuard::new(state.registry.clone(), id)),
         Err(JoinError::TooMany(n)) => return Err(ApiError::TooManyConnections(n)),
-        Err(JoinError::NotLive) => return Err(state.not_live(id).await),
+        // Not here: in scaled mode, another replica's (or a dead one's)
+        // session moves here.
+        Err(JoinError::NotLive) => take_over(&state, id).await?,
     };
-    let guard = LeaveGuard::new(state.registry.clone(), id);
     let (response, upgrade) = Upgrade::accept(&req, body, state.settings.max_message_size_bytes)?;
     // Only the outbound channel's size is taken from these.
     let settings = state.session_settings(None, None, InputFormat::Wav);
@@ -335,6 +346,31 @@ pub async fn join(
     )
     .await?;
     Ok(response)
+}
+
+/// Takes the new session's lease (scaled mode): another replica that
+/// admitted the same chosen id at the same moment holds it, 409.
+async fn claim_new(state: &AppState, id: SessionId) -> Result<(), ApiError> {
+    let claim = ClaimLease {
+        id,
+        owner: state.cluster.replica.clone(),
+        ttl_ms: state.cluster.lease_ms(),
+    };
+    match state.store.send(claim).await {
+        Ok(Ok(LeaseClaim::Claimed)) => Ok(()),
+        Ok(Ok(LeaseClaim::HeldBy { .. })) => {
+            state.registry.do_send(Release { id, session: None });
+            Err(ApiError::SessionExists(id))
+        }
+        Ok(Err(e)) => {
+            state.registry.do_send(Release { id, session: None });
+            Err(e.into())
+        }
+        Err(e) => {
+            state.registry.do_send(Release { id, session: None });
+            Err(e.into())
+        }
+    }
 }
 
 /// Connects to the session, sends the `session` message, starts the loops,

@@ -370,6 +370,8 @@ pub async fn upload(
         user_id: owner.user_id,
         owner_key: owner.owner_key,
         encoding: "wav".into(),
+        objects: state.cluster.sink(),
+        takeover: None,
     };
     let kind = SessionKind::Recording(Box::new(policy));
     let (id, session, conn, mut events) =

@@ -23,6 +23,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::session_access::SessionAccess;
 use crate::auth::{Access, TokenParameter};
+use crate::cluster::takeover::take_over;
+use flacstream_actors::object_recordings::ObjectRecordings;
+use futures_util::TryStreamExt;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -127,8 +130,11 @@ pub async fn close(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = session.id;
-    let Some(session) = state.registry.send(Lookup::new(id)).await? else {
-        return Err(state.not_live(id).await);
+    let session = match state.registry.send(Lookup::new(id)).await? {
+        Some(session) => session,
+        // Scaled mode: the session moves here, then is closed here.
+        None if state.cluster.objects.is_some() => take_over(&state, id).await?.0,
+        None => return Err(state.not_live(id).await),
     };
     // A session that stops while we ask is finished either way.
     if session.send(Finalize).await.is_err() {
@@ -165,6 +171,10 @@ pub async fn audio(
         .as_ref()
         .filter(|_| record.record)
         .ok_or(ApiError::NoRecording)?;
+    if let Some(objects) = state.cluster.objects.as_ref() {
+        let response = object_audio(objects, &record, file).await?;
+        return Ok(client.hold(response));
+    }
     let named = NamedFile::open_async(state.settings.data_dir.join(file))
         .await
         .map_err(|_| ApiError::NoRecording)?
@@ -174,6 +184,32 @@ pub async fn audio(
             parameters: vec![DispositionParam::Filename(format!("{}.flac", record.id))],
         });
     Ok(client.hold(named.into_response(&req)))
+}
+
+/// A recording in object storage: the finished FLAC object, or, while the
+/// session is live, its durable part (what any replica can read).
+async fn object_audio(
+    objects: &ObjectRecordings,
+    record: &SessionRecord,
+    key: &str,
+) -> Result<HttpResponse, ApiError> {
+    let mut response = HttpResponse::Ok();
+    response
+        .content_type(flac_mime())
+        .insert_header(ContentDisposition {
+            disposition: DispositionType::Attachment,
+            parameters: vec![DispositionParam::Filename(format!("{}.flac", record.id))],
+        });
+    if record.status == SessionStatus::Live {
+        let stream = objects
+            .live_stream(record.id)
+            .await?
+            .ok_or(ApiError::NoRecording)?;
+        return Ok(response.streaming(stream.map_err(ApiError::from)));
+    }
+    let (size, stream) = objects.read(key).await?.ok_or(ApiError::NoRecording)?;
+    response.no_chunking(size);
+    Ok(response.streaming(stream.map_err(ApiError::from)))
 }
 
 /// `audio/flac` (not among `mime`'s constants).
@@ -264,6 +300,11 @@ pub async fn delete(
         .ok_or(ApiError::SessionNotFound)?;
     if record.status == SessionStatus::Live {
         return Err(ApiError::SessionLive);
+    }
+    if let Some(objects) = state.cluster.objects.as_ref() {
+        objects.delete(id, record.file.as_deref()).await?;
+        state.store.send(Remove { id, file: None }).await??;
+        return Ok(HttpResponse::NoContent().finish());
     }
     let file = record.file.map(|f| state.settings.data_dir.join(f));
     state.store.send(Remove { id, file }).await??;

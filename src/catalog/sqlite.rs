@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flacstream_actors::store::{Catalog, CatalogFactory, SessionRecord, SessionStatus, StoreError};
+use flacstream_actors::store::{
+    Catalog, CatalogFactory, Leases, SessionRecord, SessionStatus, StoreError,
+};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use uuid::Uuid;
@@ -127,6 +129,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
     })
 }
 
+/// One node: no other replica, so every claim holds (the defaults).
+impl Leases for SqliteCatalog {}
+
 impl Catalog for SqliteCatalog {
     fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
         // A finished session never goes back to live, whatever order the
@@ -220,6 +225,8 @@ impl Catalog for SqliteCatalog {
 
 /// A catalog whose connection could not be opened: every call reports why.
 struct Unavailable(StoreError);
+
+impl Leases for Unavailable {}
 
 impl Catalog for Unavailable {
     fn save(&mut self, _: &SessionRecord) -> Result<(), StoreError> {

@@ -41,6 +41,7 @@ mod layout;
 mod limits;
 mod metrics;
 mod recovery;
+mod scaled;
 mod sessions;
 mod stream;
 mod tls;

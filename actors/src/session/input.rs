@@ -26,6 +26,7 @@ impl Handler<Ingest> for Session {
 
     fn handle(&mut self, msg: Ingest, ctx: &mut Self::Context) -> Self::Result {
         if self.finished
+            || self.handing_over
             || self.reply.is_some()
             || !self.fanout.is_producer(msg.conn)
             || matches!(self.ending, Some(r) if r != EndReason::Complete)

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 use super::{DoneSummary, EndReason, Outbound, Session, SessionClosed, SessionKind};
 use crate::metrics::{LABEL_CODE, LABEL_REASON, STREAMS_FAILED, STREAMS_FINISHED};
 use crate::store::{now_ms, FinalizeRecording, Save, SessionRecord, SessionStatus, Settle};
+use crate::object_recordings::ObjectRecordings;
 use crate::StreamError;
 
 /// Finalize the session (HTTP `close`); answers once it has ended.
@@ -84,6 +85,15 @@ impl Handler<Shutdown> for Session {
     type Result = ();
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
+        let shared = self.segments.as_ref().is_some_and(|w| w.sink.shared);
+        if shared && self.ending.is_none() && !self.finished {
+            // Scaled mode: hand over instead of ending, so the producer
+            // resumes the same session on another replica.
+            self.drop_producer_input();
+            self.handing_over = true;
+            self.flush_recording(ctx);
+            return self.pump(ctx);
+        }
         self.ending = Some(EndReason::GoingAway);
         self.pump(ctx);
     }
@@ -117,7 +127,11 @@ impl Session {
             created_at_ms: self.created_at_ms,
             updated_at_ms: now_ms(),
             closed_at_ms: (status != SessionStatus::Live).then(now_ms),
-            file: self.recorder.as_ref().map(|r| r.relative.clone()),
+            file: match (&self.recorder, &self.segments) {
+                (Some(r), _) => Some(r.relative.clone()),
+                (None, Some(_)) => Some(ObjectRecordings::final_key(self.id)),
+                (None, None) => None,
+            },
             error: error.map(|e| e.code().to_string()),
         })
     }
@@ -143,7 +157,8 @@ impl Session {
             }
             return self.fail(error, ctx);
         };
-        let recording_busy = self.recorder.as_ref().is_some_and(|r| !r.is_idle());
+        let recording_busy = self.recorder.as_ref().is_some_and(|r| !r.is_idle())
+            || self.segments.as_ref().is_some_and(|w| !w.is_idle());
         if !self.audio.is_empty()
             || !self.input.is_empty()
             || stream.staging.staged() > 0
@@ -156,8 +171,12 @@ impl Session {
             format: stream.format,
             min_frame_bytes: stream.stats.min_frame_bytes,
             max_frame_bytes: stream.stats.max_frame_bytes,
-            total_samples: stream.decoder.frames_decoded(),
-            md5: stream.decoder.md5_digest(),
+            total_samples: stream.samples(),
+            // In scaled mode the digest may have begun on another replica.
+            md5: self
+                .segments
+                .as_ref()
+                .map_or_else(|| stream.decoder.md5_digest(), |w| w.md5()),
         };
         let summary = DoneSummary {
             session_id: self.id,
@@ -174,6 +193,9 @@ impl Session {
             bits_per_sample: stream.format.layout.bits_per_sample(),
             reason,
         };
+        if self.segments.is_some() {
+            return self.end_composed(summary, ctx);
+        }
         let file = self.recorder.as_ref().and_then(|r| r.file().cloned());
         match (self.policy().map(|p| p.store.clone()), file) {
             (Some(store), Some(file)) => {
@@ -242,6 +264,15 @@ impl Session {
         }
         log::info!("Session {} failed: {} ({error}).", self.id, error.code());
         metrics::counter!(STREAMS_FAILED, LABEL_CODE => error.code()).increment(1);
+        if self.segments.is_some() && self.finalizing {
+            // The compose under way ends the session.
+            return;
+        }
+        if self.segments.is_some() {
+            // What is durable stays: composed, then recorded as failed.
+            self.ending.get_or_insert(EndReason::GoingAway);
+            return self.fail_composed(error, ctx);
+        }
         self.finished = true;
         let settle = self
             .record(SessionStatus::Failed, Some(&error))
@@ -251,6 +282,12 @@ impl Session {
                 file: self.recorder.as_ref().and_then(|r| r.file().cloned()),
             });
         self.settle_then_close(settle.map(Settlement::Settle), Outbound::Failed(error), ctx);
+    }
+
+    /// Saves the final record (if any), then tells the connections and stops.
+    pub(super) fn close_with(&mut self, save: Option<Save>, event: Outbound, ctx: &mut Context<Self>) {
+        self.finished = true;
+        self.settle_then_close(save.map(Settlement::Save), event, ctx);
     }
 
     /// Runs the final store call (if any), then sends `event` to every
@@ -285,7 +322,7 @@ impl Session {
         };
         let done = wrap_future::<_, Self>(stored).map(move |result, act, ctx| {
             match result {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => act.delete_segments(),
                 Ok(Err(e)) => log::error!("Session {id}: saving its final state failed: {e}."),
                 Err(e) => log::error!("Session {id}: the store did not answer: {e}."),
             }

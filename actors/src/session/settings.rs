@@ -8,7 +8,9 @@ use actix::Addr;
 use flacstream_codec::flac::EncoderLevel;
 use flacstream_codec::pcm::PcmLayout;
 
+use super::segment_writer::ObjectSink;
 use super::InputRateLimit;
+use crate::object_recordings::DurableTail;
 use crate::store::Store;
 
 /// What the input bytes are.
@@ -65,6 +67,25 @@ pub struct RecordingPolicy {
     pub owner_key: Option<String>,
     /// The input encoding's name (`s16le`, `wav`, …), for the catalog.
     pub encoding: String,
+    /// Recordings in object storage (scaled mode) instead of files under
+    /// `data_dir`.
+    pub objects: Option<ObjectSink>,
+    /// Set when this replica takes over a session another one held: where
+    /// its durable stream ends and the counters it had.
+    pub takeover: Option<Takeover>,
+}
+
+/// A session continued on this replica from what is durable.
+#[derive(Debug, Clone)]
+pub struct Takeover {
+    /// The end of the durable stream (its last segment).
+    pub tail: DurableTail,
+    /// Binary messages the session had taken, from the catalog.
+    pub chunk_count: u64,
+    /// Input bytes it had taken, from the catalog.
+    pub bytes_in: u64,
+    /// When it was created.
+    pub created_at_ms: i64,
 }
 
 /// What kind of session this is.

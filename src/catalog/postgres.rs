@@ -1,0 +1,489 @@
+//! The session catalog in PostgreSQL (scaled mode), shared by every
+//! replica: sessions, and the lease rows that say which replica owns each
+//! live one.
+//!
+//! The driver is async (tokio-postgres, pooled by deadpool-postgres) on a
+//! small runtime of its own; the store actor's threads block on it, as they
+//! block on SQLite, so the catalog keeps one interface. Every call is
+//! bounded by the storage timeout.
+//!
+//! Migrations are the same story as SQLite's: an append-only list, applied
+//! in order at start under an advisory lock, so replicas starting together
+//! migrate once.
+//!
+//! Leases: a row per owned session (`owner`, `expires_at`, `handover`),
+//! with the database's clock as the only clock. A claim succeeds when the
+//! row is missing, expired, or already the caller's; a replica renews all
+//! its rows in one statement; orphans (live sessions whose lease expired
+//! long enough ago) are claimed with `FOR UPDATE SKIP LOCKED`, so two
+//! sweeping replicas never take the same one.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use flacstream_actors::store::{
+    now_ms, Catalog, CatalogFactory, LeaseClaim, Leases, SessionRecord, SessionStatus, StoreError,
+};
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+/// Schema versions, oldest first. Append; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE sessions (
+        id UUID PRIMARY KEY,
+        user_id TEXT,
+        owner_key TEXT,
+        status TEXT NOT NULL,
+        encoding TEXT NOT NULL,
+        sample_rate BIGINT,
+        channels BIGINT,
+        bits_per_sample BIGINT,
+        level BIGINT NOT NULL,
+        block_size BIGINT,
+        record BOOLEAN NOT NULL,
+        chunk_count BIGINT NOT NULL,
+        samples BIGINT NOT NULL,
+        bytes_in BIGINT NOT NULL,
+        bytes_out BIGINT NOT NULL,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL,
+        closed_at_ms BIGINT,
+        file TEXT,
+        error TEXT
+    );
+    CREATE INDEX sessions_by_user ON sessions (user_id, created_at_ms DESC);
+    CREATE INDEX sessions_by_owner ON sessions (owner_key, created_at_ms DESC);
+    CREATE INDEX sessions_live ON sessions (updated_at_ms) WHERE status = 'live';
+    CREATE TABLE leases (
+        session_id UUID PRIMARY KEY,
+        owner TEXT NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL,
+        handover BOOLEAN NOT NULL DEFAULT false
+    );
+    CREATE INDEX leases_by_owner ON leases (owner);",
+];
+
+/// Key of the advisory lock migrations run under (any constant shared by
+/// every replica).
+const MIGRATION_LOCK: i64 = 0x666c_6163_7374_7265;
+
+/// Database connections per store thread, plus the few the lease renewal
+/// and sweep use.
+const EXTRA_CONNECTIONS: usize = 2;
+
+const COLUMNS: &str = "id, user_id, status, encoding, sample_rate, channels, bits_per_sample, \
+     level, block_size, record, chunk_count, samples, bytes_in, bytes_out, created_at_ms, \
+     updated_at_ms, closed_at_ms, file, error, owner_key";
+
+/// The pool and the runtime its connections live on, shared by the store
+/// threads.
+struct Shared {
+    /// Taken on drop: a runtime must not be dropped inside another.
+    runtime: Option<tokio::runtime::Runtime>,
+    pool: Pool,
+    timeout: Duration,
+}
+
+impl Shared {
+    /// Runs one database call on the pool, bounded by the timeout.
+    fn run<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let Some(runtime) = self.runtime.as_ref() else {
+            return Err(StoreError::Catalog("the database client has shut down".into()));
+        };
+        runtime.block_on(async {
+            tokio::time::timeout(self.timeout, call)
+                .await
+                .map_err(|_| StoreError::Catalog("the database did not answer in time".into()))?
+        })
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+fn db_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Catalog(e.to_string())
+}
+
+/// A catalog handle for one store thread; see the module docs.
+pub struct PostgresCatalog {
+    shared: Arc<Shared>,
+}
+
+impl PostgresCatalog {
+    /// Connects, migrates, and returns a factory for `threads` store
+    /// threads. Fails at start on a bad URL or an unreachable database.
+    pub fn factory(url: &str, threads: usize, timeout: Duration) -> Result<CatalogFactory, StoreError> {
+        let config: tokio_postgres::Config = url.parse().map_err(db_error)?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("flacstream-pg")
+            .enable_all()
+            .build()
+            .map_err(db_error)?;
+        let pool = {
+            let _guard = runtime.enter();
+            Pool::builder(manager)
+                .max_size(threads + EXTRA_CONNECTIONS)
+                .runtime(Runtime::Tokio1)
+                .wait_timeout(Some(timeout))
+                .create_timeout(Some(timeout))
+                .recycle_timeout(Some(timeout))
+                .build()
+                .map_err(db_error)?
+        };
+        let shared = Arc::new(Shared {
+            runtime: Some(runtime),
+            pool,
+            timeout,
+        });
+        // The caller may be on an async runtime, where blocking on another
+        // is not allowed: migrate from a thread of its own.
+        std::thread::scope(|s| s.spawn(|| migrate(&shared)).join())
+            .map_err(|_| StoreError::Catalog("the migration thread panicked".into()))??;
+        Ok(Arc::new(move || -> Box<dyn Catalog> {
+            Box::new(PostgresCatalog {
+                shared: Arc::clone(&shared),
+            })
+        }))
+    }
+}
+
+fn migrate(shared: &Shared) -> Result<(), StoreError> {
+    shared.run(async {
+        let mut client = shared.pool.get().await.map_err(db_error)?;
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(db_error)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS flacstream_migrations (version BIGINT PRIMARY KEY)",
+        )
+        .await
+        .map_err(db_error)?;
+        let applied: i64 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) FROM flacstream_migrations",
+                &[],
+            )
+            .await
+            .map_err(db_error)?
+            .get(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let version = i as i64 + 1;
+            if version > applied {
+                tx.batch_execute(sql).await.map_err(db_error)?;
+                tx.execute(
+                    "INSERT INTO flacstream_migrations (version) VALUES ($1)",
+                    &[&version],
+                )
+                .await
+                .map_err(db_error)?;
+            }
+        }
+        tx.commit().await.map_err(db_error)
+    })
+}
+
+fn from_row(row: &Row) -> Result<SessionRecord, StoreError> {
+    let status: String = row.try_get(2).map_err(db_error)?;
+    let small = |i: usize| -> Result<Option<i64>, StoreError> { row.try_get(i).map_err(db_error) };
+    let big = |i: usize| -> Result<i64, StoreError> { row.try_get(i).map_err(db_error) };
+    Ok(SessionRecord {
+        id: row.try_get(0).map_err(db_error)?,
+        user_id: row.try_get(1).map_err(db_error)?,
+        status: SessionStatus::parse(&status)
+            .ok_or_else(|| StoreError::Catalog(format!("bad status {status}")))?,
+        encoding: row.try_get(3).map_err(db_error)?,
+        sample_rate: small(4)?.map(|v| v as u32),
+        channels: small(5)?.map(|v| v as u16),
+        bits_per_sample: small(6)?.map(|v| v as u16),
+        level: big(7)? as u8,
+        block_size: small(8)?.map(|v| v as u32),
+        record: row.try_get(9).map_err(db_error)?,
+        chunk_count: big(10)? as u64,
+        samples: big(11)? as u64,
+        bytes_in: big(12)? as u64,
+        bytes_out: big(13)? as u64,
+        created_at_ms: big(14)?,
+        updated_at_ms: big(15)?,
+        closed_at_ms: small(16)?,
+        file: row.try_get(17).map_err(db_error)?,
+        error: row.try_get(18).map_err(db_error)?,
+        owner_key: row.try_get(19).map_err(db_error)?,
+    })
+}
+
+impl Catalog for PostgresCatalog {
+    fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
+        let sql = format!(
+            "INSERT INTO sessions ({COLUMNS}) VALUES \
+             ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+             ON CONFLICT (id) DO UPDATE SET user_id = excluded.user_id, status = excluded.status, \
+             encoding = excluded.encoding, sample_rate = excluded.sample_rate, \
+             channels = excluded.channels, bits_per_sample = excluded.bits_per_sample, \
+             level = excluded.level, block_size = excluded.block_size, record = excluded.record, \
+             chunk_count = excluded.chunk_count, samples = excluded.samples, \
+             bytes_in = excluded.bytes_in, bytes_out = excluded.bytes_out, \
+             updated_at_ms = excluded.updated_at_ms, closed_at_ms = excluded.closed_at_ms, \
+             file = excluded.file, error = excluded.error \
+             WHERE sessions.status = 'live'"
+        );
+        let finished = r.status != SessionStatus::Live;
+        let shared = &self.shared;
+        shared.run(async {
+            let mut client = shared.pool.get().await.map_err(db_error)?;
+            let tx = client.transaction().await.map_err(db_error)?;
+            tx.execute(
+                sql.as_str(),
+                &[
+                    &r.id,
+                    &r.user_id,
+                    &r.status.as_str(),
+                    &r.encoding,
+                    &r.sample_rate.map(i64::from),
+                    &r.channels.map(i64::from),
+                    &r.bits_per_sample.map(i64::from),
+                    &i64::from(r.level),
+                    &r.block_size.map(i64::from),
+                    &r.record,
+                    &(r.chunk_count as i64),
+                    &(r.samples as i64),
+                    &(r.bytes_in as i64),
+                    &(r.bytes_out as i64),
+                    &r.created_at_ms,
+                    &r.updated_at_ms,
+                    &r.closed_at_ms,
+                    &r.file,
+                    &r.error,
+                    &r.owner_key,
+                ],
+            )
+            .await
+            .map_err(db_error)?;
+            if finished {
+                // A finished session has no owner.
+                tx.execute("DELETE FROM leases WHERE session_id = $1", &[&r.id])
+                    .await
+                    .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    fn load(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM sessions WHERE id = $1");
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let row = client
+                .query_opt(sql.as_str(), &[&id])
+                .await
+                .map_err(db_error)?;
+            row.as_ref().map(from_row).transpose()
+        })
+    }
+
+    fn list(
+        &mut self,
+        owner_key: Option<&str>,
+        user_id: Option<&str>,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sessions WHERE ($1::TEXT IS NULL OR owner_key = $1) \
+             AND ($2::TEXT IS NULL OR user_id = $2) \
+             ORDER BY created_at_ms DESC, id LIMIT $3 OFFSET $4"
+        );
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let rows = client
+                .query(
+                    sql.as_str(),
+                    &[&owner_key, &user_id, &i64::from(limit), &(offset as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    fn remove(&mut self, id: Uuid) -> Result<bool, StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            client
+                .execute("DELETE FROM leases WHERE session_id = $1", &[&id])
+                .await
+                .map_err(db_error)?;
+            let n = client
+                .execute("DELETE FROM sessions WHERE id = $1", &[&id])
+                .await
+                .map_err(db_error)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn unfinished(&mut self) -> Result<Vec<SessionRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM sessions WHERE status = 'live'");
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let rows = client.query(sql.as_str(), &[]).await.map_err(db_error)?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+}
+
+impl Leases for PostgresCatalog {
+    fn claim(&mut self, id: Uuid, owner: &str, ttl_ms: u64) -> Result<LeaseClaim, StoreError> {
+        let ttl = ttl_ms as f64;
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let claimed = client
+                .query_opt(
+                    "INSERT INTO leases (session_id, owner, expires_at, handover) \
+                     VALUES ($1, $2, now() + make_interval(secs => $3 / 1000.0), false) \
+                     ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, \
+                     expires_at = excluded.expires_at, handover = false \
+                     WHERE leases.owner = excluded.owner OR leases.expires_at < now() \
+                     RETURNING owner",
+                    &[&id, &owner, &ttl],
+                )
+                .await
+                .map_err(db_error)?;
+            if claimed.is_some() {
+                return Ok(LeaseClaim::Claimed);
+            }
+            let held = client
+                .query_opt(
+                    "SELECT owner, (EXTRACT(EPOCH FROM (expires_at - now())) * 1000)::BIGINT \
+                     FROM leases WHERE session_id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(match held {
+                Some(row) => LeaseClaim::HeldBy {
+                    owner: row.get(0),
+                    expires_in_ms: row.get(1),
+                },
+                // Released between the two statements: free now.
+                None => LeaseClaim::HeldBy {
+                    owner: String::new(),
+                    expires_in_ms: 0,
+                },
+            })
+        })
+    }
+
+    fn renew(&mut self, owner: &str, ttl_ms: u64) -> Result<Vec<Uuid>, StoreError> {
+        let ttl = ttl_ms as f64;
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let rows = client
+                .query(
+                    "UPDATE leases SET expires_at = now() + make_interval(secs => $2 / 1000.0) \
+                     WHERE owner = $1 RETURNING session_id, handover",
+                    &[&owner, &ttl],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(rows
+                .iter()
+                .filter(|r| r.get::<_, bool>(1))
+                .map(|r| r.get(0))
+                .collect())
+        })
+    }
+
+    fn release(&mut self, id: Uuid, owner: &str) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            client
+                .execute(
+                    "DELETE FROM leases WHERE session_id = $1 AND owner = $2",
+                    &[&id, &owner],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn request_handover(&mut self, id: Uuid) -> Result<(), StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            client
+                .execute(
+                    "UPDATE leases SET handover = true WHERE session_id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn claim_orphans(
+        &mut self,
+        owner: &str,
+        ttl_ms: u64,
+        grace_ms: u64,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let (ttl, grace) = (ttl_ms as f64, grace_ms as f64);
+        let cutoff_ms = now_ms() - grace_ms as i64;
+        let sql = format!(
+            "WITH orphans AS ( \
+                SELECT s.id FROM sessions s LEFT JOIN leases l ON l.session_id = s.id \
+                WHERE s.status = 'live' AND ( \
+                    (l.session_id IS NULL AND s.updated_at_ms < $3) \
+                    OR l.expires_at < now() - make_interval(secs => $4 / 1000.0)) \
+                ORDER BY s.updated_at_ms LIMIT $5 \
+                FOR UPDATE OF s SKIP LOCKED), \
+             claimed AS ( \
+                INSERT INTO leases (session_id, owner, expires_at, handover) \
+                SELECT id, $1, now() + make_interval(secs => $2 / 1000.0), false FROM orphans \
+                ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, \
+                expires_at = excluded.expires_at, handover = false \
+                WHERE leases.expires_at < now() \
+                RETURNING session_id) \
+             SELECT {COLUMNS} FROM sessions WHERE id IN (SELECT session_id FROM claimed)"
+        );
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let rows = client
+                .query(
+                    sql.as_str(),
+                    &[&owner, &ttl, &cutoff_ms, &grace, &i64::from(limit)],
+                )
+                .await
+                .map_err(db_error)?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+}

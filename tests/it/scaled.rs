@@ -1,0 +1,252 @@
+//! Scaled mode: recordings in object storage, sessions owned by lease.
+//!
+//! - Always: object storage in memory (`--storage-url memory:///`), one
+//!   in-process server: durable segments, the composed FLAC, the durable
+//!   part of a live session, deletion.
+//! - With `FLACSTREAM_TEST_DATABASE_URL` (PostgreSQL) and
+//!   `FLACSTREAM_TEST_STORAGE_URL` (an S3 bucket, with the `AWS_*`
+//!   variables), which `.ci/run` sets after starting both servers: two
+//!   replicas as real processes sharing them; one is killed with SIGKILL
+//!   mid-stream and its producer resumes through the other. Without them
+//!   the test prints that it was skipped, and why.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{assert_exact, connect_session, http, http_json, start};
+use flacstream_codec::fixture::{pcm_bytes, test_signal};
+use futures_util::{SinkExt, StreamExt};
+use rand::{Rng, SeedableRng};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Decodes an HTTP/1.1 chunked body.
+fn dechunk(mut body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16)
+            .unwrap();
+        body = &body[line_end + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&body[..size]);
+        body = &body[size + 2..];
+    }
+}
+
+/// Sends `pcm` from `from` in random pieces, reading each ack; returns the
+/// last ack.
+async fn send_acked(ws: &mut crate::common::Ws, pcm: &[u8], rng: &mut rand::rngs::StdRng) -> Value {
+    let mut ack = Value::Null;
+    let mut at = 0;
+    while at < pcm.len() {
+        let n = rng.random_range(1..=8_000).min(pcm.len() - at);
+        ws.send(Message::binary(pcm[at..at + n].to_vec())).await.unwrap();
+        at += n;
+        let Some(Ok(Message::Text(text))) = ws.next().await else {
+            panic!("no ack")
+        };
+        ack = serde_json::from_str(&text).unwrap();
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+    ack
+}
+
+#[actix_rt::test]
+async fn object_storage_records_composes_and_deletes_exactly() {
+    let server = start(&["--storage-url", "memory:///", "--durable-lag-seconds", "2"]);
+    let addr = server.addr;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(13);
+    let samples = test_signal(44_100 * 6, 2, 16, 5);
+    let pcm = pcm_bytes(&samples, 16);
+    let url = format!("ws://{addr}/api/ws/audio?sample_rate=44100&channels=2&format=s16le&user_id=obj");
+    let (mut ws, _, id) = connect_session(&url).await;
+    let half = pcm.len() / 2 / 4 * 4;
+    send_acked(&mut ws, &pcm[..half], &mut rng).await;
+
+    // Within the lag bound the first half becomes durable, and any replica
+    // can read the durable part while the session is live.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let durable = loop {
+        ws.send(Message::binary(Vec::new())).await.unwrap();
+        let Some(Ok(Message::Text(t))) = ws.next().await else {
+            panic!()
+        };
+        let ack: Value = serde_json::from_str(&t).unwrap();
+        let d = ack["samples_durable"].as_u64().unwrap();
+        if d > 0 || Instant::now() > deadline {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(durable > 0, "nothing became durable within 10 s");
+    let (code, body) = http(addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 200);
+    let live = dechunk(&body);
+    let mut reader = claxon::FlacReader::new(live.as_slice()).unwrap();
+    let decoded: Vec<i32> = reader.samples().map(|s| s.unwrap()).collect();
+    assert!(decoded.len() as u64 >= durable * 2, "{} < {durable}", decoded.len() / 2);
+    assert_eq!(decoded[..], samples[..decoded.len()]);
+
+    send_acked(&mut ws, &pcm[half..], &mut rng).await;
+    let (code, closed) = http_json(addr, "POST", &format!("/api/audio/sessions/{id}/close")).await;
+    assert_eq!(code, 200, "{closed}");
+    assert_eq!(closed["status"], "closed");
+    assert_eq!(closed["samples"], samples.len() as u64 / 2);
+    let (code, flac) = http(addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples, 2, 16, 4096);
+
+    let (code, _) = http(addr, "DELETE", &format!("/api/audio/sessions/{id}")).await;
+    assert_eq!(code, 204);
+    let (code, _) = http(addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 404);
+    server.drain().await;
+}
+
+/// A replica as a real process; killed with SIGKILL when dropped.
+struct Replica {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+async fn replica(database: &str, storage: &str) -> Replica {
+    let port = free_port();
+    let data = std::env::temp_dir().join(format!("flacstream-replica-{}-{port}", std::process::id()));
+    let child = Command::new(env!("CARGO_BIN_EXE_flacstream"))
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data)
+        .args(["--lease-seconds", "4", "--durable-lag-seconds", "2"])
+        .env("FLACSTREAM_DATABASE_URL", database)
+        .env("FLACSTREAM_STORAGE_URL", storage)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the server binary starts");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let replica = Replica { child, addr };
+    for _ in 0..150 {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            drop(s);
+            if http(addr, "GET", "/readyz").await.0 == 200 {
+                return replica;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("replica on {addr} did not become ready");
+}
+
+fn servers() -> Option<(String, String)> {
+    match (
+        std::env::var("FLACSTREAM_TEST_DATABASE_URL"),
+        std::env::var("FLACSTREAM_TEST_STORAGE_URL"),
+    ) {
+        (Ok(db), Ok(s3)) => Some((db, s3)),
+        _ => {
+            eprintln!(
+                "SKIPPED scaled::two_replicas…: FLACSTREAM_TEST_DATABASE_URL and \
+                 FLACSTREAM_TEST_STORAGE_URL are not set (.ci/run starts PostgreSQL and an S3 \
+                 server and sets them)"
+            );
+            None
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn two_replicas_a_kill_9_and_the_producer_resumes_on_the_other_exactly() {
+    let Some((database, storage)) = servers() else {
+        return;
+    };
+    let a = replica(&database, &storage).await;
+    let b = replica(&database, &storage).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(99);
+    let user = format!("scaled-{}", uuid::Uuid::new_v4().simple());
+    let samples = test_signal(44_100 * 10, 2, 16, 21);
+    let pcm = pcm_bytes(&samples, 16);
+    let frame = 4usize; // bytes per sample frame
+    let url = format!(
+        "ws://{}/api/ws/audio?sample_rate=44100&channels=2&format=s16le&user_id={user}",
+        a.addr
+    );
+    let (mut ws, _, id) = connect_session(&url).await;
+    // Send in real time-ish pieces until something is durable, then more.
+    let mut sent = 0usize;
+    let mut durable_acked = 0u64;
+    while sent < pcm.len() / 2 {
+        let n = (rng.random_range(1_000..20_000) / frame * frame).min(pcm.len() - sent);
+        ws.send(Message::binary(pcm[sent..sent + n].to_vec())).await.unwrap();
+        sent += n;
+        let Some(Ok(Message::Text(t))) = ws.next().await else {
+            panic!()
+        };
+        let ack: Value = serde_json::from_str(&t).unwrap();
+        durable_acked = durable_acked.max(ack["samples_durable"].as_u64().unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while durable_acked == 0 && Instant::now() < deadline {
+        ws.send(Message::binary(Vec::new())).await.unwrap();
+        let Some(Ok(Message::Text(t))) = ws.next().await else {
+            panic!()
+        };
+        let ack: Value = serde_json::from_str(&t).unwrap();
+        durable_acked = ack["samples_durable"].as_u64().unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(durable_acked > 0, "nothing durable");
+
+    // SIGKILL the owner mid-stream.
+    drop(a);
+    let killed = Instant::now();
+    drop(ws);
+
+    // The producer resumes through the other replica.
+    let join = format!("ws://{}/api/ws/audio/{id}", b.addr);
+    let (mut ws, hello, _) = loop {
+        match tokio_tungstenite::connect_async(&join).await {
+            Ok((mut ws, _)) => {
+                let Some(Ok(Message::Text(hello))) = ws.next().await else {
+                    panic!()
+                };
+                break (ws, serde_json::from_str::<Value>(&hello).unwrap(), ());
+            }
+            Err(e) => {
+                assert!(killed.elapsed() < Duration::from_secs(30), "no resume: {e}");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    };
+    let resumed_after = killed.elapsed();
+    eprintln!("scaled: resumed on the other replica {resumed_after:?} after kill -9");
+    let received = hello["samples_received"].as_u64().unwrap();
+    assert!(received >= durable_acked, "{received} < acked durable {durable_acked}");
+    assert_eq!(hello["resumed"], true);
+    send_acked(&mut ws, &pcm[received as usize * frame..], &mut rng).await;
+    let (code, closed) =
+        http_json(b.addr, "POST", &format!("/api/audio/sessions/{id}/close")).await;
+    assert_eq!(code, 200, "{closed}");
+    let (code, flac) = http(b.addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples, 2, 16, 4096);
+    let (code, list) =
+        http_json(b.addr, "GET", &format!("/api/audio/sessions?user_id={user}")).await;
+    assert_eq!(code, 200);
+    assert_eq!(list["sessions"][0]["session_id"], id.as_str());
+}
