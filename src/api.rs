@@ -17,6 +17,8 @@
 //! - [`page`]: the browser page and its assets, embedded from `web/`.
 //! - [`session_access`]: the extractor every endpoint under a session id
 //!   starts with.
+//! - [`takeover`]: scaled mode: a live session another replica holds (or
+//!   held) moves to this one for a resume, a listener or a close.
 
 pub mod admin;
 pub mod audio_socket;
@@ -27,4 +29,5 @@ pub mod page;
 pub mod session_access;
 pub mod sessions;
 pub mod stream;
+pub mod takeover;
 pub mod tokens;

@@ -7,7 +7,7 @@
 //! - [`lease_keeper`]: renews this replica's leases in one statement every
 //!   third of the lease, keeps the [`LeaseClock`] its sessions check, and
 //!   hands over the sessions another replica asked for.
-//! - [`takeover`]: a request for a live session this replica does not hold
+//! - `api::takeover` (above the state, which it uses): a request for a live session this replica does not hold
 //!   (a producer resuming, a listener, a close) takes it over: it asks the
 //!   owner to hand over (or waits out a dead owner's lease), then continues
 //!   the session from its last durable segment.
@@ -19,7 +19,6 @@
 
 pub mod lease_keeper;
 pub mod orphan_sweep;
-pub mod takeover;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,7 +62,10 @@ pub struct Cluster {
 
 impl Cluster {
     /// Opens the object storage, if any.
-    pub fn new(settings: &ClusterSettings, bind: std::net::SocketAddr) -> Result<Self, StorageError> {
+    pub fn new(
+        settings: &ClusterSettings,
+        bind: std::net::SocketAddr,
+    ) -> Result<Self, StorageError> {
         let objects = settings
             .storage_url
             .as_deref()

@@ -134,6 +134,7 @@ impl Service {
             session_rate: SessionRate::new(settings.new_sessions_per_minute),
             cluster,
         });
+        let cluster_lease = Arc::clone(&state.cluster.lease);
         let grace = settings.drain_grace;
         let drain_deadline =
             grace + settings.outbound_stall + Duration::from_secs(DRAIN_FLUSH_MARGIN_SECONDS);
@@ -144,12 +145,14 @@ impl Service {
         let auth = web::Data::from(Arc::clone(&settings.auth));
         // What the narrow endpoints take instead of the whole state.
         let ready = web::Data::new(draining.clone());
+        let lease = web::Data::from(Arc::clone(&cluster_lease));
         let prometheus = web::Data::new(prometheus);
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(auth.clone())
                 .app_data(ready.clone())
+                .app_data(lease.clone())
                 .app_data(prometheus.clone())
                 .configure(routes::configure)
         })

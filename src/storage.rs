@@ -26,7 +26,9 @@ const STORAGE_RETRIES: usize = 3;
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// Not a scheme this service speaks.
-    #[error("FLACSTREAM_STORAGE_URL must be s3://bucket/prefix, file:///dir or memory:///, got {0}")]
+    #[error(
+        "FLACSTREAM_STORAGE_URL must be s3://bucket/prefix, file:///dir or memory:///, got {0}"
+    )]
     Scheme(String),
     /// The store could not be set up.
     #[error("cannot open object storage at {url}: {reason}")]
@@ -44,38 +46,38 @@ pub fn open(url: &str, timeout: Duration) -> Result<ObjectRecordings, StorageErr
         url: url.to_string(),
         reason: e.to_string(),
     };
-    let (store, prefix): (Arc<dyn ObjectStore>, &str) = if let Some(rest) = url.strip_prefix("s3://")
-    {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
+    let (store, prefix): (Arc<dyn ObjectStore>, &str) =
+        if let Some(rest) = url.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(StorageError::Scheme(url.to_string()));
+            }
+            let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1");
+            let s3 = AmazonS3Builder::from_env()
+                .with_bucket_name(bucket)
+                .with_client_options(
+                    ClientOptions::new()
+                        .with_allow_http(allow_http)
+                        .with_timeout(timeout)
+                        .with_connect_timeout(timeout.min(Duration::from_secs(5))),
+                )
+                .with_retry(RetryConfig {
+                    backoff: BackoffConfig::default(),
+                    max_retries: STORAGE_RETRIES,
+                    retry_timeout: timeout,
+                })
+                .build()
+                .map_err(|e| fail(&e))?;
+            (Arc::new(s3), prefix)
+        } else if let Some(dir) = url.strip_prefix("file://") {
+            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+            let local = LocalFileSystem::new_with_prefix(dir).map_err(|e| fail(&e))?;
+            (Arc::new(local), "")
+        } else if let Some(prefix) = url.strip_prefix("memory://") {
+            (Arc::new(InMemory::new()), prefix)
+        } else {
             return Err(StorageError::Scheme(url.to_string()));
-        }
-        let allow_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true" || v == "1");
-        let s3 = AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
-            .with_client_options(
-                ClientOptions::new()
-                    .with_allow_http(allow_http)
-                    .with_timeout(timeout)
-                    .with_connect_timeout(timeout.min(Duration::from_secs(5))),
-            )
-            .with_retry(RetryConfig {
-                backoff: BackoffConfig::default(),
-                max_retries: STORAGE_RETRIES,
-                retry_timeout: timeout,
-            })
-            .build()
-            .map_err(|e| fail(&e))?;
-        (Arc::new(s3), prefix)
-    } else if let Some(dir) = url.strip_prefix("file://") {
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        let local = LocalFileSystem::new_with_prefix(dir).map_err(|e| fail(&e))?;
-        (Arc::new(local), "")
-    } else if let Some(prefix) = url.strip_prefix("memory://") {
-        (Arc::new(InMemory::new()), prefix)
-    } else {
-        return Err(StorageError::Scheme(url.to_string()));
-    };
+        };
     let prefix = Path::parse(prefix.trim_matches('/')).map_err(|e| fail(&e))?;
     Ok(ObjectRecordings::new(store, prefix))
 }

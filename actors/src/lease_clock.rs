@@ -73,7 +73,10 @@ mod tests {
         assert!(!clock.valid());
         // An older renewal answered late never shortens a newer one.
         clock.renewed(Instant::now(), Duration::from_secs(60));
-        clock.renewed(Instant::now() - Duration::from_secs(50), Duration::from_secs(1));
+        clock.renewed(
+            Instant::now() - Duration::from_secs(50),
+            Duration::from_secs(1),
+        );
         assert!(clock.valid());
         assert!(LeaseClock::always().valid());
     }

@@ -326,7 +326,10 @@ impl ObjectRecordings {
         match self.store.get(&self.path(key)).await {
             Ok(got) => {
                 let size = got.meta.size;
-                Ok(Some((size, got.into_stream().map_err(ObjectError::from).boxed())))
+                Ok(Some((
+                    size,
+                    got.into_stream().map_err(ObjectError::from).boxed(),
+                )))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(e.into()),

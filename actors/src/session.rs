@@ -32,9 +32,9 @@ pub use fanout::{ConnectionId, Role};
 pub use input::{EndOfInput, Ingest};
 pub use input_rate::{InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_INPUT_RATE};
 pub use lifecycle::{Finalize, IdleTimeout, Shutdown};
-pub use segments::HandOver;
 pub use outcome::{outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed};
 pub use segment_writer::ObjectSink;
+pub use segments::HandOver;
 pub use settings::{InputFormat, RecordingPolicy, SessionKind, SessionSettings, Takeover};
 
 use std::collections::VecDeque;

@@ -22,10 +22,10 @@
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::{Join, JoinError, LeaveGuard, Release, SessionId};
-use flacstream_actors::store::{ClaimLease, LeaseClaim};
 use flacstream_actors::session::{
     outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
 };
+use flacstream_actors::store::{ClaimLease, LeaseClaim};
 use flacstream_actors::{Session, SessionSettings};
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use flacstream_codec::pcm::PcmLayout;
@@ -33,8 +33,8 @@ use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
 
 use crate::api::session_access::SessionAccess;
+use crate::api::takeover::take_over;
 use crate::auth::{Access, TokenParameter};
-use crate::cluster::takeover::take_over;
 use crate::error::ApiError;
 use crate::ids::{parse_chosen_id, MAX_USER_ID_BYTES};
 use crate::limits::client_connections::ClientSlot;

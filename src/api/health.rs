@@ -1,8 +1,12 @@
 //! `GET /healthz` (the process is alive) and `GET /readyz` (it accepts new
-//! streams; false from the moment draining starts).
+//! streams; false from the moment draining starts, and in scaled mode while
+//! this replica's leases do not hold: it cannot reach the catalog, so it
+//! could own no session).
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
+
+use flacstream_actors::lease_clock::LeaseClock;
 
 use crate::drain::Draining;
 
@@ -11,10 +15,12 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 while accepting work, 503 once draining.
-pub async fn readyz(draining: web::Data<Draining>) -> HttpResponse {
+/// 200 while accepting work, 503 once draining or without a lease.
+pub async fn readyz(draining: web::Data<Draining>, lease: web::Data<LeaseClock>) -> HttpResponse {
     if draining.is_set() {
         HttpResponse::ServiceUnavailable().json(json!({ "status": "draining" }))
+    } else if !lease.valid() {
+        HttpResponse::ServiceUnavailable().json(json!({ "status": "no_catalog" }))
     } else {
         HttpResponse::Ok().json(json!({ "status": "ready" }))
     }

@@ -22,12 +22,12 @@ use flacstream_actors::store::{List, Load, Remove, SessionRecord, SessionStatus}
 use serde::{Deserialize, Serialize};
 
 use crate::api::session_access::SessionAccess;
+use crate::api::takeover::take_over;
 use crate::auth::{Access, TokenParameter};
-use crate::cluster::takeover::take_over;
-use flacstream_actors::object_recordings::ObjectRecordings;
-use futures_util::TryStreamExt;
 use crate::error::ApiError;
 use crate::state::AppState;
+use flacstream_actors::object_recordings::ObjectRecordings;
+use futures_util::TryStreamExt;
 
 /// Default page size of the list, and its maximum (inclusive).
 const DEFAULT_PAGE: u32 = 50;

@@ -29,8 +29,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 /// Schema versions, oldest first. Append; never edit a released one.
-const MIGRATIONS: &[&str] = &[
-    "CREATE TABLE sessions (
+const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
         id UUID PRIMARY KEY,
         user_id TEXT,
         owner_key TEXT,
@@ -61,8 +60,7 @@ const MIGRATIONS: &[&str] = &[
         expires_at TIMESTAMPTZ NOT NULL,
         handover BOOLEAN NOT NULL DEFAULT false
     );
-    CREATE INDEX leases_by_owner ON leases (owner);",
-];
+    CREATE INDEX leases_by_owner ON leases (owner);"];
 
 /// Key of the advisory lock migrations run under (any constant shared by
 /// every replica).
@@ -92,7 +90,9 @@ impl Shared {
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let Some(runtime) = self.runtime.as_ref() else {
-            return Err(StoreError::Catalog("the database client has shut down".into()));
+            return Err(StoreError::Catalog(
+                "the database client has shut down".into(),
+            ));
         };
         runtime.block_on(async {
             tokio::time::timeout(self.timeout, call)
@@ -122,7 +122,11 @@ pub struct PostgresCatalog {
 impl PostgresCatalog {
     /// Connects, migrates, and returns a factory for `threads` store
     /// threads. Fails at start on a bad URL or an unreachable database.
-    pub fn factory(url: &str, threads: usize, timeout: Duration) -> Result<CatalogFactory, StoreError> {
+    pub fn factory(
+        url: &str,
+        threads: usize,
+        timeout: Duration,
+    ) -> Result<CatalogFactory, StoreError> {
         let config: tokio_postgres::Config = url.parse().map_err(db_error)?;
         let manager = Manager::from_config(
             config,
@@ -362,7 +366,7 @@ impl Leases for PostgresCatalog {
             let claimed = client
                 .query_opt(
                     "INSERT INTO leases (session_id, owner, expires_at, handover) \
-                     VALUES ($1, $2, now() + make_interval(secs => $3 / 1000.0), false) \
+                     VALUES ($1, $2, now() + make_interval(secs => $3::float8 / 1000.0), false) \
                      ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, \
                      expires_at = excluded.expires_at, handover = false \
                      WHERE leases.owner = excluded.owner OR leases.expires_at < now() \
@@ -403,7 +407,7 @@ impl Leases for PostgresCatalog {
             let client = shared.pool.get().await.map_err(db_error)?;
             let rows = client
                 .query(
-                    "UPDATE leases SET expires_at = now() + make_interval(secs => $2 / 1000.0) \
+                    "UPDATE leases SET expires_at = now() + make_interval(secs => $2::float8 / 1000.0) \
                      WHERE owner = $1 RETURNING session_id, handover",
                     &[&owner, &ttl],
                 )
@@ -461,12 +465,12 @@ impl Leases for PostgresCatalog {
                 SELECT s.id FROM sessions s LEFT JOIN leases l ON l.session_id = s.id \
                 WHERE s.status = 'live' AND ( \
                     (l.session_id IS NULL AND s.updated_at_ms < $3) \
-                    OR l.expires_at < now() - make_interval(secs => $4 / 1000.0)) \
+                    OR l.expires_at < now() - make_interval(secs => $4::float8 / 1000.0)) \
                 ORDER BY s.updated_at_ms LIMIT $5 \
                 FOR UPDATE OF s SKIP LOCKED), \
              claimed AS ( \
                 INSERT INTO leases (session_id, owner, expires_at, handover) \
-                SELECT id, $1, now() + make_interval(secs => $2 / 1000.0), false FROM orphans \
+                SELECT id, $1, now() + make_interval(secs => $2::float8 / 1000.0), false FROM orphans \
                 ON CONFLICT (session_id) DO UPDATE SET owner = excluded.owner, \
                 expires_at = excluded.expires_at, handover = false \
                 WHERE leases.expires_at < now() \

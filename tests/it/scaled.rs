@@ -25,8 +25,9 @@ fn dechunk(mut body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     loop {
         let line_end = body.windows(2).position(|w| w == b"\r\n").unwrap();
-        let size = usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16)
-            .unwrap();
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&body[..line_end]).unwrap().trim(), 16)
+                .unwrap();
         body = &body[line_end + 2..];
         if size == 0 {
             return out;
@@ -43,7 +44,9 @@ async fn send_acked(ws: &mut crate::common::Ws, pcm: &[u8], rng: &mut rand::rngs
     let mut at = 0;
     while at < pcm.len() {
         let n = rng.random_range(1..=8_000).min(pcm.len() - at);
-        ws.send(Message::binary(pcm[at..at + n].to_vec())).await.unwrap();
+        ws.send(Message::binary(pcm[at..at + n].to_vec()))
+            .await
+            .unwrap();
         at += n;
         let Some(Ok(Message::Text(text))) = ws.next().await else {
             panic!("no ack")
@@ -61,7 +64,8 @@ async fn object_storage_records_composes_and_deletes_exactly() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(13);
     let samples = test_signal(44_100 * 6, 2, 16, 5);
     let pcm = pcm_bytes(&samples, 16);
-    let url = format!("ws://{addr}/api/ws/audio?sample_rate=44100&channels=2&format=s16le&user_id=obj");
+    let url =
+        format!("ws://{addr}/api/ws/audio?sample_rate=44100&channels=2&format=s16le&user_id=obj");
     let (mut ws, _, id) = connect_session(&url).await;
     let half = pcm.len() / 2 / 4 * 4;
     send_acked(&mut ws, &pcm[..half], &mut rng).await;
@@ -87,7 +91,11 @@ async fn object_storage_records_composes_and_deletes_exactly() {
     let live = dechunk(&body);
     let mut reader = claxon::FlacReader::new(live.as_slice()).unwrap();
     let decoded: Vec<i32> = reader.samples().map(|s| s.unwrap()).collect();
-    assert!(decoded.len() as u64 >= durable * 2, "{} < {durable}", decoded.len() / 2);
+    assert!(
+        decoded.len() as u64 >= durable * 2,
+        "{} < {durable}",
+        decoded.len() / 2
+    );
     assert_eq!(decoded[..], samples[..decoded.len()]);
 
     send_acked(&mut ws, &pcm[half..], &mut rng).await;
@@ -126,7 +134,8 @@ fn free_port() -> u16 {
 
 async fn replica(database: &str, storage: &str) -> Replica {
     let port = free_port();
-    let data = std::env::temp_dir().join(format!("flacstream-replica-{}-{port}", std::process::id()));
+    let data =
+        std::env::temp_dir().join(format!("flacstream-replica-{}-{port}", std::process::id()));
     let child = Command::new(env!("CARGO_BIN_EXE_flacstream"))
         .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&data)
@@ -191,7 +200,9 @@ async fn two_replicas_a_kill_9_and_the_producer_resumes_on_the_other_exactly() {
     let mut durable_acked = 0u64;
     while sent < pcm.len() / 2 {
         let n = (rng.random_range(1_000..20_000) / frame * frame).min(pcm.len() - sent);
-        ws.send(Message::binary(pcm[sent..sent + n].to_vec())).await.unwrap();
+        ws.send(Message::binary(pcm[sent..sent + n].to_vec()))
+            .await
+            .unwrap();
         sent += n;
         let Some(Ok(Message::Text(t))) = ws.next().await else {
             panic!()
@@ -236,7 +247,10 @@ async fn two_replicas_a_kill_9_and_the_producer_resumes_on_the_other_exactly() {
     let resumed_after = killed.elapsed();
     eprintln!("scaled: resumed on the other replica {resumed_after:?} after kill -9");
     let received = hello["samples_received"].as_u64().unwrap();
-    assert!(received >= durable_acked, "{received} < acked durable {durable_acked}");
+    assert!(
+        received >= durable_acked,
+        "{received} < acked durable {durable_acked}"
+    );
     assert_eq!(hello["resumed"], true);
     send_acked(&mut ws, &pcm[received as usize * frame..], &mut rng).await;
     let (code, closed) =
@@ -245,8 +259,12 @@ async fn two_replicas_a_kill_9_and_the_producer_resumes_on_the_other_exactly() {
     let (code, flac) = http(b.addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
     assert_eq!(code, 200);
     assert_exact(&flac, &samples, 2, 16, 4096);
-    let (code, list) =
-        http_json(b.addr, "GET", &format!("/api/audio/sessions?user_id={user}")).await;
+    let (code, list) = http_json(
+        b.addr,
+        "GET",
+        &format!("/api/audio/sessions?user_id={user}"),
+    )
+    .await;
     assert_eq!(code, 200);
     assert_eq!(list["sessions"][0]["session_id"], id.as_str());
 }

@@ -103,7 +103,7 @@ impl Handler<Connect> for Session {
             samples_received: ack.samples_received,
             samples_durable: ack.samples_durable,
             chunk_count: ack.chunk_count,
-            resumed: self.chunk_count > 0,
+            resumed: self.chunk_count > 0 || self.samples_received() > 0,
             connections: self.fanout.len(),
             superseded,
         })

@@ -12,8 +12,8 @@ use tokio::sync::oneshot;
 
 use super::{DoneSummary, EndReason, Outbound, Session, SessionClosed, SessionKind};
 use crate::metrics::{LABEL_CODE, LABEL_REASON, STREAMS_FAILED, STREAMS_FINISHED};
-use crate::store::{now_ms, FinalizeRecording, Save, SessionRecord, SessionStatus, Settle};
 use crate::object_recordings::ObjectRecordings;
+use crate::store::{now_ms, FinalizeRecording, Save, SessionRecord, SessionStatus, Settle};
 use crate::StreamError;
 
 /// Finalize the session (HTTP `close`); answers once it has ended.
@@ -285,7 +285,12 @@ impl Session {
     }
 
     /// Saves the final record (if any), then tells the connections and stops.
-    pub(super) fn close_with(&mut self, save: Option<Save>, event: Outbound, ctx: &mut Context<Self>) {
+    pub(super) fn close_with(
+        &mut self,
+        save: Option<Save>,
+        event: Outbound,
+        ctx: &mut Context<Self>,
+    ) {
         self.finished = true;
         self.settle_then_close(save.map(Settlement::Save), event, ctx);
     }

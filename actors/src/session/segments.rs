@@ -3,15 +3,15 @@
 //! handover to another replica, and stopping when it has moved.
 
 use actix::fut::wrap_future;
-use actix::{ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture};
+use actix::{
+    ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture,
+};
 use flacstream_codec::flac::{STREAMINFO_BYTES, STREAMINFO_OFFSET};
 use tokio::sync::oneshot;
 
 use super::segment_writer::SegmentWrite;
 use super::{DoneSummary, Outbound, Session, SessionClosed};
-use crate::metrics::{
-    LABEL_CODE, SEGMENTS_WRITTEN, SEGMENT_WRITE_FAILURES, STREAMS_FAILED,
-};
+use crate::metrics::{LABEL_CODE, SEGMENTS_WRITTEN, SEGMENT_WRITE_FAILURES, STREAMS_FAILED};
 use crate::object_recordings::{Composed, ObjectError};
 use crate::store::{ReleaseLease, Save, SessionStatus};
 use crate::StreamError;
@@ -155,7 +155,10 @@ impl Session {
 
     /// Whether a handover may finish: nothing in flight, everything durable.
     pub(super) fn finish_handover_if_drained(&mut self, ctx: &mut Context<Self>) {
-        let encoding = self.stream.as_ref().is_some_and(|s| !s.in_flight.is_empty());
+        let encoding = self
+            .stream
+            .as_ref()
+            .is_some_and(|s| !s.in_flight.is_empty());
         let idle = self.segments.as_ref().is_none_or(|w| w.is_idle());
         if encoding || !idle {
             return self.flush_recording(ctx);
@@ -184,7 +187,8 @@ impl Session {
     fn stop_moved(&mut self, ctx: &mut Context<Self>) {
         metrics::counter!(STREAMS_FAILED, LABEL_CODE => StreamError::Moved.code()).increment(1);
         self.finished = true;
-        self.fanout.finish_all(&Outbound::Failed(StreamError::Moved));
+        self.fanout
+            .finish_all(&Outbound::Failed(StreamError::Moved));
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(Err(SessionClosed));
         }
@@ -218,8 +222,8 @@ impl Session {
         let recordings = writer.sink.recordings.clone();
         let id = self.id;
         let compose = async move {
-            let deadline = tokio::time::Instant::now()
-                + std::time::Duration::from_secs(COMPOSE_RETRY_SECONDS);
+            let deadline =
+                tokio::time::Instant::now() + std::time::Duration::from_secs(COMPOSE_RETRY_SECONDS);
             let mut wait = std::time::Duration::from_millis(200);
             loop {
                 match recordings.compose(id).await {
@@ -281,7 +285,11 @@ impl Session {
                         r.file = None;
                     }
                 }
-                act.close_with(record.map(|record| Save { record }), Outbound::Failed(error), ctx);
+                act.close_with(
+                    record.map(|record| Save { record }),
+                    Outbound::Failed(error),
+                    ctx,
+                );
             },
             ctx,
         );
@@ -294,7 +302,9 @@ impl Session {
             let id = self.id;
             actix::spawn(async move {
                 if let Err(e) = recordings.delete_segments(id).await {
-                    log::warn!("Session {id}: its segments were not deleted ({e}); the sweep will.");
+                    log::warn!(
+                        "Session {id}: its segments were not deleted ({e}); the sweep will."
+                    );
                 }
             });
         }

@@ -98,7 +98,11 @@ pub async fn take_over(
         takeover: Some(Takeover {
             // With nothing durable the session starts over: the producer is
             // told `resumed: false` and sends from the beginning.
-            chunk_count: if tail.last.is_some() { record.chunk_count } else { 0 },
+            chunk_count: if tail.last.is_some() {
+                record.chunk_count
+            } else {
+                0
+            },
             bytes_in: record.bytes_in,
             created_at_ms: record.created_at_ms,
             tail,
