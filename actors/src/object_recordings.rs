@@ -336,3 +336,7 @@ impl ObjectRecordings {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "object_recordings_tests.rs"]
+mod tests;
