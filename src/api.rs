@@ -17,6 +17,8 @@
 //! - [`page`]: the browser page and its assets, embedded from `web/`.
 //! - [`session_access`]: the extractor every endpoint under a session id
 //!   starts with.
+//! - [`relay`]: scaled mode: a listener on a replica that does not own its
+//!   session is relayed from the owner.
 //! - [`takeover`]: scaled mode: a live session another replica holds (or
 //!   held) moves to this one for a resume, a listener or a close.
 
@@ -26,6 +28,7 @@ pub mod convert;
 pub mod health;
 pub mod metrics;
 pub mod page;
+pub mod relay;
 pub mod session_access;
 pub mod sessions;
 pub mod stream;

@@ -176,6 +176,10 @@ pub trait Leases {
     fn release(&mut self, _id: Uuid, _owner: &str) -> Result<(), StoreError> {
         Ok(())
     }
+    /// Who holds session `id`'s lease now, if anyone (and it has not expired).
+    fn holder(&mut self, _id: Uuid) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
     /// Asks the holder of session `id`'s lease to hand it over.
     fn request_handover(&mut self, _id: Uuid) -> Result<(), StoreError> {
         Ok(())
@@ -380,6 +384,23 @@ impl Handler<ReleaseLease> for Store {
 
     fn handle(&mut self, msg: ReleaseLease, _ctx: &mut SyncContext<Self>) -> Self::Result {
         self.catalog.release(msg.id, &msg.owner)
+    }
+}
+
+/// Who holds a session's lease; see [`Leases::holder`].
+#[derive(Message)]
+#[rtype(result = "Result<Option<String>, StoreError>")]
+pub struct LeaseHolder {
+    /// The session.
+    pub id: Uuid,
+}
+
+/// Reads the row.
+impl Handler<LeaseHolder> for Store {
+    type Result = Result<Option<String>, StoreError>;
+
+    fn handle(&mut self, msg: LeaseHolder, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog.holder(msg.id)
     }
 }
 

@@ -25,13 +25,14 @@ use flacstream_actors::registry::{Join, JoinError, LeaveGuard, Release, SessionI
 use flacstream_actors::session::{
     outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
 };
-use flacstream_actors::store::{ClaimLease, LeaseClaim};
+use flacstream_actors::store::{ClaimLease, LeaseClaim, LeaseHolder};
 use flacstream_actors::{Session, SessionSettings};
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
 
+use crate::api::relay::{self, is_relayed};
 use crate::api::session_access::SessionAccess;
 use crate::api::takeover::take_over;
 use crate::auth::{Access, TokenParameter};
@@ -323,9 +324,18 @@ pub async fn join(
     let (session, guard) = match joined {
         Ok(session) => (session, LeaveGuard::new(state.registry.clone(), id)),
         Err(JoinError::TooMany(n)) => return Err(ApiError::TooManyConnections(n)),
-        // Not here: in scaled mode, another replica's (or a dead one's)
-        // session moves here.
-        Err(JoinError::NotLive) => take_over(&state, id).await?,
+        Err(JoinError::NotLive) => {
+            // Not here. In scaled mode a listener is relayed from a live
+            // owner; a producer (or a listener of a dead owner's session)
+            // moves the session here.
+            if role == Role::Listener && state.cluster.shared_catalog && !is_relayed(&req) {
+                let holder = state.store.send(LeaseHolder { id }).await??;
+                if let Some(owner) = holder.filter(|o| *o != state.cluster.replica) {
+                    return relay::listen(&req, body, &state, id, &owner, client).await;
+                }
+            }
+            take_over(&state, id).await?
+        }
     };
     let (response, upgrade) = Upgrade::accept(&req, body, state.settings.max_message_size_bytes)?;
     // Only the outbound channel's size is taken from these.

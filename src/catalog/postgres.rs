@@ -436,6 +436,21 @@ impl Leases for PostgresCatalog {
         })
     }
 
+    fn holder(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let row = client
+                .query_opt(
+                    "SELECT owner FROM leases WHERE session_id = $1 AND expires_at > now()",
+                    &[&id],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
     fn request_handover(&mut self, id: Uuid) -> Result<(), StoreError> {
         let shared = &self.shared;
         shared.run(async {

@@ -268,3 +268,138 @@ async fn two_replicas_a_kill_9_and_the_producer_resumes_on_the_other_exactly() {
     assert_eq!(code, 200);
     assert_eq!(list["sessions"][0]["session_id"], id.as_str());
 }
+
+/// Reads a listener's messages until it closes: the FLAC bytes, the last
+/// text message, and the close code.
+async fn listen_all(mut ws: crate::common::Ws) -> (Vec<u8>, Value, Option<u16>) {
+    let mut flac = Vec::new();
+    let mut last = Value::Null;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await {
+            Ok(Some(Ok(Message::Binary(b)))) => flac.extend_from_slice(&b),
+            Ok(Some(Ok(Message::Text(t)))) => last = serde_json::from_str(&t).unwrap(),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return (flac, last, frame.map(|f| u16::from(f.code)))
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => return (flac, last, None),
+        }
+    }
+}
+
+/// Joins `id` as producer through `addr`, retrying while refused.
+async fn resume_at(addr: std::net::SocketAddr, id: &str) -> (crate::common::Ws, Value) {
+    let started = Instant::now();
+    loop {
+        match tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws/audio/{id}")).await {
+            Ok((mut ws, _)) => {
+                let Some(Ok(Message::Text(hello))) = ws.next().await else {
+                    panic!("no session message")
+                };
+                return (ws, serde_json::from_str(&hello).unwrap());
+            }
+            Err(e) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "no resume: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}
+
+#[actix_rt::test]
+async fn a_listener_is_relayed_a_live_owner_hands_over_and_a_dead_one_is_replaced() {
+    let Some((database, storage)) = servers() else {
+        return;
+    };
+    let a = replica(&database, &storage).await;
+    let b = replica(&database, &storage).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let samples = test_signal(16_000 * 12, 1, 16, 3);
+    let pcm = pcm_bytes(&samples, 16);
+    let third = pcm.len() / 3 / 2 * 2;
+    let url = format!(
+        "ws://{}/api/ws/audio?sample_rate=16000&channels=1&format=s16le",
+        a.addr
+    );
+    let (mut producer, _, id) = connect_session(&url).await;
+
+    // A listener through the replica that does not own the session is
+    // relayed from the owner: it hears the stream header and the frames.
+    let (listener, _) =
+        tokio_tungstenite::connect_async(format!("ws://{}/api/ws/audio/{id}?role=listen", b.addr))
+            .await
+            .unwrap();
+    let (mut listener, hello) = {
+        let mut l = listener;
+        let Some(Ok(Message::Text(t))) = l.next().await else {
+            panic!()
+        };
+        (l, serde_json::from_str::<Value>(&t).unwrap())
+    };
+    assert_eq!(hello["role"], "listener", "{hello}");
+    send_acked(&mut producer, &pcm[..third], &mut rng).await;
+    let mut heard = Vec::new();
+    while heard.len() < 4_000 {
+        let Ok(Some(Ok(m))) = tokio::time::timeout(Duration::from_secs(10), listener.next()).await
+        else {
+            panic!("the relayed listener heard {} bytes", heard.len())
+        };
+        if let Message::Binary(b) = m {
+            heard.extend_from_slice(&b);
+        }
+    }
+    assert_eq!(&heard[..4], b"fLaC");
+    let listening = actix_rt::spawn(listen_all(listener));
+
+    // The producer's connection drops and it comes back through the other
+    // replica while the owner is alive: the owner hands over.
+    drop(producer);
+    let asked = Instant::now();
+    let (mut producer, hello) = resume_at(b.addr, &id).await;
+    eprintln!(
+        "scaled: handover from a live owner took {:?}",
+        asked.elapsed()
+    );
+    let received = hello["samples_received"].as_u64().unwrap() as usize;
+    assert_eq!(hello["resumed"], true);
+    // The relayed listener was told the session moved.
+    let (relayed, last, close) = listening.await.unwrap();
+    assert!(relayed.len() >= heard.len());
+    assert_eq!(last["code"], "session_moved", "{last}");
+    assert_eq!(close, Some(1001));
+
+    send_acked(&mut producer, &pcm[received * 2..2 * third], &mut rng).await;
+    let mut durable = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while (durable as usize) < third / 2 + 16_000 && Instant::now() < deadline {
+        producer.send(Message::binary(Vec::new())).await.unwrap();
+        let Some(Ok(Message::Text(t))) = producer.next().await else {
+            panic!()
+        };
+        durable = serde_json::from_str::<Value>(&t).unwrap()["samples_durable"]
+            .as_u64()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Now the owner (b) dies; the producer resumes through a.
+    drop(b);
+    drop(producer);
+    let killed = Instant::now();
+    let (mut producer, hello) = resume_at(a.addr, &id).await;
+    eprintln!(
+        "scaled: resumed {:?} after kill -9 of the owner",
+        killed.elapsed()
+    );
+    let received = hello["samples_received"].as_u64().unwrap();
+    assert!(received >= durable, "{received} < {durable}");
+    send_acked(&mut producer, &pcm[received as usize * 2..], &mut rng).await;
+    let (code, closed) =
+        http_json(a.addr, "POST", &format!("/api/audio/sessions/{id}/close")).await;
+    assert_eq!(code, 200, "{closed}");
+    let (code, flac) = http(a.addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples, 1, 16, 4096);
+}
