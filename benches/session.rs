@@ -145,6 +145,9 @@ async fn stream(
                 }
                 Outbound::Done(done) => return (flac, done),
                 Outbound::Failed(e) => panic!("session failed: {e}"),
+                Outbound::Storage { available, .. } => {
+                    panic!("the bench records nothing, yet storage changed ({available})")
+                }
             }
         }
         panic!("session closed its channel without done");

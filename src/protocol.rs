@@ -39,6 +39,50 @@ impl ClientMessage {
     }
 }
 
+/// To a producer: storage stopped taking the recording's writes, or takes
+/// them again (docs/protocol.md, "Storage notices").
+#[derive(Debug, Serialize)]
+pub struct StorageMessage {
+    /// Always `"storage"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// `storage_unavailable` or `storage_available`.
+    pub code: &'static str,
+    /// For people.
+    pub message: &'static str,
+    /// Samples per channel durable now.
+    pub samples_durable: u64,
+}
+
+impl StorageMessage {
+    /// The notice for a change to `available`.
+    pub fn new(available: bool, samples_durable: u64) -> Self {
+        let (code, message) = if available {
+            (
+                "storage_available",
+                "storage takes the recording's writes again; samples_durable catches up",
+            )
+        } else {
+            (
+                "storage_unavailable",
+                "storage refuses the recording's writes; they are retried, samples_durable waits, \
+                 nothing acknowledged as durable is lost",
+            )
+        };
+        Self {
+            kind: "storage",
+            code,
+            message,
+            samples_durable,
+        }
+    }
+
+    /// As JSON text.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// The last text message of a completed stream.
 #[derive(Debug, Serialize)]
 pub struct DoneMessage {

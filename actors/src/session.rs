@@ -23,6 +23,7 @@ mod lifecycle;
 mod membership;
 mod outcome;
 mod recorder;
+mod retry;
 mod segment_writer;
 mod segments;
 mod settings;
@@ -420,22 +421,66 @@ impl Session {
         let Some(write) = self.recorder.as_mut().and_then(Recorder::next_write) else {
             return;
         };
-        let Some(policy) = self.policy() else {
+        let Some(store) = self.policy().map(|p| p.store.clone()) else {
             return;
         };
+        self.send_file_write(store, write, ctx);
+    }
+
+    fn send_file_write(
+        &mut self,
+        store: Addr<crate::store::Store>,
+        write: crate::store::AppendFrames,
+        ctx: &mut Context<Self>,
+    ) {
         let written =
-            wrap_future::<_, Self>(policy.store.send(write)).map(|result, act, ctx| match result {
+            wrap_future::<_, Self>(store.send(write)).map(|result, act, ctx| match result {
                 Ok(Ok(_len)) => {
-                    if let Some(r) = act.recorder.as_mut() {
-                        r.written();
+                    let recovered = act.recorder.as_mut().is_some_and(Recorder::written);
+                    if recovered {
+                        log::info!("Session {}: the recording file takes writes again.", act.id);
+                        act.storage_notice(true);
                     }
                     act.flush_recording(ctx);
                     act.pump(ctx);
                 }
-                Ok(Err(e)) => act.fail(StreamError::Storage(e.to_string()), ctx),
+                // A full disk, an I/O error: the same frames are written
+                // again (at the same offset) until the disk takes them.
+                Ok(Err(e)) => act.file_refused(&e.to_string(), ctx),
                 Err(e) => act.fail(StreamError::Storage(e.to_string()), ctx),
             });
         ctx.spawn(written);
+    }
+
+    fn file_refused(&mut self, error: &str, ctx: &mut Context<Self>) {
+        if self.finished {
+            return;
+        }
+        metrics::counter!(crate::metrics::SEGMENT_WRITE_FAILURES).increment(1);
+        let Some(recorder) = self.recorder.as_mut() else {
+            return;
+        };
+        let wait = recorder.retry.refused();
+        if recorder.retry.failures() == 1 {
+            log::warn!(
+                "Session {}: the recording file refused a write ({error}); retrying, samples_durable stays at {}.",
+                self.id,
+                recorder.durable_samples()
+            );
+            self.storage_notice(false);
+        }
+        ctx.run_later(wait, |act, ctx| {
+            if act.finished {
+                return;
+            }
+            let (Some(write), Some(store)) = (
+                act.recorder.as_ref().and_then(Recorder::retry_write),
+                act.policy().map(|p| p.store.clone()),
+            ) else {
+                return;
+            };
+            act.send_file_write(store, write, ctx);
+        });
     }
 
     /// Moves data as far as it can go, answers the pending ingest when its

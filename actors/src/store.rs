@@ -472,7 +472,7 @@ pub struct AppendFrames {
     /// The recording.
     pub file: SharedRecording,
     /// Whole frames, in order.
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
 }
 
 /// Appends and syncs; answers the file's new length.

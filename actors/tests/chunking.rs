@@ -215,6 +215,7 @@ impl Harness {
                     }
                     Outbound::Done(done) => return (flac, done.streaminfo),
                     Outbound::Failed(e) => panic!("the session failed: {e}"),
+                    Outbound::Storage { .. } => panic!("a stream records nothing"),
                 }
             }
             panic!("the session ended without done");

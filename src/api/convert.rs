@@ -246,6 +246,9 @@ fn flac_body(
                 log::warn!("Conversion {} failed mid-way: {e}.", state.hangup.id);
                 cut(e.to_string())
             }
+            // A conversion records nothing, so it is never told about
+            // storage; an empty chunk keeps the stream going if it were.
+            Outbound::Storage { .. } => Some((Ok(bytes::Bytes::new()), Some(state))),
         }
     })
 }
@@ -388,7 +391,7 @@ pub async fn upload(
     actix_web::rt::spawn(feed(session, conn, spool.path.clone()));
     loop {
         match events.recv().await {
-            Some(Outbound::Flac(_)) => {}
+            Some(Outbound::Flac(_)) | Some(Outbound::Storage { .. }) => {}
             Some(Outbound::Done(done)) if done.reason != EndReason::Complete => {
                 return Err(match done.reason {
                     EndReason::GoingAway => {

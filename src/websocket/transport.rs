@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{done_close_code, ApiError};
 use crate::limits::client_connections::ClientSlot;
-use crate::protocol::{AckMessage, ClientMessage, DoneMessage};
+use crate::protocol::{AckMessage, ClientMessage, DoneMessage, StorageMessage};
 use crate::websocket::frame_limit;
 use crate::websocket::socket::PeerSocket;
 
@@ -353,6 +353,20 @@ async fn write_loop(
             Outbound::Failed(error) => {
                 let error = ApiError::from(error);
                 break (Some(error.json()), Some(error.close_code()), false);
+            }
+            Outbound::Storage {
+                available,
+                samples_durable,
+            } => {
+                let notice = StorageMessage::new(available, samples_durable).json();
+                match tokio::time::timeout(stall, ws.text(notice)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_closed)) => break (None, None, false),
+                    Err(_elapsed) => {
+                        let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
+                        break (Some(error.json()), Some(error.close_code()), true);
+                    }
+                }
             }
         }
     };

@@ -22,11 +22,16 @@ pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 /// services ([`gate::share`]) until its thread ends; a test that reads the
 /// process-wide metrics takes it alone first ([`alone`]).
 pub fn start(flags: &[&str]) -> Service {
-    gate::share();
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let data = std::env::temp_dir().join(format!("flacstream-test-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
+    start_in(&data, flags)
+}
+
+/// [`start`] with its data directory at `data`.
+pub fn start_in(data: &std::path::Path, flags: &[&str]) -> Service {
+    gate::share();
     let data = data.to_string_lossy().to_string();
     let mut args = vec!["flacstream", "--bind", "127.0.0.1:0", "--data-dir", &data];
     args.extend_from_slice(flags);

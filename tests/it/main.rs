@@ -37,6 +37,7 @@ mod auth;
 mod chosen_ids;
 mod convert;
 mod faults;
+mod full_disk;
 mod layout;
 mod limits;
 mod metrics;

@@ -115,6 +115,19 @@ impl Fanout {
         }
     }
 
+    /// Sends a notice to the producer, if there is one and its channel has
+    /// room (a notice is advice: the acks carry the same numbers).
+    pub fn notify_producer(&mut self, event: Outbound) {
+        if let Some(c) = self
+            .connections
+            .iter()
+            .find(|(_, c)| c.role == Role::Producer)
+            .map(|(_, c)| c)
+        {
+            let _ = c.tx.try_send(event);
+        }
+    }
+
     /// Sends a final event to one connection and detaches it; whether it
     /// was attached.
     pub fn fail(&mut self, id: ConnectionId, error: StreamError) -> bool {

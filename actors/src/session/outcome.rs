@@ -50,6 +50,15 @@ pub enum Outbound {
     Done(DoneSummary),
     /// The stream (or this connection) failed; no more events follow.
     Failed(StreamError),
+    /// To the producer: storage stopped taking the recording's writes
+    /// (`available: false`: `samples_durable` waits, nothing acknowledged
+    /// is lost, the writes are retried) or takes them again.
+    Storage {
+        /// Whether storage takes writes again.
+        available: bool,
+        /// Samples per channel durable now.
+        samples_durable: u64,
+    },
 }
 
 /// The outcome of a completed stream.

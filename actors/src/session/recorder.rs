@@ -4,6 +4,9 @@
 
 use std::path::PathBuf;
 
+use bytes::Bytes;
+
+use super::retry::Retry;
 use crate::store::{AppendFrames, SharedRecording};
 
 /// Where the recording file is.
@@ -26,9 +29,11 @@ pub struct Recorder {
     pending: Vec<u8>,
     pending_frames: usize,
     pending_samples: u64,
-    /// (frames, samples) of the write in flight.
-    writing: Option<(usize, u64)>,
+    /// (frames, samples, bytes) of the write in flight, kept for a retry.
+    writing: Option<(usize, u64, Bytes)>,
     durable_samples: u64,
+    /// Refusals of the write in flight.
+    pub retry: Retry,
 }
 
 impl Recorder {
@@ -43,6 +48,7 @@ impl Recorder {
             pending_samples: 0,
             writing: None,
             durable_samples: 0,
+            retry: Retry::default(),
         }
     }
 
@@ -68,7 +74,7 @@ impl Recorder {
 
     /// Frames encoded but not yet synced to the file.
     pub fn unwritten_frames(&self) -> usize {
-        self.pending_frames + self.writing.map_or(0, |(f, _)| f)
+        self.pending_frames + self.writing.as_ref().map_or(0, |(f, _, _)| *f)
     }
 
     /// Samples per channel synced to the file.
@@ -87,19 +93,29 @@ impl Recorder {
         if self.writing.is_some() || self.pending_frames == 0 {
             return None;
         }
-        self.writing = Some((self.pending_frames, self.pending_samples));
+        let bytes = Bytes::from(std::mem::take(&mut self.pending));
+        self.writing = Some((self.pending_frames, self.pending_samples, bytes.clone()));
         self.pending_frames = 0;
         self.pending_samples = 0;
+        Some(AppendFrames { file, bytes })
+    }
+
+    /// The write in flight again, after the file refused it.
+    pub fn retry_write(&self) -> Option<AppendFrames> {
+        let file = self.file()?.clone();
+        let (_, _, bytes) = self.writing.as_ref()?;
         Some(AppendFrames {
             file,
-            bytes: std::mem::take(&mut self.pending),
+            bytes: bytes.clone(),
         })
     }
 
-    /// The write in flight is synced.
-    pub fn written(&mut self) {
-        if let Some((_, samples)) = self.writing.take() {
+    /// The write in flight is synced; answers whether writes had been
+    /// refused before.
+    pub fn written(&mut self) -> bool {
+        if let Some((_, samples, _)) = self.writing.take() {
             self.durable_samples += samples;
         }
+        self.retry.succeeded()
     }
 }

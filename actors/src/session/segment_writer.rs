@@ -18,18 +18,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use flacstream_codec::flac::{FrameStats, StreamFormat};
 
+use super::retry::Retry;
 use crate::lease_clock::LeaseClock;
 use crate::object_recordings::{DurableTail, ObjectRecordings};
 use crate::segment::SegmentHeader;
 use crate::stream_digest::StreamDigest;
-
-/// First wait before retrying a refused segment, in milliseconds; doubled
-/// per failure up to [`MAX_RETRY_MS`].
-const FIRST_RETRY_MS: u64 = 200;
-
-/// Longest wait between retries, in milliseconds: storage that comes back
-/// is noticed within this.
-const MAX_RETRY_MS: u64 = 5_000;
 
 /// Where and how a session's segments are written.
 #[derive(Debug, Clone)]
@@ -82,7 +75,8 @@ pub struct SegmentWriter {
     /// The digest's state after each frame dispatched but not yet in a
     /// segment: (frame number, state).
     states: VecDeque<(u32, Vec<u8>)>,
-    failures: u32,
+    /// Refusals of the write in flight.
+    pub retry: Retry,
 }
 
 impl SegmentWriter {
@@ -105,7 +99,7 @@ impl SegmentWriter {
                 .and_then(|l| StreamDigest::restore(&l.md5_state))
                 .unwrap_or_default(),
             states: VecDeque::new(),
-            failures: 0,
+            retry: Retry::default(),
         }
     }
 
@@ -214,24 +208,12 @@ impl SegmentWriter {
         self.writing.clone()
     }
 
-    /// Storage took the segment in flight.
-    pub fn written(&mut self) {
+    /// Storage took the segment in flight; answers whether it had refused
+    /// writes before.
+    pub fn written(&mut self) -> bool {
         if let Some(w) = self.writing.take() {
             self.durable_samples = w.header.end_sample();
         }
-        self.failures = 0;
-    }
-
-    /// Storage refused the segment in flight: how long to wait before
-    /// trying it again.
-    pub fn refused(&mut self) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let ms = FIRST_RETRY_MS.saturating_mul(1 << self.failures.min(10).saturating_sub(1));
-        Duration::from_millis(ms.min(MAX_RETRY_MS))
-    }
-
-    /// Consecutive refusals so far.
-    pub fn failures(&self) -> u32 {
-        self.failures
+        self.retry.succeeded()
     }
 }

@@ -108,11 +108,10 @@ impl Session {
             match result {
                 Ok(()) => {
                     metrics::counter!(SEGMENTS_WRITTEN).increment(1);
-                    if let Some(w) = act.segments.as_mut() {
-                        if w.failures() > 0 {
-                            log::info!("Session {}: object storage takes writes again.", act.id);
-                        }
-                        w.written();
+                    let recovered = act.segments.as_mut().is_some_and(|w| w.written());
+                    if recovered {
+                        log::info!("Session {}: object storage takes writes again.", act.id);
+                        act.storage_notice(true);
                     }
                     act.flush_recording(ctx);
                     act.pump(ctx);
@@ -123,13 +122,14 @@ impl Session {
                     let Some(w) = act.segments.as_mut() else {
                         return;
                     };
-                    let wait = w.refused();
-                    if w.failures() == 1 {
+                    let wait = w.retry.refused();
+                    if w.retry.failures() == 1 {
                         log::warn!(
                             "Session {}: object storage refused a segment ({e}); retrying, samples_durable stays at {}.",
                             act.id,
                             w.durable_samples()
                         );
+                        act.storage_notice(false);
                     }
                     ctx.run_later(wait, |act, ctx| act.retry_segment(ctx));
                 }
@@ -151,6 +151,15 @@ impl Session {
         if let Some(write) = writer.retry() {
             self.put_segment(write, ctx);
         }
+    }
+
+    /// Tells the producer that storage refuses writes, or takes them again.
+    pub(super) fn storage_notice(&mut self, available: bool) {
+        let samples_durable = self.samples_durable();
+        self.fanout.notify_producer(Outbound::Storage {
+            available,
+            samples_durable,
+        });
     }
 
     /// Whether a handover may finish: nothing in flight, everything durable.
