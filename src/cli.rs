@@ -2,6 +2,7 @@
 //! small clients a container needs instead of a shell and curl: `probe`
 //! and `drain` ([`probe`]), and `key`, which prints a new API key.
 
+pub mod migrate;
 pub mod probe;
 
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ pub enum Command {
     /// The key goes to the client; the entry (its SHA-256 only) to the
     /// server's --api-keys or --api-keys-file.
     Key(KeyArgs),
+    /// Move a single-node install (SQLite + files) into scaled mode
+    /// (PostgreSQL + object storage); see docs/scaling.md.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Flags of `flacstream key`.

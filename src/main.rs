@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         Some(Command::Probe(args)) => flacstream::cli::probe::probe(&args),
         Some(Command::Drain(args)) => flacstream::cli::probe::drain(&args),
         Some(Command::Key(args)) => flacstream::auth::keys::print_new_key(&args.id),
+        Some(Command::Migrate(args)) => flacstream::cli::migrate::migrate(&args),
         None => match serve(cli.serve) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

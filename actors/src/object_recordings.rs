@@ -318,6 +318,44 @@ impl ObjectRecordings {
         self.delete_segments(id).await
     }
 
+    /// Uploads a finished FLAC file as the recording `key` (a migration from
+    /// files); answers its length. Read and sent in parts, never whole.
+    pub async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<u64, ObjectError> {
+        use tokio::io::AsyncReadExt;
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| ObjectError::Store(format!("{}: {e}", path.display())))?;
+        let mut writer = object_store::buffered::BufWriter::with_capacity(
+            Arc::clone(&self.store),
+            self.path(key),
+            COMPOSE_PART_BYTES,
+        );
+        let mut total = 0u64;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match file.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(ObjectError::Store(format!("{}: {e}", path.display())));
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            total += n as u64;
+            if let Err(e) = writer.put(Bytes::copy_from_slice(&buf[..n])).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+        }
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| ObjectError::Store(e.to_string()))?;
+        Ok(total)
+    }
+
     /// A finished recording: its length and its bytes as a stream.
     pub async fn read(
         &self,

@@ -403,3 +403,114 @@ async fn a_listener_is_relayed_a_live_owner_hands_over_and_a_dead_one_is_replace
     assert_eq!(code, 200);
     assert_exact(&flac, &samples, 1, 16, 4096);
 }
+
+#[actix_rt::test]
+async fn a_single_node_install_moves_into_scaled_mode_with_migrate() {
+    let Some((database, storage)) = servers() else {
+        return;
+    };
+    // A single node (SQLite + files) as a process: one session closed, one
+    // left live by a kill -9.
+    let data = std::env::temp_dir().join(format!("flacstream-migrate-{}", uuid::Uuid::new_v4()));
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_flacstream"))
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let single = Replica {
+        child,
+        addr: format!("127.0.0.1:{port}").parse().unwrap(),
+    };
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(single.addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    let user = format!("migrated-{}", uuid::Uuid::new_v4().simple());
+    let samples = test_signal(16_000 * 4, 2, 16, 8);
+    let pcm = pcm_bytes(&samples, 16);
+    let url = format!(
+        "ws://{}/api/ws/audio?sample_rate=16000&channels=2&format=s16le&user_id={user}",
+        single.addr
+    );
+    let (mut ws, _, closed_id) = connect_session(&url).await;
+    send_acked(&mut ws, &pcm, &mut rng).await;
+    let (code, _) = http_json(
+        single.addr,
+        "POST",
+        &format!("/api/audio/sessions/{closed_id}/close"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let (mut ws, _, live_id) = connect_session(&url).await;
+    let ack = send_acked(&mut ws, &pcm, &mut rng).await;
+    let durable = ack["samples_durable"].as_u64().unwrap();
+    drop(single); // SIGKILL
+    drop(ws);
+
+    let migrate = |expect: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_flacstream"))
+            .args(["migrate", "--data-dir"])
+            .arg(&data)
+            .env("FLACSTREAM_DATABASE_URL", &database)
+            .env("FLACSTREAM_STORAGE_URL", &storage)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(expect), "{stdout}");
+    };
+    migrate("migrated 2 sessions (2 recordings");
+    // Again: nothing twice.
+    migrate("migrated 0 sessions (0 recordings, 0 bytes; 0 repaired first); 2 were already there");
+
+    let scaled = replica(&database, &storage).await;
+    let (code, flac) = http(
+        scaled.addr,
+        "GET",
+        &format!("/api/audio/sessions/{closed_id}/audio"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples, 2, 16, 4096);
+    let (code, record) = http_json(
+        scaled.addr,
+        "GET",
+        &format!("/api/audio/sessions/{live_id}"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(record["status"], "closed", "{record}");
+    assert_eq!(record["error"], "recovered_after_restart");
+    let (code, flac) = http(
+        scaled.addr,
+        "GET",
+        &format!("/api/audio/sessions/{live_id}/audio"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let mut reader = claxon::FlacReader::new(flac.as_slice()).unwrap();
+    let decoded: Vec<i32> = reader.samples().map(|s| s.unwrap()).collect();
+    assert!(
+        decoded.len() as u64 >= durable * 2,
+        "{} < {durable}",
+        decoded.len() / 2
+    );
+    assert_eq!(decoded[..], samples[..decoded.len()]);
+    let (_, list) = http_json(
+        scaled.addr,
+        "GET",
+        &format!("/api/audio/sessions?user_id={user}"),
+    )
+    .await;
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 2, "{list}");
+}
