@@ -3,11 +3,13 @@
 # Debian's PostgreSQL and s3s-fs (an S3 server over a directory). Prints the
 # environment the tests read, for `eval`:
 #   eval "$(.ci/servers.sh start DIR)"   ...   .ci/servers.sh stop DIR
+# and, for the failure rehearsal (deploy/local/run.sh):
+#   .ci/servers.sh pg-restart DIR | s3-stop DIR | s3-start DIR
 # Installs what is missing: apt's postgresql, `cargo install s3s-fs@0.14.1`
 # (the last version that builds with rustc 1.95). Run as root or with sudo.
 set -euo pipefail
 cmd=${1:?start or stop}
-root=${2:?a directory for the servers' data}
+root=${2:?a directory for the server data}
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 as_postgres() { if [ "$(id -u)" -eq 0 ]; then su postgres -c "$*"; else sudo -u postgres sh -c "$*"; fi; }
@@ -35,13 +37,8 @@ start)
   "$pgbin/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -qc 'CREATE DATABASE flacstream' >&2
   s3_port=$(free_port)
   mkdir -p "$root/s3/flacstream"
-  nohup s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key flacstream-ci \
-    --secret-key flacstream-ci-secret "$root/s3" >"$root/s3.log" 2>&1 &
-  echo $! >"$root/s3.pid"
-  for _ in $(seq 1 50); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $s3_port), 1)" 2>/dev/null; then break; fi
-    sleep 0.1
-  done
+  echo "$s3_port" >"$root/s3.port"
+  "$0" s3-start "$root"
   echo "$pgbin" >"$root/pgbin"
   cat <<ENV
 export FLACSTREAM_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:$pg_port/flacstream
@@ -52,6 +49,23 @@ export AWS_SECRET_ACCESS_KEY=flacstream-ci-secret
 export AWS_REGION=us-east-1
 export AWS_ALLOW_HTTP=true
 ENV
+  ;;
+s3-start)
+  export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+  s3_port=$(cat "$root/s3.port")
+  nohup s3s-fs --host 127.0.0.1 --port "$s3_port" --access-key flacstream-ci \
+    --secret-key flacstream-ci-secret "$root/s3" >>"$root/s3.log" 2>&1 &
+  echo $! >"$root/s3.pid"
+  for _ in $(seq 1 50); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $s3_port), 1)" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  ;;
+s3-stop)
+  kill -9 "$(cat "$root/s3.pid")" 2>/dev/null || true
+  ;;
+pg-restart)
+  as_postgres "$(cat "$root/pgbin")/pg_ctl -D $root/pg -m fast -w restart" >/dev/null
   ;;
 stop)
   if [ -f "$root/s3.pid" ]; then kill "$(cat "$root/s3.pid")" 2>/dev/null || true; fi

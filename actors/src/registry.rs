@@ -333,6 +333,9 @@ impl<M: Member> Handler<Drain> for Registry<M> {
             self.sessions.len(),
             msg.grace
         );
+        for (session, _) in self.sessions.values().filter_map(|e| e.session.as_ref()) {
+            session.drain_started();
+        }
         ctx.run_later(msg.grace, |act, _| {
             act.grace_over = true;
             for (session, _) in act.sessions.values().filter_map(|e| e.session.as_ref()) {

@@ -32,7 +32,7 @@ pub use connect::{Abort, Connect, Delivered, Describe, Disconnect, SessionView, 
 pub use fanout::{ConnectionId, Role};
 pub use input::{EndOfInput, Ingest};
 pub use input_rate::{InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_INPUT_RATE};
-pub use lifecycle::{Finalize, IdleTimeout, Shutdown};
+pub use lifecycle::{DrainStarted, Finalize, IdleTimeout, Shutdown};
 pub use outcome::{outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed};
 pub use segment_writer::ObjectSink;
 pub use segments::HandOver;

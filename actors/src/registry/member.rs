@@ -19,4 +19,9 @@ pub trait Member: Clone + PartialEq + Send + Unpin + 'static {
     /// draining, or the session was started twice under one id or without
     /// admission.
     fn shutdown(&self);
+
+    /// The server started draining: a session that can go on elsewhere (a
+    /// recorded session in scaled mode) hands over now rather than wait for
+    /// the grace period. Others ignore it.
+    fn drain_started(&self) {}
 }

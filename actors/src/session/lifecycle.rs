@@ -85,21 +85,46 @@ impl Handler<Shutdown> for Session {
     type Result = ();
 
     fn handle(&mut self, _msg: Shutdown, ctx: &mut Self::Context) {
-        let shared = self.segments.as_ref().is_some_and(|w| w.sink.shared);
-        if shared && self.ending.is_none() && !self.finished {
-            // Scaled mode: hand over instead of ending, so the producer
-            // resumes the same session on another replica.
-            self.drop_producer_input();
-            self.handing_over = true;
-            self.flush_recording(ctx);
-            return self.pump(ctx);
+        if self.hand_over_for_drain(ctx) {
+            return;
         }
         self.ending = Some(EndReason::GoingAway);
         self.pump(ctx);
     }
 }
 
+/// Sent by the registry when a drain starts.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct DrainStarted;
+
+/// In scaled mode a recorded session hands over at once; any other session
+/// runs on into the grace period.
+impl Handler<DrainStarted> for Session {
+    type Result = ();
+
+    fn handle(&mut self, _msg: DrainStarted, ctx: &mut Self::Context) {
+        self.hand_over_for_drain(ctx);
+    }
+}
+
 impl Session {
+    /// Scaled mode: hands the session over instead of ending it, so its
+    /// producer resumes the same session on another replica. Whether it did.
+    fn hand_over_for_drain(&mut self, ctx: &mut Context<Self>) -> bool {
+        let shared = self.segments.as_ref().is_some_and(|w| w.sink.shared);
+        if !shared || self.ending.is_some() || self.finished {
+            return false;
+        }
+        if !self.handing_over {
+            self.drop_producer_input();
+            self.handing_over = true;
+        }
+        self.flush_recording(ctx);
+        self.pump(ctx);
+        true
+    }
+
     /// The catalog record as things stand.
     pub(super) fn record(
         &self,

@@ -3,7 +3,7 @@
 
 use actix::Addr;
 
-use super::{IdleTimeout, Session, Shutdown};
+use super::{DrainStarted, IdleTimeout, Session, Shutdown};
 use crate::registry::Member;
 
 /// The registry's two requests, as the messages the session handles.
@@ -14,5 +14,9 @@ impl Member for Addr<Session> {
 
     fn shutdown(&self) {
         self.do_send(Shutdown);
+    }
+
+    fn drain_started(&self) {
+        self.do_send(DrainStarted);
     }
 }
