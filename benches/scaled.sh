@@ -63,9 +63,12 @@ segments = metric('flacstream_segments_written_total')
 failures = metric('flacstream_segment_write_failures_total')
 e, s = emb['server'], sca['server']
 streams = s.get('streams') or 0
-hours = streams * s['wall_seconds'] / 3600
-cpu_e = e['cpu_seconds'] / (e.get('streams') or 1) / e['wall_seconds']
-cpu_s = s['cpu_seconds'] / (streams or 1) / s['wall_seconds']
+hours = s['audio_seconds'] / 3600
+# Core-seconds per second of audio: a stream's share of a core. Both runs
+# stream the same audio; the wall clock differs (the scaled run's tail holds
+# the composes), so the audio is the fair divisor.
+cpu_e = e['cpu_seconds_per_audio_second']
+cpu_s = s['cpu_seconds_per_audio_second']
 print(f"| streams | {streams} for {s['wall_seconds']} s |")
 print(f"| CPU per stream, embedded | {cpu_e * 100:.3f} % of a core |")
 print(f"| CPU per stream, scaled | {cpu_s * 100:.3f} % of a core |")

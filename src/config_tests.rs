@@ -93,3 +93,47 @@ fn tls_needs_both_files_or_neither() {
         assert!(c.validate().is_err(), "{bad}");
     }
 }
+
+#[test]
+fn scaled_mode_needs_postgres_and_shared_storage_and_sane_bounds() {
+    let parse = |args: &[&str]| {
+        let mut all = vec!["flacstream"];
+        all.extend_from_slice(args);
+        Config::parse_from(all).validate()
+    };
+    let s = parse(&[]).unwrap();
+    assert!(s.cluster.database_url.is_none() && s.cluster.storage_url.is_none());
+    assert_eq!(s.cluster.lease, Duration::from_secs(DEFAULT_LEASE_SECONDS));
+    assert_eq!(s.cluster.orphan_grace, s.session_resume);
+    assert!(matches!(
+        parse(&["--database-url", "mysql://x/y", "--storage-url", "s3://b/p"]),
+        Err(ConfigError::DatabaseUrl)
+    ));
+    // A shared catalog with recordings on one pod's disk would lose them.
+    for storage in [None, Some("file:///data/objects")] {
+        let mut args = vec!["--database-url", "postgres://u@h/db"];
+        if let Some(s) = storage {
+            args.extend_from_slice(&["--storage-url", s]);
+        }
+        assert!(matches!(parse(&args), Err(ConfigError::ScaledNeedsStorage)));
+    }
+    let s = parse(&[
+        "--database-url",
+        "postgresql://u@h/db",
+        "--storage-url",
+        "s3://b/p",
+    ])
+    .unwrap();
+    assert!(s.cluster.database_url.is_some());
+    // Object storage alone is a single node with its recordings in a bucket.
+    assert!(parse(&["--storage-url", "s3://b/p"]).is_ok());
+    for (flag, bad) in [
+        ("--lease-seconds", "2"),
+        ("--durable-lag-seconds", "1"),
+        ("--storage-timeout-seconds", "0"),
+        ("--max-undurable-bytes", "0"),
+        ("--lease-seconds", "86401"),
+    ] {
+        assert!(parse(&[flag, bad]).is_err(), "{flag} {bad}");
+    }
+}

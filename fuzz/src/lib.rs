@@ -12,6 +12,8 @@
 //! - [`ingest`]: the `ingest` check (bytes in pieces → PCM → FLAC → claxon →
 //!   compared with the reference), over a driver that runs the service's own
 //!   parser, decoder, staging ring and frame encoder the way a session does.
+//! - [`segment`]: the `segment` check (a durable segment's header, as a
+//!   replica that takes a session over reads it from object storage).
 //! - [`alloc`]: a global allocator that records the largest single
 //!   allocation, so a check can prove no declared size is allocated.
 
@@ -20,3 +22,4 @@ pub mod header;
 pub mod ingest;
 pub mod plan;
 pub mod reference;
+pub mod segment;

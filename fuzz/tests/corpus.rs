@@ -35,6 +35,14 @@ fn wav_header_corpus_passes() {
 }
 
 #[test]
+fn segment_corpus_passes() {
+    for (name, data) in corpus("segment") {
+        eprintln!("segment/{name}");
+        flacstream_fuzz::segment::check(&data);
+    }
+}
+
+#[test]
 fn ingest_corpus_passes_and_seeds_do_what_they_say() {
     let mut accepted = 0;
     let mut refused = 0;

@@ -188,7 +188,10 @@ export function pacedStream(opts) {
         bytesOut += e.data.byteLength;
         if (!headerSeen) {
           headerSeen = true;
-          if (e.data.byteLength !== STREAM_HEADER_BYTES) finish('bad_header');
+          if (e.data.byteLength !== STREAM_HEADER_BYTES) {
+            console.warn(`first FLAC message is ${e.data.byteLength} bytes, not ${STREAM_HEADER_BYTES}`);
+            finish('bad_header');
+          }
           return;
         }
         const due = blockDue.shift();

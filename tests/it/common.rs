@@ -30,15 +30,52 @@ pub fn start(flags: &[&str]) -> Service {
 }
 
 /// [`start`] with its data directory at `data`.
+///
+/// With `FLACSTREAM_TEST_BACKEND=scaled` (and the servers' variables,
+/// `.ci/run` sets both for a second pass of the session, recovery and HTTP
+/// API tests) the service runs in scaled mode instead: a database of its own
+/// on `FLACSTREAM_TEST_DATABASE_URL`'s server, and a prefix of its own under
+/// `FLACSTREAM_TEST_STORAGE_URL`.
 pub fn start_in(data: &std::path::Path, flags: &[&str]) -> Service {
     gate::share();
     let data = data.to_string_lossy().to_string();
+    let scaled = scaled_flags();
     let mut args = vec!["flacstream", "--bind", "127.0.0.1:0", "--data-dir", &data];
+    args.extend(scaled.iter().map(String::as_str));
     args.extend_from_slice(flags);
     let settings = Config::parse_from(args)
         .validate()
         .expect("valid test flags");
     Service::start(settings).expect("server starts")
+}
+
+/// The flags of scaled mode when the tests run against it; see [`start_in`].
+pub fn scaled_flags() -> Vec<String> {
+    if std::env::var("FLACSTREAM_TEST_BACKEND").as_deref() != Ok("scaled") {
+        return Vec::new();
+    }
+    let (Ok(database), Ok(storage)) = (
+        std::env::var("FLACSTREAM_TEST_DATABASE_URL"),
+        std::env::var("FLACSTREAM_TEST_STORAGE_URL"),
+    ) else {
+        panic!("FLACSTREAM_TEST_BACKEND=scaled needs FLACSTREAM_TEST_DATABASE_URL and FLACSTREAM_TEST_STORAGE_URL");
+    };
+    // A database per service, so that lists see only this test's sessions.
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let created = std::process::Command::new("psql")
+        .args([database.as_str(), "-qc", &format!("CREATE DATABASE {name}")])
+        .status()
+        .expect("psql runs");
+    assert!(created.success(), "CREATE DATABASE {name} failed");
+    let (server, _) = database
+        .rsplit_once('/')
+        .expect("a database URL ends in /name");
+    vec![
+        "--database-url".into(),
+        format!("{server}/{name}"),
+        "--storage-url".into(),
+        format!("{}/{name}", storage.trim_end_matches('/')),
+    ]
 }
 
 /// Has the calling test run alone among the tests that start services, from

@@ -27,9 +27,14 @@ fn free_port() -> u16 {
 }
 
 async fn spawn(data: &std::path::Path, port: u16) -> Server {
+    spawn_with(data, port, &[]).await
+}
+
+async fn spawn_with(data: &std::path::Path, port: u16, extra: &[&str]) -> Server {
     let child = Command::new(env!("CARGO_BIN_EXE_flacstream"))
         .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(data)
+        .args(extra)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -128,4 +133,63 @@ async fn kill_9_leaves_a_valid_flac_and_a_restart_finalizes_it() {
     assert_eq!(code, 200);
     assert_exact(&flac, &samples[..on_disk.len()], 1, 16, 1024);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// The same with the recording in object storage (a directory through the
+/// object-store interface, SQLite as the catalog): a restart composes what
+/// was durable into the final FLAC.
+#[actix_rt::test]
+async fn kill_9_with_object_storage_and_a_restart_composes_the_durable_part() {
+    let root = std::env::temp_dir().join(format!("flacstream-kill9-obj-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let data = root.join("data");
+    let storage = format!("file://{}", root.join("objects").display());
+    let flags = [
+        "--storage-url",
+        storage.as_str(),
+        "--durable-lag-seconds",
+        "2",
+    ];
+    let port = free_port();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let server = spawn_with(&data, port, &flags).await;
+    let samples = test_signal(16_000 * 8, 1, 16, 4);
+    let pcm = pcm_bytes(&samples, 16);
+    let url = format!("ws://{addr}/api/ws/audio?sample_rate=16000&channels=1&format=s16le");
+    let (mut ws, _, id) = connect_session(&url).await;
+    let mut durable = 0;
+    for piece in pcm.chunks(3200) {
+        ws.send(Message::binary(piece.to_vec())).await.unwrap();
+        let Some(Ok(Message::Text(ack))) = ws.next().await else {
+            panic!()
+        };
+        durable = serde_json::from_str::<Value>(&ack).unwrap()["samples_durable"]
+            .as_u64()
+            .unwrap();
+        if durable > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(durable > 0, "nothing became durable");
+    drop(server); // SIGKILL
+    drop(ws);
+    let _server = spawn_with(&data, port, &flags).await;
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let (code, body) = http_json(addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+        if code == 200 && body["status"] == "closed" {
+            status = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status["status"], "closed", "{status}");
+    assert_eq!(status["error"], "recovered_after_restart");
+    let kept = status["samples"].as_u64().unwrap();
+    assert!(kept >= durable, "{kept} < durable {durable}");
+    let (code, flac) = http(addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples[..kept as usize], 1, 16, 4096);
+    let _ = std::fs::remove_dir_all(&root);
 }

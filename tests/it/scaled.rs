@@ -133,6 +133,10 @@ fn free_port() -> u16 {
 }
 
 async fn replica(database: &str, storage: &str) -> Replica {
+    replica_with(database, storage, &[]).await
+}
+
+async fn replica_with(database: &str, storage: &str, extra: &[&str]) -> Replica {
     let port = free_port();
     let data =
         std::env::temp_dir().join(format!("flacstream-replica-{}-{port}", std::process::id()));
@@ -140,6 +144,7 @@ async fn replica(database: &str, storage: &str) -> Replica {
         .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
         .arg(&data)
         .args(["--lease-seconds", "4", "--durable-lag-seconds", "2"])
+        .args(extra)
         .env("FLACSTREAM_DATABASE_URL", database)
         .env("FLACSTREAM_STORAGE_URL", storage)
         .env("RUST_LOG", "info")
@@ -513,4 +518,56 @@ async fn a_single_node_install_moves_into_scaled_mode_with_migrate() {
     )
     .await;
     assert_eq!(list["sessions"].as_array().unwrap().len(), 2, "{list}");
+}
+
+#[actix_rt::test]
+async fn a_dead_owners_session_nobody_resumes_is_finalized_by_another_replica() {
+    let Some((database, storage)) = servers() else {
+        return;
+    };
+    let resume = ["--session-resume-seconds", "2"];
+    let a = replica_with(&database, &storage, &resume).await;
+    let b = replica_with(&database, &storage, &resume).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
+    let samples = test_signal(16_000 * 6, 1, 16, 2);
+    let pcm = pcm_bytes(&samples, 16);
+    let url = format!(
+        "ws://{}/api/ws/audio?sample_rate=16000&channels=1&format=s16le",
+        a.addr
+    );
+    let (mut ws, _, id) = connect_session(&url).await;
+    let mut durable = 0;
+    let mut at = 0;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while durable == 0 && Instant::now() < deadline {
+        let n = 3_200.min(pcm.len() - at);
+        let ack = send_acked(&mut ws, &pcm[at..at + n], &mut rng).await;
+        at += n;
+        durable = ack["samples_durable"].as_u64().unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(durable > 0, "nothing became durable");
+    drop(a); // SIGKILL, and no producer comes back
+    drop(ws);
+    let killed = Instant::now();
+    let mut record = Value::Null;
+    while killed.elapsed() < Duration::from_secs(40) {
+        let (code, body) = http_json(b.addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+        if code == 200 && body["status"] == "closed" {
+            record = body;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!(
+        "scaled: an orphan was finalized {:?} after kill -9",
+        killed.elapsed()
+    );
+    assert_eq!(record["status"], "closed", "{record}");
+    assert_eq!(record["error"], "recovered_after_restart");
+    let kept = record["samples"].as_u64().unwrap();
+    assert!(kept >= durable, "{kept} < durable {durable}");
+    let (code, flac) = http(b.addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples[..kept as usize], 1, 16, 4096);
 }
