@@ -249,7 +249,7 @@ pub async fn open(
     let (response, upgrade) = Upgrade::accept(&req, body, state.settings.max_message_size_bytes)?;
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
-    if state.cluster.shared_catalog && !state.cluster.lease.valid() {
+    if state.cluster.shared_catalog && !lease_holds(&state).await {
         return Err(ApiError::Unavailable(
             "this replica cannot reach the catalog to own sessions".into(),
         ));
@@ -356,6 +356,23 @@ pub async fn join(
     )
     .await?;
     Ok(response)
+}
+
+/// Longest a new session waits for this replica's leases to hold, in
+/// milliseconds: the first renewal runs as the service starts, so only a
+/// request in the first moments (or while the database is away) waits.
+const LEASE_WAIT_MS: u64 = 2_000;
+
+/// Whether this replica's leases hold, waiting up to [`LEASE_WAIT_MS`].
+async fn lease_holds(state: &AppState) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(LEASE_WAIT_MS);
+    while !state.cluster.lease.valid() {
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    true
 }
 
 /// Takes the new session's lease (scaled mode): another replica that

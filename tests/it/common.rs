@@ -39,7 +39,12 @@ pub fn start(flags: &[&str]) -> Service {
 pub fn start_in(data: &std::path::Path, flags: &[&str]) -> Service {
     gate::share();
     let data = data.to_string_lossy().to_string();
-    let scaled = scaled_flags();
+    // A test that chooses its own storage keeps it.
+    let scaled = if flags.contains(&"--storage-url") {
+        Vec::new()
+    } else {
+        scaled_flags()
+    };
     let mut args = vec!["flacstream", "--bind", "127.0.0.1:0", "--data-dir", &data];
     args.extend(scaled.iter().map(String::as_str));
     args.extend_from_slice(flags);
@@ -49,9 +54,14 @@ pub fn start_in(data: &std::path::Path, flags: &[&str]) -> Service {
     Service::start(settings).expect("server starts")
 }
 
+/// Whether the in-process services run in scaled mode ([`start_in`]).
+pub fn scaled_flags_in_use() -> bool {
+    std::env::var("FLACSTREAM_TEST_BACKEND").as_deref() == Ok("scaled")
+}
+
 /// The flags of scaled mode when the tests run against it; see [`start_in`].
 pub fn scaled_flags() -> Vec<String> {
-    if std::env::var("FLACSTREAM_TEST_BACKEND").as_deref() != Ok("scaled") {
+    if !scaled_flags_in_use() {
         return Vec::new();
     }
     let (Ok(database), Ok(storage)) = (

@@ -487,7 +487,15 @@ async fn the_session_cap_answers_503_before_the_upgrade() {
 #[actix_rt::test]
 async fn draining_flushes_open_streams_with_1001_and_refuses_new_ones() {
     let service = start(&["--drain-grace-seconds", "1"]);
-    let (status, _) = http_get(service.addr, "/readyz").await;
+    // Ready at once; in scaled mode once the first lease renewal is in.
+    let mut status = 0;
+    for _ in 0..40 {
+        status = http_get(service.addr, "/readyz").await.0;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(status, 200);
     let mut spec = WavSpec::pcm(2, 44_100, 16);
     spec.data_size = DataSize::StreamingMax;
