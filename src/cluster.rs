@@ -20,6 +20,7 @@
 pub mod lease_keeper;
 pub mod orphan_sweep;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -58,6 +59,11 @@ pub struct Cluster {
     pub shared_catalog: bool,
     /// The settings.
     pub settings: ClusterSettings,
+    /// Sessions the orphan sweep is finalizing here (not in the registry):
+    /// their leases must not be given up on a handover request.
+    pub sweeping: parking_lot::Mutex<HashSet<uuid::Uuid>>,
+    /// Sessions asked to hand over and not done yet: one handover each.
+    pub handing_over: parking_lot::Mutex<HashSet<uuid::Uuid>>,
 }
 
 impl Cluster {
@@ -87,6 +93,8 @@ impl Cluster {
             objects,
             shared_catalog,
             settings: settings.clone(),
+            sweeping: parking_lot::Mutex::new(HashSet::new()),
+            handing_over: parking_lot::Mutex::new(HashSet::new()),
         })
     }
 

@@ -350,6 +350,9 @@ pub enum ConfigError {
     /// The database URL is not PostgreSQL's.
     #[error("FLACSTREAM_DATABASE_URL must start with postgres:// or postgresql://")]
     DatabaseUrl,
+    /// Replicas must be able to reach each other.
+    #[error("FLACSTREAM_DATABASE_URL (scaled mode) needs FLACSTREAM_ADVERTISE_URL (e.g. http://$(POD_IP):8080) when --bind is an unspecified address: other replicas relay listeners to it")]
+    AdvertiseUrl,
     /// A shared catalog needs shared recordings.
     #[error("FLACSTREAM_DATABASE_URL (scaled mode) needs FLACSTREAM_STORAGE_URL=s3://… too: replicas must share recordings as they share the catalog")]
     ScaledNeedsStorage,
@@ -494,6 +497,9 @@ impl Config {
                 .is_some_and(|s| !s.starts_with("file:"));
             if !shared {
                 return Err(ConfigError::ScaledNeedsStorage);
+            }
+            if self.advertise_url.is_none() && self.bind.ip().is_unspecified() {
+                return Err(ConfigError::AdvertiseUrl);
             }
         }
         if self.lease_seconds < MIN_LEASE_SECONDS {

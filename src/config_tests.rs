@@ -117,11 +117,23 @@ fn scaled_mode_needs_postgres_and_shared_storage_and_sane_bounds() {
         }
         assert!(matches!(parse(&args), Err(ConfigError::ScaledNeedsStorage)));
     }
+    // Other replicas must be able to reach this one.
+    assert!(matches!(
+        parse(&[
+            "--database-url",
+            "postgresql://u@h/db",
+            "--storage-url",
+            "s3://b/p"
+        ]),
+        Err(ConfigError::AdvertiseUrl)
+    ));
     let s = parse(&[
         "--database-url",
         "postgresql://u@h/db",
         "--storage-url",
         "s3://b/p",
+        "--advertise-url",
+        "http://10.0.0.7:8080",
     ])
     .unwrap();
     assert!(s.cluster.database_url.is_some());

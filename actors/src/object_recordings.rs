@@ -24,6 +24,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload}
 use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
+use crate::lease_clock::LeaseClock;
 use crate::segment::{parse_segment_name, segment_name, SegmentHeader, MAX_HEADER_BYTES};
 use crate::stream_digest::StreamDigest;
 
@@ -240,7 +241,15 @@ impl ObjectRecordings {
     /// Composes the segments into the final FLAC object; see the module
     /// docs. Checks that the segments continue one another. `None` when the
     /// session has no segment (it never got audio).
-    pub async fn compose(&self, id: Uuid) -> Result<Option<Composed>, ObjectError> {
+    ///
+    /// With `fence`, the upload is completed only while this replica's
+    /// leases hold: a replica cut off from the catalog long enough for
+    /// another to take the session must not publish a stale FLAC.
+    pub async fn compose(
+        &self,
+        id: Uuid,
+        fence: Option<&LeaseClock>,
+    ) -> Result<Option<Composed>, ObjectError> {
         let segments = self.segments(id).await?;
         let Some((_, last)) = segments.last() else {
             return Ok(None);
@@ -263,7 +272,7 @@ impl ObjectRecordings {
             .map_err(|_| ObjectError::Store("shutting down".into()))?;
         let mut writer = self.upload(&key);
         let result = self
-            .write_composed(&mut writer, info.stream_header(), &segments, &tail)
+            .write_composed(&mut writer, info.stream_header(), &segments, &tail, fence)
             .await;
         let bytes = match result {
             Ok(bytes) => bytes,
@@ -283,6 +292,7 @@ impl ObjectRecordings {
         header: Vec<u8>,
         segments: &[(u64, Path)],
         tail: &SegmentHeader,
+        fence: Option<&LeaseClock>,
     ) -> Result<u64, ObjectError> {
         let mut bytes = header.len() as u64;
         writer.put(Bytes::from(header)).await?;
@@ -307,6 +317,9 @@ impl ObjectRecordings {
             expect_frame = h.end_frame();
             bytes += (body.len() - len) as u64;
             writer.put(body.slice(len..)).await?;
+        }
+        if fence.is_some_and(|clock| !clock.valid()) {
+            return Err(ObjectError::Superseded);
         }
         writer
             .shutdown()

@@ -85,7 +85,7 @@ async fn composed_segments_decode_exactly_with_their_md5() {
     let tail = r.tail(id).await.unwrap();
     assert_eq!(tail.next_seq, segs.len() as u64);
     assert_eq!(tail.samples(), 23 * BLOCK as u64);
-    let composed = r.compose(id).await.unwrap().unwrap();
+    let composed = r.compose(id, None).await.unwrap().unwrap();
     let (size, body) = r.read(&composed.key).await.unwrap().unwrap();
     let bytes: Vec<u8> = body.try_collect::<Vec<Bytes>>().await.unwrap().concat();
     assert_eq!(bytes.len() as u64, size);
@@ -148,7 +148,7 @@ async fn a_missing_segment_is_found_at_compose() {
         }
     }
     assert!(matches!(
-        r.compose(id).await,
+        r.compose(id, None).await,
         Err(ObjectError::Inconsistent(_))
     ));
     // Nothing became visible.
@@ -163,6 +163,6 @@ async fn a_missing_segment_is_found_at_compose() {
 async fn a_session_without_segments_has_nothing_to_compose() {
     let r = recordings();
     let id = Uuid::new_v4();
-    assert_eq!(r.compose(id).await.unwrap(), None);
+    assert_eq!(r.compose(id, None).await.unwrap(), None);
     assert!(r.live_stream(id).await.unwrap().is_none());
 }

@@ -142,6 +142,15 @@ pub trait Catalog: Leases + Send {
     fn remove(&mut self, id: Uuid) -> Result<bool, StoreError>;
     /// Records still `live` (to recover after a restart).
     fn unfinished(&mut self) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Saves a finished record only if `owner` still holds the session's
+    /// lease (and it is still live), then drops the lease, in one
+    /// transaction; answers whether it did. A replica that lost the session
+    /// to another one (a takeover while it was finishing) must neither close
+    /// it nor delete its segments. One node (the default): always saves.
+    fn finish_final(&mut self, record: &SessionRecord, _owner: &str) -> Result<bool, StoreError> {
+        self.save(record)?;
+        Ok(true)
+    }
 }
 
 /// The answer to a lease claim.
@@ -235,6 +244,26 @@ impl Handler<Save> for Store {
 
     fn handle(&mut self, msg: Save, _ctx: &mut SyncContext<Self>) -> Self::Result {
         self.catalog.save(&msg.record)
+    }
+}
+
+/// Save a finished record if this replica still owns the session; see
+/// [`Catalog::finish_final`].
+#[derive(Message)]
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct SaveFinal {
+    /// The finished record.
+    pub record: SessionRecord,
+    /// This replica.
+    pub owner: String,
+}
+
+/// Saves if still the owner.
+impl Handler<SaveFinal> for Store {
+    type Result = Result<bool, StoreError>;
+
+    fn handle(&mut self, msg: SaveFinal, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog.finish_final(&msg.record, &msg.owner)
     }
 }
 

@@ -26,6 +26,7 @@ use flacstream_actors::store::{
 use flacstream_actors::Session;
 use flacstream_codec::pcm::PcmLayout;
 
+use crate::cluster::orphan_sweep::finalize_orphan;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -43,7 +44,9 @@ pub async fn take_over(
     id: SessionId,
 ) -> Result<(Addr<Session>, LeaveGuard), ApiError> {
     let cluster = &state.cluster;
-    let Some(sink) = cluster.sink() else {
+    // One node (SQLite): there is no other replica to take a session from;
+    // a session its crash left live is finalized by the start-up recovery.
+    let Some(sink) = cluster.sink().filter(|_| cluster.shared_catalog) else {
         return Err(state.not_live(id).await);
     };
     let record = state
@@ -59,16 +62,41 @@ pub async fn take_over(
         return Err(ApiError::SessionClosed);
     }
     claim(state, id).await?;
-    let tail = match sink.recordings.tail(id).await {
-        Ok(tail) => tail,
+    let release = || {
+        state.store.do_send(ReleaseLease {
+            id,
+            owner: cluster.replica.clone(),
+        })
+    };
+    // The owner may have finished it while we waited for the lease: only a
+    // session still live under our lease goes on.
+    let record = match state.store.send(Load { id }).await? {
+        Ok(Some(record)) if record.status == SessionStatus::Live => record,
+        Ok(_) => {
+            release();
+            return Err(ApiError::SessionClosed);
+        }
         Err(e) => {
-            state.store.do_send(ReleaseLease {
-                id,
-                owner: cluster.replica.clone(),
-            });
+            release();
             return Err(e.into());
         }
     };
+    let tail = match sink.recordings.tail(id).await {
+        Ok(tail) => tail,
+        Err(e) => {
+            release();
+            return Err(e.into());
+        }
+    };
+    if let Some(last) = tail.last.as_ref() {
+        if last.end_sample() != u64::from(last.end_frame()) * last.format.block_size as u64 {
+            // Its last frame is the short final block: the session was
+            // ending (its compose failed). It cannot go on without a short
+            // block in mid-stream; it is finalized as it is.
+            finalize_orphan(&state.store, cluster, &sink.recordings, record).await;
+            return Err(ApiError::SessionClosed);
+        }
+    }
     let admitted = state.registry.send(AdmitAs { id }).await?;
     if let Err(e) = admitted {
         // Another request on this replica took it over first.

@@ -19,7 +19,11 @@ use flacstream_actors::Registry;
 use super::Cluster;
 
 /// Renews once now; answers whether it succeeded.
-pub async fn renew_once(cluster: &Cluster, store: &Addr<Store>, registry: &Addr<Registry>) -> bool {
+pub async fn renew_once(
+    cluster: &Arc<Cluster>,
+    store: &Addr<Store>,
+    registry: &Addr<Registry>,
+) -> bool {
     let ttl = cluster.settings.lease;
     let sent = Instant::now();
     let renewed = store
@@ -47,8 +51,23 @@ pub async fn renew_once(cluster: &Cluster, store: &Addr<Store>, registry: &Addr<
     }
 }
 
-fn hand_over(cluster: &Cluster, store: &Addr<Store>, registry: &Addr<Registry>, id: uuid::Uuid) {
+fn hand_over(
+    cluster: &Arc<Cluster>,
+    store: &Addr<Store>,
+    registry: &Addr<Registry>,
+    id: uuid::Uuid,
+) {
+    // Being finalized by this replica's sweep: it keeps the lease until the
+    // session is closed, and the requester then finds it closed.
+    if cluster.sweeping.lock().contains(&id) {
+        return;
+    }
+    // Asked again at every renewal until done: one handover at a time.
+    if !cluster.handing_over.lock().insert(id) {
+        return;
+    }
     let (store, registry, owner) = (store.clone(), registry.clone(), cluster.replica.clone());
+    let cluster = Arc::clone(cluster);
     actix::spawn(async move {
         match registry.send(Lookup::new(id)).await {
             Ok(Some(session)) => match session.send(HandOver).await {
@@ -58,6 +77,7 @@ fn hand_over(cluster: &Cluster, store: &Addr<Store>, registry: &Addr<Registry>, 
             // Not running here: the row is stale; free it.
             _ => store.do_send(ReleaseLease { id, owner }),
         }
+        cluster.handing_over.lock().remove(&id);
     });
 }
 

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use actix::Addr;
-use flacstream_actors::object_recordings::ObjectRecordings;
+use flacstream_actors::object_recordings::{ObjectError, ObjectRecordings};
 use flacstream_actors::store::{
-    now_ms, ClaimOrphans, ReleaseLease, Save, SessionRecord, SessionStatus, Store,
+    now_ms, ClaimOrphans, ReleaseLease, SaveFinal, SessionRecord, SessionStatus, Store,
 };
 
 use super::Cluster;
@@ -18,47 +18,66 @@ use super::Cluster;
 /// another replica's).
 const ORPHANS_PER_SWEEP: u32 = 16;
 
-/// Composes an orphan's recording and saves it closed. On a storage error
-/// the session stays live and its lease is given back, for a later sweep.
+/// Composes an orphan's recording and saves it closed, if this replica
+/// still owns it (the save is fenced by the lease row). Segments that do not
+/// make one stream are recorded as `failed` (`recording_inconsistent`) and
+/// kept for inspection, so the sweep does not pick the session up again. On
+/// a storage error the session stays live and its lease is given back, for
+/// a later sweep.
 pub async fn finalize_orphan(
     store: &Addr<Store>,
+    cluster: &Cluster,
     objects: &ObjectRecordings,
-    owner: &str,
     mut record: SessionRecord,
 ) {
     let id = record.id;
+    let owner = cluster.replica.clone();
+    // While it is composed here, a handover request for it must not make
+    // the lease keeper give the lease up (the session is not in the registry).
+    cluster.sweeping.lock().insert(id);
+    let fence = cluster.shared_catalog.then(|| cluster.lease.as_ref());
+    let mut keep_segments = false;
+    record.status = SessionStatus::Closed;
+    record.error = Some("recovered_after_restart".into());
     if record.record {
-        match objects.compose(id).await {
+        match objects.compose(id, fence).await {
             Ok(Some(composed)) => {
                 record.samples = composed.info.total_samples;
                 record.file = Some(composed.key);
             }
             Ok(None) => record.file = None,
+            Err(e @ ObjectError::Inconsistent(_)) => {
+                log::error!("Orphaned session {id}: {e}; recorded as failed, segments kept.");
+                record.status = SessionStatus::Failed;
+                record.error = Some("recording_inconsistent".into());
+                record.file = None;
+                keep_segments = true;
+            }
             Err(e) => {
                 log::error!("Cannot compose orphaned session {id}: {e}; a later sweep retries.");
-                store.do_send(ReleaseLease {
-                    id,
-                    owner: owner.to_string(),
-                });
+                store.do_send(ReleaseLease { id, owner });
+                cluster.sweeping.lock().remove(&id);
                 return;
             }
         }
     }
-    record.status = SessionStatus::Closed;
     record.closed_at_ms = Some(now_ms());
     record.updated_at_ms = now_ms();
-    record.error = Some("recovered_after_restart".into());
     let samples = record.samples;
-    match store.send(Save { record }).await {
-        Ok(Ok(())) => {
-            log::info!("Recovered orphaned session {id}: {samples} samples, now closed.");
-            if let Err(e) = objects.delete_segments(id).await {
-                log::warn!("Session {id}: its segments were not deleted ({e}).");
+    match store.send(SaveFinal { record, owner }).await {
+        Ok(Ok(true)) => {
+            log::info!("Recovered orphaned session {id}: {samples} samples.");
+            if !keep_segments {
+                if let Err(e) = objects.delete_segments(id).await {
+                    log::warn!("Session {id}: its segments were not deleted ({e}).");
+                }
             }
         }
+        Ok(Ok(false)) => log::info!("Orphaned session {id} was taken over meanwhile."),
         Ok(Err(e)) => log::error!("Cannot save recovered session {id}: {e}."),
         Err(e) => log::error!("Cannot save recovered session {id}: {e}."),
     }
+    cluster.sweeping.lock().remove(&id);
 }
 
 /// Sweeps once: claims orphans and finalizes them; answers how many.
@@ -84,7 +103,7 @@ pub async fn sweep_once(cluster: &Cluster, store: &Addr<Store>) -> usize {
     };
     let n = records.len();
     for record in records {
-        finalize_orphan(store, objects, &cluster.replica, record).await;
+        finalize_orphan(store, cluster, objects, record).await;
     }
     n
 }

@@ -24,7 +24,7 @@ pub(super) async fn recover_unfinished(
     };
     if let Some(objects) = cluster.objects.as_ref() {
         for record in unfinished {
-            finalize_orphan(&store, objects, &cluster.replica, record).await;
+            finalize_orphan(&store, &cluster, objects, record).await;
         }
         return;
     }

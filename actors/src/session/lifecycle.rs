@@ -13,7 +13,9 @@ use tokio::sync::oneshot;
 use super::{DoneSummary, EndReason, Outbound, Session, SessionClosed, SessionKind};
 use crate::metrics::{LABEL_CODE, LABEL_REASON, STREAMS_FAILED, STREAMS_FINISHED};
 use crate::object_recordings::ObjectRecordings;
-use crate::store::{now_ms, FinalizeRecording, Save, SessionRecord, SessionStatus, Settle};
+use crate::store::{
+    now_ms, FinalizeRecording, Save, SaveFinal, SessionRecord, SessionStatus, Settle,
+};
 use crate::StreamError;
 
 /// Finalize the session (HTTP `close`); answers once it has ended.
@@ -328,7 +330,13 @@ impl Session {
         event: Outbound,
         ctx: &mut Context<Self>,
     ) {
-        let close = move |act: &mut Self, ctx: &mut Context<Self>| {
+        let close = move |act: &mut Self, ctx: &mut Context<Self>, moved: bool| {
+            // Another replica owns the session now: it did not end here.
+            let event = if moved {
+                Outbound::Failed(StreamError::Moved)
+            } else {
+                event
+            };
             let answer = match event {
                 Outbound::Done(_) => Ok(act.ack()),
                 _ => Err(SessionClosed),
@@ -341,22 +349,44 @@ impl Session {
         };
         let (Some(settlement), Some(store)) = (settlement, self.policy().map(|p| p.store.clone()))
         else {
-            return close(self, ctx);
+            return close(self, ctx, false);
         };
         let id = self.id;
+        // Scaled mode: the final save holds only while this replica still
+        // owns the session (a takeover may have happened while it finished).
+        let fence = self
+            .segments
+            .as_ref()
+            .filter(|w| w.sink.shared)
+            .map(|w| w.sink.replica.clone());
         let stored = async move {
-            match settlement {
-                Settlement::Save(save) => store.send(save).await.map(|r| r.map(|_| ())),
-                Settlement::Settle(settle) => store.send(settle).await.map(|r| r.map(|_| ())),
+            match (settlement, fence) {
+                (Settlement::Save(save), Some(owner)) => {
+                    store
+                        .send(SaveFinal {
+                            record: save.record,
+                            owner,
+                        })
+                        .await
+                }
+                (Settlement::Save(save), None) => store.send(save).await.map(|r| r.map(|_| true)),
+                (Settlement::Settle(settle), _) => {
+                    store.send(settle).await.map(|r| r.map(|_| true))
+                }
             }
         };
         let done = wrap_future::<_, Self>(stored).map(move |result, act, ctx| {
+            let mut moved = false;
             match result {
-                Ok(Ok(())) => act.delete_segments(),
+                Ok(Ok(true)) => act.delete_segments(),
+                Ok(Ok(false)) => {
+                    log::warn!("Session {id}: another replica owns it now; not closing it here.");
+                    moved = true;
+                }
                 Ok(Err(e)) => log::error!("Session {id}: saving its final state failed: {e}."),
                 Err(e) => log::error!("Session {id}: the store did not answer: {e}."),
             }
-            close(act, ctx)
+            close(act, ctx, moved)
         });
         ctx.spawn(done);
     }

@@ -6,6 +6,8 @@ use actix::fut::wrap_future;
 use actix::{
     ActorContext, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture,
 };
+use std::sync::Arc;
+
 use flacstream_codec::flac::{STREAMINFO_BYTES, STREAMINFO_OFFSET};
 use tokio::sync::oneshot;
 
@@ -36,7 +38,16 @@ impl Handler<HandOver> for Session {
     type Result = ResponseFuture<Result<u64, SessionClosed>>;
 
     fn handle(&mut self, _msg: HandOver, ctx: &mut Self::Context) -> Self::Result {
-        if self.finished || self.segments.is_none() {
+        if self.finished {
+            return Box::pin(async { Err(SessionClosed) });
+        }
+        if self.segments.is_none() {
+            if self.policy().is_some_and(|p| p.objects.is_some()) {
+                // Nothing of it is durable yet (a WAV header still to come):
+                // it moves as it is, and its producer starts it again.
+                self.stop_moved(ctx);
+                return Box::pin(async { Ok(0) });
+            }
             return Box::pin(async { Err(SessionClosed) });
         }
         let (tx, rx) = oneshot::channel();
@@ -54,7 +65,9 @@ impl Handler<HandOver> for Session {
 impl Session {
     /// Cuts and writes the next segment, if one is due.
     pub(super) fn flush_segments(&mut self, ctx: &mut Context<Self>) {
-        if self.finished {
+        // While the FLAC is composed nothing more is written: a segment
+        // landing after the compose read the list would be left out.
+        if self.finished || self.finalizing {
             return;
         }
         let force = self.ending.is_some() || self.handing_over;
@@ -195,6 +208,10 @@ impl Session {
 
     fn stop_moved(&mut self, ctx: &mut Context<Self>) {
         metrics::counter!(STREAMS_FAILED, LABEL_CODE => StreamError::Moved.code()).increment(1);
+        // If this replica still holds the lease, give it up (the delete
+        // names the owner, so another's lease is untouched): a row left
+        // behind would be renewed forever and the session never swept.
+        self.release_lease();
         self.finished = true;
         self.fanout
             .finish_all(&Outbound::Failed(StreamError::Moved));
@@ -209,10 +226,13 @@ impl Session {
 
     /// Gives the session's lease up, so another replica may take it at once.
     pub(super) fn release_lease(&self) {
-        if let (Some(policy), Some(writer)) = (self.policy(), self.segments.as_ref()) {
+        if let Some((policy, sink)) = self
+            .policy()
+            .and_then(|p| p.objects.as_ref().map(|sink| (p, sink)))
+        {
             policy.store.do_send(ReleaseLease {
                 id: self.id,
-                owner: writer.sink.replica.clone(),
+                owner: sink.replica.clone(),
             });
         }
     }
@@ -229,15 +249,18 @@ impl Session {
         };
         self.finalizing = true;
         let recordings = writer.sink.recordings.clone();
+        let fence = writer.sink.shared.then(|| Arc::clone(&writer.sink.lease));
         let id = self.id;
         let compose = async move {
             let deadline =
                 tokio::time::Instant::now() + std::time::Duration::from_secs(COMPOSE_RETRY_SECONDS);
             let mut wait = std::time::Duration::from_millis(200);
             loop {
-                match recordings.compose(id).await {
+                match recordings.compose(id, fence.as_deref()).await {
                     Ok(composed) => return Ok(composed),
-                    Err(e @ ObjectError::Inconsistent(_)) => return Err(e),
+                    Err(e @ (ObjectError::Inconsistent(_) | ObjectError::Superseded)) => {
+                        return Err(e)
+                    }
                     Err(e) if tokio::time::Instant::now() + wait > deadline => return Err(e),
                     Err(e) => {
                         log::warn!("Session {id}: composing its FLAC failed ({e}); retrying.");
@@ -249,6 +272,7 @@ impl Session {
         };
         let done = wrap_future::<_, Self>(compose).map(move |result, act, ctx| match result {
             Ok(composed) => then(act, composed, ctx),
+            Err(ObjectError::Superseded) => act.moved(ctx),
             Err(e) => {
                 // The segments stay, and so does the `live` record: the
                 // orphan sweep composes it once storage is back.
