@@ -13,7 +13,7 @@ use actix::Addr;
 use actix_web::HttpRequest;
 use flacstream_actors::registry::{Admit, AdmitAs, LeaveGuard, Lookup, Release, SessionId};
 use flacstream_actors::session::InputFormat;
-use flacstream_actors::store::{Load, SessionStatus, Store};
+use flacstream_actors::store::{ClaimLease, LeaseClaim, Load, SessionStatus, Store};
 use flacstream_actors::SessionSettings;
 use flacstream_actors::{EncoderPool, Registry};
 use flacstream_codec::flac::EncoderLevel;
@@ -113,6 +113,27 @@ impl AppState {
             }
         }
         Ok((id, LeaveGuard::new(self.registry.clone(), id)))
+    }
+
+    /// Takes a new session's lease for this replica: in scaled mode its
+    /// owner of record, renewed with the replica's other leases and checked
+    /// by the session's final save. Another replica that admitted the same
+    /// chosen id at the same moment holds it: 409 `session_exists`, and the
+    /// slot is given back. One node: always granted.
+    pub async fn claim_new_lease(&self, id: SessionId) -> Result<(), ApiError> {
+        let claim = ClaimLease {
+            id,
+            owner: self.cluster.replica.clone(),
+            ttl_ms: self.cluster.lease_ms(),
+        };
+        let refused = match self.store.send(claim).await {
+            Ok(Ok(LeaseClaim::Claimed)) => return Ok(()),
+            Ok(Ok(LeaseClaim::HeldBy { .. })) => ApiError::SessionExists(id),
+            Ok(Err(e)) => e.into(),
+            Err(e) => e.into(),
+        };
+        self.registry.do_send(Release { id, session: None });
+        Err(refused)
     }
 
     /// A quick look, before a long upload is read, whether a client's id is

@@ -21,11 +21,11 @@
 
 use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
-use flacstream_actors::registry::{Join, JoinError, LeaveGuard, Release, SessionId};
+use flacstream_actors::registry::{Join, JoinError, LeaveGuard, SessionId};
 use flacstream_actors::session::{
     outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
 };
-use flacstream_actors::store::{ClaimLease, LeaseClaim, LeaseHolder};
+use flacstream_actors::store::LeaseHolder;
 use flacstream_actors::{Session, SessionSettings};
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use flacstream_codec::pcm::PcmLayout;
@@ -255,7 +255,7 @@ pub async fn open(
         ));
     }
     let (id, guard) = state.admit(owner.id, charge).await?;
-    claim_new(&state, id).await?;
+    state.claim_new_lease(id).await?;
     let mut settings = state.session_settings(params.level, params.block_size, input);
     // A live source: its producers may not outrun real time.
     settings.input_rate = Some(state.settings.input_rate);
@@ -373,31 +373,6 @@ async fn lease_holds(state: &AppState) -> bool {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     true
-}
-
-/// Takes the new session's lease (scaled mode): another replica that
-/// admitted the same chosen id at the same moment holds it, 409.
-async fn claim_new(state: &AppState, id: SessionId) -> Result<(), ApiError> {
-    let claim = ClaimLease {
-        id,
-        owner: state.cluster.replica.clone(),
-        ttl_ms: state.cluster.lease_ms(),
-    };
-    match state.store.send(claim).await {
-        Ok(Ok(LeaseClaim::Claimed)) => Ok(()),
-        Ok(Ok(LeaseClaim::HeldBy { .. })) => {
-            state.registry.do_send(Release { id, session: None });
-            Err(ApiError::SessionExists(id))
-        }
-        Ok(Err(e)) => {
-            state.registry.do_send(Release { id, session: None });
-            Err(e.into())
-        }
-        Err(e) => {
-            state.registry.do_send(Release { id, session: None });
-            Err(e.into())
-        }
-    }
 }
 
 /// Connects to the session, sends the `session` message, starts the loops,

@@ -95,6 +95,9 @@ async fn start_session(
     ApiError,
 > {
     let (id, guard) = state.admit(requested, charge).await?;
+    if matches!(kind, SessionKind::Recording(_)) {
+        state.claim_new_lease(id).await?;
+    }
     let session = Session::new(
         id,
         settings,
