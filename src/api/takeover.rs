@@ -18,7 +18,7 @@
 use std::time::{Duration, Instant};
 
 use actix::{Actor, Addr};
-use flacstream_actors::registry::{AdmitAs, LeaveGuard, Lookup, SessionId};
+use flacstream_actors::registry::{AdmitAs, AdmitError, LeaveGuard, Lookup, SessionId};
 use flacstream_actors::session::{InputFormat, RecordingPolicy, SessionKind, Takeover};
 use flacstream_actors::store::{
     ClaimLease, LeaseClaim, Load, ReleaseLease, RequestHandover, SessionRecord, SessionStatus,
@@ -61,6 +61,10 @@ pub async fn take_over(
         // Nothing of it is durable: it cannot go on elsewhere.
         return Err(ApiError::SessionClosed);
     }
+    // A draining replica takes nothing over (the balancer tries another).
+    if state.draining.is_set() {
+        return Err(ApiError::Draining(AdmitError::Draining));
+    }
     claim(state, id).await?;
     let release = || {
         state.store.do_send(ReleaseLease {
@@ -97,12 +101,21 @@ pub async fn take_over(
             return Err(ApiError::SessionClosed);
         }
     }
-    let admitted = state.registry.send(AdmitAs { id }).await?;
+    let admitted = match state.registry.send(AdmitAs { id }).await {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            release();
+            return Err(e.into());
+        }
+    };
     if let Err(e) = admitted {
         // Another request on this replica took it over first.
-        if let Some(session) = state.registry.send(Lookup::new(id)).await? {
+        if let Ok(Some(session)) = state.registry.send(Lookup::new(id)).await {
             return Ok((session, LeaveGuard::new(state.registry.clone(), id)));
         }
+        // Refused (draining, full): the lease must not stay with a replica
+        // that does not run the session, or the next taker waits it out.
+        release();
         return Err(e.into());
     }
     let guard = LeaveGuard::new(state.registry.clone(), id);
