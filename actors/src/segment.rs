@@ -123,6 +123,14 @@ impl SegmentHeader {
         if sample_rate == 0 || block_size == 0 || frames == 0 || samples == 0 {
             return Err(SegmentError::Malformed("empty segment"));
         }
+        // Where it ends must be a position, and its frames must hold its
+        // samples (found by the fuzzer: an end past 2^64 overflowed).
+        if first_sample.checked_add(samples).is_none()
+            || first_frame.checked_add(frames).is_none()
+            || samples > u64::from(frames) * block_size as u64
+        {
+            return Err(SegmentError::Malformed("position out of range"));
+        }
         let header = Self {
             first_frame,
             frames,
@@ -245,6 +253,15 @@ mod tests {
         let mut h = header();
         h.format.layout.channels = 9;
         assert!(SegmentHeader::parse(&h.to_bytes()).is_err());
+        let mut h = header();
+        h.samples = u64::MAX - 1;
+        assert!(SegmentHeader::parse(&h.to_bytes()).is_err(), "an end past 2^64");
+        let mut h = header();
+        h.first_frame = u32::MAX;
+        assert!(SegmentHeader::parse(&h.to_bytes()).is_err(), "a frame past 2^32");
+        let mut h = header();
+        h.samples = 3 * 4096 + 1;
+        assert!(SegmentHeader::parse(&h.to_bytes()).is_err(), "more samples than frames hold");
     }
 
     #[test]
