@@ -255,13 +255,22 @@ mod tests {
         assert!(SegmentHeader::parse(&h.to_bytes()).is_err());
         let mut h = header();
         h.samples = u64::MAX - 1;
-        assert!(SegmentHeader::parse(&h.to_bytes()).is_err(), "an end past 2^64");
+        assert!(
+            SegmentHeader::parse(&h.to_bytes()).is_err(),
+            "an end past 2^64"
+        );
         let mut h = header();
         h.first_frame = u32::MAX;
-        assert!(SegmentHeader::parse(&h.to_bytes()).is_err(), "a frame past 2^32");
+        assert!(
+            SegmentHeader::parse(&h.to_bytes()).is_err(),
+            "a frame past 2^32"
+        );
         let mut h = header();
         h.samples = 3 * 4096 + 1;
-        assert!(SegmentHeader::parse(&h.to_bytes()).is_err(), "more samples than frames hold");
+        assert!(
+            SegmentHeader::parse(&h.to_bytes()).is_err(),
+            "more samples than frames hold"
+        );
     }
 
     #[test]
