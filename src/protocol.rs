@@ -83,6 +83,18 @@ impl StorageMessage {
     }
 }
 
+/// Bytes per sample of a raw PCM `format` a session can take (`u8`,
+/// `s16le`, `s24le`); `None` for anything else (`wav`, `s32le`, unknown).
+/// Opening a session and taking one over read the stored name alike.
+pub fn raw_bytes_per_sample(format: &str) -> Option<usize> {
+    match format {
+        "u8" => Some(1),
+        "s16le" => Some(2),
+        "s24le" => Some(3),
+        _ => None,
+    }
+}
+
 /// The last text message of a completed stream.
 #[derive(Debug, Serialize)]
 pub struct DoneMessage {

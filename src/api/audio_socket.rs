@@ -39,6 +39,7 @@ use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
 use crate::ids::{parse_chosen_id, MAX_USER_ID_BYTES};
 use crate::limits::client_connections::ClientSlot;
+use crate::protocol::raw_bytes_per_sample;
 use crate::state::AppState;
 use crate::websocket::transport::{next_connection_id, Dialect, Link, Upgrade};
 
@@ -117,18 +118,16 @@ impl NewSessionParams {
             .format
             .clone()
             .ok_or_else(|| ApiError::BadParameter("format is required".into()))?;
-        let bytes_per_sample = match encoding.as_str() {
-            "wav" => return Ok((InputFormat::Wav, encoding)),
-            "u8" => 1,
-            "s16le" => 2,
-            "s24le" => 3,
-            "s32le" => {
+        let bytes_per_sample = match (encoding.as_str(), raw_bytes_per_sample(&encoding)) {
+            ("wav", _) => return Ok((InputFormat::Wav, encoding)),
+            (_, Some(bytes)) => bytes,
+            ("s32le", None) => {
                 return Err(ApiError::UnsupportedParameter(
                     "32-bit PCM cannot be encoded: the FLAC encoder (flacenc) stops at 24 bits"
                         .into(),
                 ))
             }
-            other => {
+            (other, None) => {
                 return Err(ApiError::BadParameter(format!(
                     "format must be s16le, s24le, s32le, u8 or wav, got {other}"
                 )))

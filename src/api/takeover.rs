@@ -28,6 +28,7 @@ use flacstream_codec::pcm::PcmLayout;
 
 use crate::cluster::orphan_sweep::finalize_orphan;
 use crate::error::ApiError;
+use crate::protocol::raw_bytes_per_sample;
 use crate::state::AppState;
 
 /// Time past the lease a takeover waits for the owner to let go, in
@@ -196,11 +197,8 @@ async fn claim(state: &AppState, id: SessionId) -> Result<(), ApiError> {
 /// still expects its header); with a durable tail the session takes raw
 /// PCM in the tail's format whatever this says.
 fn input_of(record: &SessionRecord) -> InputFormat {
-    let bytes_per_sample = match record.encoding.as_str() {
-        "u8" => 1,
-        "s16le" => 2,
-        "s24le" => 3,
-        _ => return InputFormat::Wav,
+    let Some(bytes_per_sample) = raw_bytes_per_sample(&record.encoding) else {
+        return InputFormat::Wav;
     };
     match (record.sample_rate, record.channels) {
         (Some(sample_rate), Some(channels)) => InputFormat::Raw {
