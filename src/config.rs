@@ -14,8 +14,8 @@ use std::time::Duration;
 use clap::Parser;
 use flacstream_actors::encoder::pool::DEFAULT_QUEUE_PER_THREAD;
 use flacstream_actors::session::{
-    InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_BLOCKS_IN_FLIGHT,
-    DEFAULT_MAX_INPUT_RATE,
+    InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_LISTENER_QUEUE_FRAMES,
+    DEFAULT_MAX_BLOCKS_IN_FLIGHT, DEFAULT_MAX_INPUT_RATE,
 };
 use flacstream_codec::wav::DEFAULT_MAX_HEADER_BYTES;
 
@@ -171,6 +171,10 @@ pub struct Config {
     /// Blocks one stream may have encoding or waiting for its client.
     #[arg(long, env = "FLACSTREAM_MAX_BLOCKS_IN_FLIGHT", default_value_t = DEFAULT_MAX_BLOCKS_IN_FLIGHT)]
     pub max_blocks_in_flight: usize,
+
+    /// FLAC frames a listener may fall behind the stream before it is closed.
+    #[arg(long, env = "FLACSTREAM_LISTENER_QUEUE_FRAMES", default_value_t = DEFAULT_LISTENER_QUEUE_FRAMES)]
+    pub listener_queue_frames: usize,
 
     /// Seconds a client may leave output unread before it is closed.
     #[arg(long, env = "FLACSTREAM_OUTBOUND_STALL_SECONDS", default_value_t = DEFAULT_OUTBOUND_STALL_SECONDS)]
@@ -411,6 +415,8 @@ pub struct Settings {
     pub encoder_queue: usize,
     /// Blocks in flight per stream.
     pub max_blocks_in_flight: usize,
+    /// Frames a listener may fall behind.
+    pub listener_queue_frames: usize,
     /// Slow-reader cut-off.
     pub outbound_stall: Duration,
     /// Drain grace period.
@@ -550,6 +556,7 @@ impl Config {
         )?;
         at_least_one("--max-sessions", self.max_sessions as u64)?;
         at_least_one("--max-blocks-in-flight", self.max_blocks_in_flight as u64)?;
+        at_least_one("--listener-queue-frames", self.listener_queue_frames as u64)?;
         at_least_one("--outbound-stall-seconds", self.outbound_stall_seconds)?;
         at_least_one(
             "--max-connections-per-session",
@@ -640,6 +647,7 @@ impl Config {
                 NonZeroUsize::get,
             ),
             max_blocks_in_flight: self.max_blocks_in_flight,
+            listener_queue_frames: self.listener_queue_frames,
             outbound_stall: Duration::from_secs(self.outbound_stall_seconds),
             drain_grace: Duration::from_secs(self.drain_grace_seconds),
             max_header_bytes: self.max_header_bytes,

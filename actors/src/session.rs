@@ -33,7 +33,9 @@ pub use fanout::{ConnectionId, Role};
 pub use input::{EndOfInput, Ingest};
 pub use input_rate::{InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_INPUT_RATE};
 pub use lifecycle::{DrainStarted, Finalize, IdleTimeout, Shutdown};
-pub use outcome::{outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed};
+pub use outcome::{
+    listener_channel, outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed,
+};
 pub use segment_writer::ObjectSink;
 pub use segments::HandOver;
 pub use settings::{InputFormat, RecordingPolicy, SessionKind, SessionSettings, Takeover};
@@ -68,6 +70,17 @@ use segment_writer::SegmentWriter;
 /// or its file at once. Two keep one block encoding while the previous one is
 /// written; four let a session use more than one encoder thread.
 pub const DEFAULT_MAX_BLOCKS_IN_FLIGHT: usize = 4;
+
+/// Default FLAC frames a listener may fall behind the stream before it is
+/// cut off (`slow_reader`). 64 frames of the default 4096 samples are 5.9 s
+/// of 44.1 kHz audio: a producer's burst (a reconnect sending its backlog,
+/// a short file) reaches a listener faster than real time, and with the
+/// old bound of the producer's blocks in flight (6 events) a listener on a
+/// busy 2-core CI machine was cut off in the middle of a 0.7 s burst. The
+/// frames are shared with the producer's and other listeners' queues, so a
+/// full queue holds at most 64 frames no other connection has taken yet
+/// (about 1 MiB of CD audio at level 5).
+pub const DEFAULT_LISTENER_QUEUE_FRAMES: usize = 64;
 
 /// FLAC frame numbers are 31-bit (exclusive bound).
 const MAX_FRAME_NUMBER: u32 = 1 << 31;

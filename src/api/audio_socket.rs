@@ -23,7 +23,8 @@ use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::{Join, JoinError, LeaveGuard, SessionId};
 use flacstream_actors::session::{
-    outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
+    listener_channel, outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind,
+    Welcome,
 };
 use flacstream_actors::store::LeaseHolder;
 use flacstream_actors::{Session, SessionSettings};
@@ -389,7 +390,10 @@ async fn attach(
     settings: &SessionSettings,
     mut upgrade: Upgrade,
 ) -> Result<(), ApiError> {
-    let (tx, rx) = outbound_channel(settings);
+    let (tx, rx) = match role {
+        Role::Producer => outbound_channel(settings),
+        Role::Listener => listener_channel(state.settings.listener_queue_frames),
+    };
     let conn = next_connection_id();
     let welcome = session
         .send(Connect {

@@ -147,3 +147,52 @@ impl Fanout {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::listener_channel;
+
+    fn listener(fanout: &mut Fanout, id: ConnectionId, frames: usize) -> mpsc::Receiver<Outbound> {
+        let (tx, rx) = listener_channel(frames);
+        fanout.attach(
+            id,
+            Connection {
+                tx,
+                role: Role::Listener,
+                flac: true,
+            },
+        );
+        rx
+    }
+
+    #[test]
+    fn a_listener_may_fall_its_queue_behind_and_is_cut_off_one_frame_later() {
+        let mut fanout = Fanout::default();
+        let mut slow = listener(&mut fanout, 1, 8);
+        let mut fast = listener(&mut fanout, 2, 8);
+        for n in 0..20u8 {
+            fanout.flac(&Bytes::from(vec![n]));
+            // The fast listener reads everything at once.
+            match fast.try_recv() {
+                Ok(Outbound::Flac(b)) => assert_eq!(b[..], [n]),
+                other => panic!("frame {n}: {other:?}"),
+            }
+        }
+        assert_eq!(fanout.len(), 1, "only the fast listener is left");
+        // The slow one got the frames its queue holds (the header slot
+        // counts as one) and then `slow_reader`.
+        let mut got = Vec::new();
+        while let Ok(event) = slow.try_recv() {
+            got.push(event);
+        }
+        assert_eq!(got.len(), 8 + 2);
+        for (n, event) in got[..9].iter().enumerate() {
+            assert!(matches!(event, Outbound::Flac(b) if b[..] == [n as u8]));
+        }
+        assert!(matches!(
+            got[9],
+            Outbound::Failed(StreamError::ListenerTooSlow)
+        ));
+    }
+}

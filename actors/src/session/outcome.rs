@@ -107,9 +107,17 @@ pub struct IngestAck {
     /// Samples per channel synced to the recording file.
     pub samples_durable: u64,
 }
-/// A connection's outbound channel, sized for the in-flight bound.
+/// A producer's outbound channel, sized for the in-flight bound.
 pub fn outbound_channel(
     settings: &SessionSettings,
 ) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
     mpsc::channel(settings.max_blocks_in_flight.max(1) + OUTBOUND_SLACK)
+}
+
+/// A listener's outbound channel: `frames` FLAC frames it may fall behind
+/// before it is cut off with `slow_reader` (`--listener-queue-frames`).
+/// A listener does not throttle the producer, so its queue is sized for
+/// the producer's bursts, not for the blocks in flight.
+pub fn listener_channel(frames: usize) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
+    mpsc::channel(frames.max(1) + OUTBOUND_SLACK)
 }
