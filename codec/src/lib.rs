@@ -5,12 +5,15 @@
 //! - [`wav`]: incremental, bounded RIFF/WAVE header parser ([`wav::WavParser`]).
 //! - [`pcm`]: little-endian PCM bytes → `i32` samples, split anywhere, with the
 //!   running MD5 FLAC's STREAMINFO needs ([`pcm::PcmDecoder`]).
+//! - [`media`]: every other container and codec (MP3, AAC, ALAC, FLAC,
+//!   Vorbis, AIFF, CAF, G.711…) decoded by symphonia into the same PCM bytes.
 //! - [`flac`]: STREAMINFO and the stream header, compression levels, and
 //!   [`flac::FrameEncoder`], which turns one block into one bounded frame.
 //! - `fixture` (feature `fixtures`): WAV builders and test signals for tests
 //!   and benches.
 
 pub mod flac;
+pub mod media;
 pub mod pcm;
 pub mod wav;
 

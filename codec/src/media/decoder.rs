@@ -1,0 +1,367 @@
+//! Probe a source, pick its audio track, decode it packet by packet into
+//! little-endian integer PCM (see [`super::depth`]).
+
+use symphonia::core::audio::GenericAudioBufferRef;
+use symphonia::core::codecs::audio::{AudioDecoder, AudioDecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::probe::Hint;
+use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
+use symphonia::core::io::{MediaSource, MediaSourceStream};
+use symphonia::core::meta::MetadataOptions;
+
+use std::io::SeekFrom;
+
+use super::depth::{self, LOSSY_BYTES_PER_SAMPLE};
+use super::trim::{Mp4Timing, Trim};
+use super::{MediaError, SourceCodec};
+use crate::pcm::PcmLayout;
+
+/// Most channels FLAC holds.
+const MAX_CHANNELS: usize = 8;
+
+/// Highest sample rate FLAC's STREAMINFO and frame headers declare, in Hz.
+const MAX_SAMPLE_RATE: u32 = 655_350;
+
+/// Packets read before the first audio is decoded, at most: a container
+/// whose audio track yields nothing for this long is refused, not read to
+/// the end (other tracks' packets are skipped on the way).
+const MAX_PACKETS_BEFORE_AUDIO: usize = 4096;
+
+/// What a source holds, as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaInfo {
+    /// The audio codec.
+    pub codec: SourceCodec,
+    /// The container's short name (`wav`, `mp4`, `ogg`, `mkv`, …).
+    pub container: &'static str,
+    /// Samples per second, as decoded (never resampled).
+    pub sample_rate: u32,
+    /// Channels and stored width.
+    pub layout: PcmLayout,
+}
+
+impl MediaInfo {
+    /// Whether the stored PCM is exactly the source's samples.
+    pub fn lossless(&self) -> bool {
+        self.codec.lossless()
+    }
+}
+
+/// A source being decoded; see the module docs. Synchronous: every call
+/// may read and decode, so it belongs on a blocking thread.
+pub struct MediaDecoder {
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn AudioDecoder>,
+    track: u32,
+    info: MediaInfo,
+    /// PCM decoded while opening (the first packet's), returned first.
+    pending: Vec<u8>,
+    /// An MP4's declared timing, turned into `trim` once the rate is known.
+    mp4: Option<Mp4Timing>,
+    /// Gapless trimming symphonia does not do itself.
+    trim: Trim,
+    /// One packet's PCM before trimming.
+    decoded: Vec<u8>,
+    ints: Vec<i32>,
+    floats: Vec<f64>,
+}
+
+impl MediaDecoder {
+    /// Recognises the container from the content (no name or type hint),
+    /// picks the default audio track and decodes up to its first audio, so
+    /// the stored format is known and a source that cannot be decoded at all
+    /// is refused before anything is produced.
+    pub fn open(mut source: Box<dyn MediaSource>) -> Result<Self, MediaError> {
+        let mp4 = mp4_timing(&mut source)?;
+        let stream = MediaSourceStream::new(source, Default::default());
+        let format = symphonia::default::get_probe()
+            .probe(
+                &Hint::new(),
+                stream,
+                FormatOptions::default(),
+                MetadataOptions::default(),
+            )
+            .map_err(|e| match e {
+                // Nothing recognised the content; any other refusal comes
+                // from the reader of a recognised container.
+                SymphoniaError::Unsupported(what) if what.starts_with("core (probe)") => {
+                    MediaError::Unrecognized
+                }
+                SymphoniaError::Unsupported(what) => MediaError::UnsupportedCodec(what.to_string()),
+                other => MediaError::from(other),
+            })?;
+        let container = container_name(format.format_info().short_name);
+        let track = format
+            .default_track(TrackType::Audio)
+            .ok_or(MediaError::NoAudioTrack)?;
+        let params = track
+            .codec_params
+            .as_ref()
+            .and_then(|p| p.audio())
+            .ok_or(MediaError::NoAudioTrack)?
+            .clone();
+        let track = track.id;
+        if SourceCodec::is_float_pcm(params.codec) {
+            return Err(MediaError::FloatPcm);
+        }
+        let codec = SourceCodec::from_id(params.codec)
+            .ok_or_else(|| MediaError::UnsupportedCodec(codec_name(&params)))?;
+        let decoder = symphonia::default::get_codecs()
+            .make_audio_decoder(&params, &AudioDecoderOptions::default().gapless(true))
+            .map_err(|e| match e {
+                SymphoniaError::Unsupported(what) => {
+                    MediaError::UnsupportedCodec(format!("{} ({what})", codec.as_str()))
+                }
+                other => MediaError::from(other),
+            })?;
+        let mut this = Self {
+            format,
+            decoder,
+            track,
+            info: MediaInfo {
+                codec,
+                container,
+                sample_rate: 0,
+                layout: PcmLayout {
+                    channels: 1,
+                    bytes_per_sample: 2,
+                },
+            },
+            pending: Vec::new(),
+            mp4,
+            trim: Trim::none(),
+            decoded: Vec::new(),
+            ints: Vec::new(),
+            floats: Vec::new(),
+        };
+        this.first_audio()?;
+        Ok(this)
+    }
+
+    /// What is being decoded, as stored.
+    pub fn info(&self) -> MediaInfo {
+        self.info
+    }
+
+    /// Appends the next decoded PCM to `out` (at least one sample frame
+    /// unless the source is over); `Ok(false)` once it is over.
+    pub fn next_pcm(&mut self, out: &mut Vec<u8>) -> Result<bool, MediaError> {
+        if !self.pending.is_empty() {
+            out.append(&mut self.pending);
+            return Ok(true);
+        }
+        if self.trim.exhausted() {
+            return Ok(false);
+        }
+        loop {
+            let Some(packet) = self.format.next_packet()? else {
+                return Ok(false);
+            };
+            if packet.track_id != self.track {
+                continue;
+            }
+            let buffer = self.decoder.decode(&packet)?;
+            if buffer.frames() == 0 {
+                continue;
+            }
+            let spec = buffer.spec();
+            if spec.rate() != self.info.sample_rate
+                || spec.channels().count() != self.info.layout.channels
+            {
+                return Err(MediaError::FormatChanged);
+            }
+            self.decoded.clear();
+            convert(
+                &buffer,
+                self.info,
+                &mut self.ints,
+                &mut self.floats,
+                &mut self.decoded,
+            )?;
+            let before = out.len();
+            self.trim
+                .apply(&self.decoded, self.info.layout.block_align(), out);
+            if out.len() > before {
+                return Ok(true);
+            }
+            if self.trim.exhausted() {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Decodes up to the first audio, fixing the stored format from it.
+    fn first_audio(&mut self) -> Result<(), MediaError> {
+        for _ in 0..MAX_PACKETS_BEFORE_AUDIO {
+            let Some(packet) = self.format.next_packet()? else {
+                // No audio at all: a track with no packets.
+                return Err(MediaError::NoAudioTrack);
+            };
+            if packet.track_id != self.track {
+                continue;
+            }
+            if self.decoder.decode(&packet)?.frames() == 0 {
+                continue;
+            }
+            // Some decoders (ALAC) learn the bits per sample from the first
+            // packet, so the parameters are read after it.
+            let declared = self
+                .decoder
+                .codec_params()
+                .bits_per_sample
+                .or_else(|| alac_bit_depth(self.decoder.codec_params()));
+            let buffer = self.decoder.last_decoded();
+            let spec = buffer.spec();
+            let channels = spec.channels().count();
+            if channels == 0 {
+                return Err(MediaError::Corrupt("the audio declares no channels".into()));
+            }
+            if channels > MAX_CHANNELS {
+                return Err(MediaError::TooManyChannels(channels));
+            }
+            let rate = spec.rate();
+            if rate == 0 || rate > MAX_SAMPLE_RATE {
+                return Err(MediaError::UnsupportedSampleRate(rate));
+            }
+            let bytes_per_sample = if is_float(&buffer) {
+                if !self.info.codec.lossless() {
+                    LOSSY_BYTES_PER_SAMPLE
+                } else {
+                    return Err(MediaError::FloatPcm);
+                }
+            } else {
+                depth::integer_bytes(declared.unwrap_or_else(|| intrinsic_bits(&buffer)))?
+            };
+            self.info.sample_rate = rate;
+            self.info.layout = PcmLayout {
+                channels,
+                bytes_per_sample,
+            };
+            let info = self.info;
+            let mut decoded = Vec::new();
+            convert(
+                &buffer,
+                info,
+                &mut self.ints,
+                &mut self.floats,
+                &mut decoded,
+            )?;
+            if let Some(timing) = self.mp4 {
+                self.trim = Trim::from_mp4(timing, rate);
+            }
+            let mut pending = Vec::new();
+            self.trim
+                .apply(&decoded, info.layout.block_align(), &mut pending);
+            self.pending = pending;
+            return Ok(());
+        }
+        Err(MediaError::NoAudioTrack)
+    }
+}
+
+/// An MP4's timing (see [`super::trim`]), read from the start of a seekable
+/// source that begins with an `ftyp` box; the source is left at its start.
+fn mp4_timing(source: &mut Box<dyn MediaSource>) -> Result<Option<Mp4Timing>, MediaError> {
+    if !source.is_seekable() {
+        return Ok(None);
+    }
+    let mut head = [0u8; 8];
+    let is_mp4 = source.read_exact(&mut head).is_ok() && &head[4..8] == b"ftyp";
+    let timing = if is_mp4 {
+        source
+            .seek(SeekFrom::Start(0))
+            .map_err(|e| MediaError::Corrupt(e.to_string()))?;
+        Mp4Timing::read(source)
+    } else {
+        None
+    };
+    source
+        .seek(SeekFrom::Start(0))
+        .map_err(|e| MediaError::Corrupt(e.to_string()))?;
+    Ok(timing)
+}
+
+/// Appends one decoded buffer as PCM in `info`'s layout.
+fn convert(
+    buffer: &GenericAudioBufferRef<'_>,
+    info: MediaInfo,
+    ints: &mut Vec<i32>,
+    floats: &mut Vec<f64>,
+    out: &mut Vec<u8>,
+) -> Result<(), MediaError> {
+    let bytes = info.layout.bytes_per_sample;
+    if is_float(buffer) {
+        if info.codec.lossless() {
+            return Err(MediaError::FloatPcm);
+        }
+        floats.clear();
+        buffer.copy_to_vec_interleaved(floats);
+        depth::push_float(floats, bytes, out);
+        Ok(())
+    } else if !info.codec.lossless() {
+        // A lossy decoder handing over integers: keep their value at the
+        // stored width (the widening is exact, the narrowing rounds).
+        floats.clear();
+        buffer.copy_to_vec_interleaved(floats);
+        depth::push_float(floats, bytes, out);
+        Ok(())
+    } else {
+        ints.clear();
+        buffer.copy_to_vec_interleaved(ints);
+        depth::push_integer(ints, bytes, out)
+    }
+}
+
+fn is_float(buffer: &GenericAudioBufferRef<'_>) -> bool {
+    matches!(
+        buffer,
+        GenericAudioBufferRef::F32(_) | GenericAudioBufferRef::F64(_)
+    )
+}
+
+/// The width of the buffer's sample type, when the codec does not say.
+fn intrinsic_bits(buffer: &GenericAudioBufferRef<'_>) -> u32 {
+    match buffer {
+        GenericAudioBufferRef::U8(_) | GenericAudioBufferRef::S8(_) => 8,
+        GenericAudioBufferRef::U16(_) | GenericAudioBufferRef::S16(_) => 16,
+        GenericAudioBufferRef::U24(_) | GenericAudioBufferRef::S24(_) => 24,
+        _ => 32,
+    }
+}
+
+/// ALAC's bit depth, from its configuration ("magic cookie"): symphonia's
+/// ALAC decoder hands out left-justified 32-bit samples and does not set
+/// `bits_per_sample`.
+fn alac_bit_depth(params: &symphonia::core::codecs::audio::AudioCodecParameters) -> Option<u32> {
+    if params.codec != symphonia::core::codecs::audio::well_known::CODEC_ID_ALAC {
+        return None;
+    }
+    let cookie = params.extra_data.as_deref()?;
+    symphonia_common::apple::audio::alac::MagicCookie::read(cookie)
+        .ok()
+        .map(|c| u32::from(c.bit_depth))
+}
+
+/// The API's name for a symphonia format reader.
+fn container_name(short_name: &str) -> &'static str {
+    match short_name {
+        "wave" | "wav" => "wav",
+        "aiff" => "aiff",
+        "caf" => "caf",
+        "isomp4" | "mp4" => "mp4",
+        "ogg" => "ogg",
+        "matroska" | "mkv" | "webm" => "mkv",
+        "flac" => "flac",
+        "mp3" | "mpa" => "mp3",
+        "aac" | "adts" => "adts",
+        _ => "other",
+    }
+}
+
+/// A readable name for a codec this service does not take.
+fn codec_name(params: &symphonia::core::codecs::audio::AudioCodecParameters) -> String {
+    match symphonia::default::get_codecs().get_audio_decoder(params.codec) {
+        Some(d) => d.codec.info.short_name.to_string(),
+        None => format!("an audio codec ({})", params.codec),
+    }
+}
