@@ -114,6 +114,7 @@ async fn stream(
         max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         max_blocks_in_flight: DEFAULT_MAX_BLOCKS_IN_FLIGHT,
         input: InputFormat::Wav,
+        source: flacstream_codec::media::SourceCodec::Pcm,
         max_duration: std::time::Duration::from_secs(3600),
         input_rate: None,
     };

@@ -164,6 +164,11 @@ pub struct Config {
     #[arg(long, env = "FLACSTREAM_ENCODER_THREADS")]
     pub encoder_threads: Option<NonZeroUsize>,
 
+    /// Uploads decoded at once (MP3, AAC, …; not WAV), each on a blocking
+    /// thread of its own (default: one per core).
+    #[arg(long, env = "FLACSTREAM_DECODE_THREADS")]
+    pub decode_threads: Option<NonZeroUsize>,
+
     /// Blocks queued or encoding across the pool (default: 64 per encoder thread).
     #[arg(long, env = "FLACSTREAM_ENCODER_QUEUE")]
     pub encoder_queue: Option<NonZeroUsize>,
@@ -411,6 +416,8 @@ pub struct Settings {
     pub max_sessions: usize,
     /// Encoder threads.
     pub encoder_threads: usize,
+    /// Uploads decoded at once.
+    pub decode_threads: usize,
     /// Encoder queue capacity in blocks.
     pub encoder_queue: usize,
     /// Blocks in flight per stream.
@@ -642,6 +649,7 @@ impl Config {
             connection_timeout: Duration::from_secs(self.connection_timeout_seconds),
             max_sessions: self.max_sessions,
             encoder_threads,
+            decode_threads: self.decode_threads.map_or_else(cores, NonZeroUsize::get),
             encoder_queue: self.encoder_queue.map_or(
                 encoder_threads * DEFAULT_QUEUE_PER_THREAD,
                 NonZeroUsize::get,

@@ -73,6 +73,9 @@ pub enum ApiError {
     /// The request's media type is not one the endpoint takes.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// A decoded upload holds more audio than the longest session.
+    #[error("the audio is longer than the limit of {0} seconds")]
+    AudioTooLong(u64),
     /// A multipart upload has no `file` field.
     #[error("the multipart form has no field named file")]
     MissingFile,
@@ -185,6 +188,7 @@ impl ApiError {
             Self::NoRecording => "no_recording",
             Self::Storage(_) => "storage",
             Self::UploadTooLarge(_) => "upload_too_large",
+            Self::AudioTooLong(_) => "audio_too_long",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::MissingFile => "missing_file",
             Self::Upload(_) => "bad_upload",
@@ -249,7 +253,7 @@ impl ApiError {
             // WebSocket sees it; "try again later" if one ever did.
             Self::RateLimited { .. } => CloseCode::Again,
             Self::Storage(_) => CloseCode::Error,
-            Self::UploadTooLarge(_) => CloseCode::Size,
+            Self::UploadTooLarge(_) | Self::AudioTooLong(_) => CloseCode::Size,
             Self::UnsupportedMediaType(_) => CloseCode::Unsupported,
             Self::MissingFile | Self::Upload(_) => CloseCode::Policy,
             // The session cap is checked only before an upgrade, so a full
@@ -291,7 +295,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::AuthDisabled => StatusCode::NOT_FOUND,
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::UploadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UploadTooLarge(_) | Self::AudioTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MissingFile | Self::Upload(_) => StatusCode::BAD_REQUEST,
             Self::ServerBusy(_)

@@ -128,6 +128,13 @@ pub struct DoneMessage {
     pub channels: usize,
     /// Bits per sample in the FLAC stream.
     pub bits_per_sample: usize,
+    /// What the audio was coded with before it became FLAC: `pcm` (WAV,
+    /// raw PCM, AIFF, CAF), `mulaw`, `alaw`, `flac`, `alac`, `mp3`, `aac`,
+    /// `vorbis`.
+    pub source_codec: &'static str,
+    /// Whether the FLAC holds exactly the source's samples (false for
+    /// lossy sources: it holds their decode).
+    pub lossless: bool,
     /// True when the server ended the stream because it is shutting down.
     pub going_away: bool,
 }
@@ -149,6 +156,8 @@ impl From<&DoneSummary> for DoneMessage {
             sample_rate: s.sample_rate,
             channels: s.channels,
             bits_per_sample: s.bits_per_sample,
+            source_codec: s.source.as_str(),
+            lossless: s.source.lossless(),
             going_away: s.reason == EndReason::GoingAway,
         }
     }

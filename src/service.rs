@@ -133,6 +133,7 @@ impl Service {
             client_connections: client_connections.clone(),
             session_rate: SessionRate::new(settings.new_sessions_per_minute),
             cluster,
+            decoding: Arc::new(tokio::sync::Semaphore::new(settings.decode_threads)),
         });
         let cluster_lease = Arc::clone(&state.cluster.lease);
         let grace = settings.drain_grace;

@@ -47,6 +47,9 @@ pub struct AppState {
     pub session_rate: SessionRate,
     /// Where recordings and leases live, and this replica's part.
     pub cluster: Arc<Cluster>,
+    /// Places for decoding uploads (`--decode-threads`): each decode is
+    /// synchronous and runs on a blocking thread while it holds one.
+    pub decoding: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -171,6 +174,7 @@ impl AppState {
             max_header_bytes: self.settings.max_header_bytes,
             max_blocks_in_flight: self.settings.max_blocks_in_flight,
             input,
+            source: flacstream_codec::media::SourceCodec::Pcm,
             max_duration: self.settings.max_session,
             // Only live sessions are bound; `api::audio_socket::open` sets it.
             input_rate: None,

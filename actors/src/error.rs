@@ -4,6 +4,7 @@
 //! status in exactly one place (`flacstream::error`).
 
 use flacstream_codec::flac::FlacError;
+use flacstream_codec::media::MediaError;
 use flacstream_codec::wav::{WavError, WavErrorKind};
 use thiserror::Error;
 
@@ -32,6 +33,9 @@ pub enum StreamError {
     /// The WAV header was rejected.
     #[error(transparent)]
     Wav(#[from] WavError),
+    /// A source other than WAV could not be decoded.
+    #[error(transparent)]
+    Media(#[from] MediaError),
     /// An encoder panicked on this stream's audio; it was restarted.
     #[error("the encoder failed on this stream's audio; the stream cannot continue")]
     EncoderPanicked,
@@ -94,6 +98,7 @@ impl StreamError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Wav(e) => e.code(),
+            Self::Media(e) => e.code(),
             Self::EncoderPanicked | Self::Encode(_) | Self::PoolUnavailable => "internal",
             Self::IdleTimeout(_) => "idle_timeout",
             Self::SlowReader(_) | Self::ListenerTooSlow => "slow_reader",
@@ -116,6 +121,8 @@ impl StreamError {
                 WavErrorKind::Unsupported => ErrorKind::Unsupported,
                 WavErrorKind::TooLarge => ErrorKind::TooLarge,
             },
+            Self::Media(e) if e.is_malformed() => ErrorKind::Malformed,
+            Self::Media(_) => ErrorKind::Unsupported,
             Self::EncoderPanicked | Self::Encode(_) | Self::PoolUnavailable => ErrorKind::Internal,
             Self::IdleTimeout(_)
             | Self::SlowReader(_)

@@ -33,6 +33,7 @@ impl Harness {
             max_header_bytes: 1 << 20,
             max_blocks_in_flight: 2,
             input: InputFormat::Wav,
+            source: flacstream_codec::media::SourceCodec::Pcm,
             max_duration: std::time::Duration::from_secs(3600),
             input_rate: None,
         };
@@ -175,6 +176,7 @@ async fn a_second_session_under_an_attached_id_is_stopped_and_the_first_kept() {
         max_header_bytes: 1 << 20,
         max_blocks_in_flight: 2,
         input: InputFormat::Wav,
+        source: flacstream_codec::media::SourceCodec::Pcm,
         max_duration: std::time::Duration::from_secs(3600),
         input_rate: None,
     };

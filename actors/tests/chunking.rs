@@ -184,6 +184,7 @@ impl Harness {
             max_header_bytes: 1 << 20,
             max_blocks_in_flight: case.in_flight,
             input: case.input,
+            source: flacstream_codec::media::SourceCodec::Pcm,
             max_duration: Duration::from_secs(3600),
             input_rate: None,
         };

@@ -1,7 +1,10 @@
-//! Test fixtures: WAV files of any header shape and deterministic test audio.
+//! Test fixtures: WAV files of any header shape and deterministic test audio,
+//! and ([`encoded`]) other formats made from them with Debian's encoders.
 //!
 //! Only built with the `fixtures` feature; the tests and benches of every
 //! crate in the workspace use it so that no fixture is written twice.
+
+pub mod encoded;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -137,6 +137,12 @@ pub enum WavError {
 }
 
 impl WavError {
+    /// Whether the file is a WAV of G.711 (A-law or µ-law), which this
+    /// parser refuses but `media` decodes: an upload goes there instead.
+    pub fn is_g711(&self) -> bool {
+        matches!(self, Self::UnsupportedEncoding("A-law" | "µ-law"))
+    }
+
     /// Stable, machine-readable code for clients.
     pub fn code(&self) -> &'static str {
         match self {

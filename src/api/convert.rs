@@ -10,11 +10,12 @@
 //! session like any stream and the frames are sent as they are encoded
 //! (chunked transfer encoding).
 
+mod feed;
 mod spool;
 
 pub use spool::SPOOL_DIR;
 
-use std::path::PathBuf;
+use std::sync::Arc;
 
 use actix::{Actor, Addr};
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
@@ -23,14 +24,13 @@ use bytes::Bytes;
 use flacstream_actors::activity::Activity;
 use flacstream_actors::registry::{Leave, SessionId};
 use flacstream_actors::session::{
-    outbound_channel, Abort, Connect, ConnectionId, Delivered, Disconnect, EndOfInput, EndReason,
-    Ingest, InputFormat, RecordingPolicy, Role, SessionKind, Shutdown,
+    outbound_channel, Abort, Connect, ConnectionId, Delivered, Disconnect, EndReason, InputFormat,
+    RecordingPolicy, Role, SessionKind, Shutdown,
 };
 use flacstream_actors::{Outbound, Registry, Session, SessionSettings, StreamError};
 use flacstream_codec::flac::StreamInfo;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 
 use crate::api::stream::StreamParams;
@@ -40,41 +40,8 @@ use crate::limits::client_connections::ClientSlot;
 use crate::limits::session_rate::Charge;
 use crate::state::AppState;
 use crate::websocket::transport::next_connection_id;
-use spool::{spool, Spool};
-
-/// Bytes of spooled audio per ingest message fed to the session: the same
-/// size a well-behaved WebSocket client sends.
-const FEED_CHUNK_BYTES: usize = 64 * 1024;
-
-/// Feeds a spooled WAV to a session as its producer, then says `end`.
-async fn feed(session: Addr<Session>, conn: ConnectionId, path: PathBuf) {
-    let Ok(mut file) = tokio::fs::File::open(&path).await else {
-        return;
-    };
-    let mut buf = vec![0u8; FEED_CHUNK_BYTES];
-    loop {
-        let n = match file.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) => {
-                session.do_send(Abort {
-                    conn,
-                    error: StreamError::Storage(format!("reading the spooled upload: {e}")),
-                });
-                return;
-            }
-        };
-        let bytes = Bytes::copy_from_slice(&buf[..n]);
-        match session.send(Ingest { conn, bytes }).await {
-            Ok(Ok(_)) => {}
-            _ => return,
-        }
-    }
-    session.do_send(EndOfInput {
-        conn,
-        reason: EndReason::Complete,
-    });
-}
+use feed::feed;
+use spool::{spool, Source, Spool};
 
 /// Starts a session for `spool` (as `requested` if given), connected as a
 /// producer; returns it with the connection id and its event channel.
@@ -145,6 +112,34 @@ impl Drop for Hangup {
     }
 }
 
+/// Response header of `/convert`: the source's codec (`source_codec`).
+pub const SOURCE_CODEC_HEADER: &str = "Flacstream-Source-Codec";
+
+/// Response header of `/convert`: `true` if the FLAC holds exactly the
+/// source's samples, `false` for a lossy source's decode.
+pub const LOSSLESS_HEADER: &str = "Flacstream-Lossless";
+
+/// The settings of the session that encodes `spool`.
+fn spool_settings(
+    state: &AppState,
+    spool: &Spool,
+    level: Option<u8>,
+    block_size: Option<usize>,
+) -> SessionSettings {
+    match spool.source {
+        Source::Wav => state.session_settings(level, block_size, InputFormat::Wav),
+        Source::Media(media) => {
+            let input = InputFormat::Raw {
+                layout: media.layout,
+                sample_rate: media.sample_rate,
+            };
+            let mut settings = state.session_settings(level, block_size, input);
+            settings.source = media.codec;
+            settings
+        }
+    }
+}
+
 /// `POST /convert`: see the module docs.
 pub async fn convert(
     access: Access,
@@ -157,12 +152,26 @@ pub async fn convert(
     // Counted from the first byte of the upload to the last of the FLAC.
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
-    let spool = spool(&req, payload, &state.settings, params.block_size).await?;
-    let settings = state.session_settings(params.level, params.block_size, InputFormat::Wav);
+    let spool = spool(
+        &req,
+        payload,
+        &state.settings,
+        &state.decoding,
+        params.block_size,
+    )
+    .await?;
+    let settings = spool_settings(&state, &spool, params.level, params.block_size);
     let (id, session, conn, events) =
         start_session(&state, None, settings, SessionKind::Stream, true, charge).await?;
     flacstream_actors::metrics::stream_started("/convert");
-    actix_web::rt::spawn(feed(session.clone(), conn, spool.path.clone()));
+    actix_web::rt::spawn(feed(
+        session.clone(),
+        conn,
+        spool.path.clone(),
+        spool.source,
+        Arc::clone(&state.decoding),
+    ));
+    let source = settings.source;
     let header = Bytes::from(spool.info.stream_header());
     let filename = format!("{}.flac", spool.stem);
     let expected = spool.info;
@@ -178,6 +187,11 @@ pub async fn convert(
     let body = flac_body(events, header, expected, hangup, spool);
     Ok(HttpResponse::Ok()
         .content_type("audio/flac")
+        .insert_header((SOURCE_CODEC_HEADER, source.as_str()))
+        .insert_header((
+            LOSSLESS_HEADER,
+            if source.lossless() { "true" } else { "false" },
+        ))
         .insert_header(ContentDisposition {
             disposition: DispositionType::Attachment,
             parameters: vec![DispositionParam::Filename(filename)],
@@ -312,6 +326,10 @@ pub struct Uploaded {
     pub samples: u64,
     /// MD5 of the audio.
     pub md5: String,
+    /// What the upload's audio was coded with (`pcm`, `mp3`, `aac`, …).
+    pub source_codec: &'static str,
+    /// Whether the FLAC holds exactly the upload's samples.
+    pub lossless: bool,
     /// Where to find it.
     pub links: UploadLinks,
 }
@@ -366,8 +384,19 @@ pub async fn upload(
     }
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
-    let spool = spool(&req, payload, &state.settings, probe.block_size).await?;
-    let settings = state.session_settings(probe.level, probe.block_size, InputFormat::Wav);
+    let spool = spool(
+        &req,
+        payload,
+        &state.settings,
+        &state.decoding,
+        probe.block_size,
+    )
+    .await?;
+    let settings = spool_settings(&state, &spool, probe.level, probe.block_size);
+    let encoding = match spool.source {
+        Source::Wav => "wav".to_string(),
+        Source::Media(m) => format!("{}/{}", m.container, m.codec.as_str()),
+    };
     let policy = RecordingPolicy {
         store: state.store.clone(),
         data_dir: state.settings.data_dir.clone(),
@@ -375,7 +404,7 @@ pub async fn upload(
         resume_window: state.settings.session_resume,
         user_id: owner.user_id,
         owner_key: owner.owner_key,
-        encoding: "wav".into(),
+        encoding,
         objects: state.cluster.sink(),
         takeover: None,
     };
@@ -391,7 +420,14 @@ pub async fn upload(
         progress: std::sync::Arc::new(Activity::new()),
         _client: client,
     };
-    actix_web::rt::spawn(feed(session, conn, spool.path.clone()));
+    actix_web::rt::spawn(feed(
+        session,
+        conn,
+        spool.path.clone(),
+        spool.source,
+        Arc::clone(&state.decoding),
+    ));
+    let expected = spool.info;
     loop {
         match events.recv().await {
             Some(Outbound::Flac(_)) | Some(Outbound::Storage { .. }) => {}
@@ -406,11 +442,25 @@ pub async fn upload(
                     )),
                 });
             }
+            Some(Outbound::Done(done))
+                if done.samples != expected.total_samples || done.md5 != expected.md5 =>
+            {
+                log::error!(
+                    "Upload {id} stored {} samples, {} expected: the second decode differs from the check.",
+                    done.samples,
+                    expected.total_samples
+                );
+                return Err(ApiError::Unavailable(
+                    "the upload was not stored exactly as checked".into(),
+                ));
+            }
             Some(Outbound::Done(done)) => {
                 let body = Uploaded {
                     session_id: id.to_string(),
                     samples: done.samples,
                     md5: done.md5.iter().map(|b| format!("{b:02x}")).collect(),
+                    source_codec: done.source.as_str(),
+                    lossless: done.source.lossless(),
                     links: UploadLinks {
                         session: format!("/api/audio/sessions/{id}"),
                         audio: format!("/api/audio/sessions/{id}/audio"),

@@ -19,6 +19,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::Lookup;
 use flacstream_actors::session::Finalize;
 use flacstream_actors::store::{List, Load, Remove, SessionRecord, SessionStatus};
+use flacstream_codec::media::SourceCodec;
 use serde::{Deserialize, Serialize};
 
 use crate::api::session_access::SessionAccess;
@@ -45,8 +46,14 @@ pub struct SessionJson {
     pub status: &'static str,
     /// Owner.
     pub user_id: Option<String>,
-    /// Input encoding: `s16le`, `s24le`, `u8` or `wav`.
+    /// Input encoding: `s16le`, `s24le`, `u8` or `wav`, or for a decoded
+    /// upload `container/codec` (`mp4/aac`, `ogg/vorbis`, `mp3/mp3`).
     pub format: String,
+    /// What the audio was coded with before it became FLAC (`pcm`, `mp3`,
+    /// `aac`, `alac`, `flac`, `vorbis`, `mulaw`, `alaw`).
+    pub source_codec: &'static str,
+    /// Whether the FLAC holds exactly the source's samples.
+    pub lossless: bool,
     /// Samples per second (once known).
     pub sample_rate: Option<u32>,
     /// Channels (once known).
@@ -90,6 +97,8 @@ impl SessionJson {
             status: r.status.as_str(),
             user_id: r.user_id.clone(),
             format: r.encoding.clone(),
+            source_codec: SourceCodec::of_encoding(&r.encoding).as_str(),
+            lossless: SourceCodec::of_encoding(&r.encoding).lossless(),
             sample_rate: r.sample_rate,
             channels: r.channels,
             bits_per_sample: r.bits_per_sample,

@@ -84,8 +84,8 @@ async fn bad_uploads_get_the_websocket_error_codes_as_http_statuses() {
             "garbage",
             "audio/wav",
             b"definitely not a wav".to_vec(),
-            400,
-            "not_wav",
+            415,
+            "unrecognized_format",
         ),
         ("float", "audio/wav", float, 415, "unsupported_format"),
         (

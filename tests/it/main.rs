@@ -7,6 +7,8 @@
 //! - [`chosen_ids`]: sessions whose client chose the id.
 //! - [`convert`]: `POST /convert` and `POST /upload`.
 //! - [`faults`]: what the fault run (loadtest/fault.sh) found.
+//! - [`formats`]: MP3, AAC, ALAC, FLAC, Vorbis, AIFF, CAF and G.711 through
+//!   `/convert` and `/upload`.
 //! - [`limits`]: the abuse limits and slowloris cut-offs.
 //! - [`metrics`]: `GET /metrics` moves by what the clients did.
 //! - [`recovery`]: `kill -9` mid-session, then a restart.
@@ -37,6 +39,7 @@ mod auth;
 mod chosen_ids;
 mod convert;
 mod faults;
+mod formats;
 mod full_disk;
 mod layout;
 mod limits;

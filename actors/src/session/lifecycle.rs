@@ -218,6 +218,7 @@ impl Session {
             sample_rate: stream.format.sample_rate,
             channels: stream.format.layout.channels,
             bits_per_sample: stream.format.layout.bits_per_sample(),
+            source: self.settings.source,
             reason,
         };
         if self.segments.is_some() {

@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use super::SessionSettings;
 use crate::session_id::SessionId;
 use crate::StreamError;
+use flacstream_codec::media::SourceCodec;
 
 /// Outbound slots beyond the frames in flight: the stream header and the
 /// final `done` or `error` event, so neither ever waits for room.
@@ -88,6 +89,8 @@ pub struct DoneSummary {
     pub channels: usize,
     /// Bits per sample as stored in FLAC.
     pub bits_per_sample: usize,
+    /// What the audio was coded with before it reached the session.
+    pub source: SourceCodec,
     /// Why the session ended.
     pub reason: EndReason,
 }

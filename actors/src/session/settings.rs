@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use flacstream_codec::flac::EncoderLevel;
+use flacstream_codec::media::SourceCodec;
 use flacstream_codec::pcm::PcmLayout;
 
 use super::segment_writer::ObjectSink;
@@ -40,6 +41,9 @@ pub struct SessionSettings {
     pub max_blocks_in_flight: usize,
     /// What the input is.
     pub input: InputFormat,
+    /// What the audio was coded with before it became this input (PCM for
+    /// WAV and raw input; the decoded codec for an upload decoded first).
+    pub source: SourceCodec,
     /// Longest the session may run, counted from its start, whatever its
     /// kind; then it ends with what it has (`max_session_length`): a
     /// `/stream` fed slowly enough never to be idle is bounded too.

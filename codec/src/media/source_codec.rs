@@ -43,6 +43,26 @@ impl SourceCodec {
         }
     }
 
+    /// The codec a session's stored `encoding` names: a decoded upload's is
+    /// `container/codec` (`mp4/aac`), G.711 input's `mulaw` or `alaw`, and
+    /// every other (`wav`, `s16le`, `s24le`, `u8`) is PCM.
+    pub fn of_encoding(encoding: &str) -> Self {
+        let codec = encoding.rsplit('/').next().unwrap_or(encoding);
+        [
+            Self::Alaw,
+            Self::Mulaw,
+            Self::Flac,
+            Self::Alac,
+            Self::Mp3,
+            Self::Aac,
+            Self::Vorbis,
+            Self::Opus,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == codec)
+        .unwrap_or(Self::Pcm)
+    }
+
     /// Whether the FLAC holds exactly the source's samples. G.711 counts as
     /// lossless: its expansion is exact and is what the source means.
     pub fn lossless(self) -> bool {

@@ -1,7 +1,14 @@
 //! Reading an upload: spooled to a temporary file (never held in memory,
-//! bounded by `MAX_UPLOAD_BYTES`), its WAV header checked and its samples
-//! counted and hashed on the way, so the final STREAMINFO is known before the
-//! first FLAC byte is sent.
+//! bounded by `MAX_UPLOAD_BYTES`) and checked, so the final STREAMINFO is
+//! known before the first FLAC byte is sent:
+//! - a WAV (recognised by its first four bytes) has its header checked and
+//!   its samples counted and hashed on the way in;
+//! - anything else is decoded once to the end after it has arrived
+//!   (`codec::media`, on a blocking thread holding one of the
+//!   `--decode-threads` places), which recognises it from its content,
+//!   counts and hashes the PCM it decodes to, and refuses what it cannot
+//!   decode before any FLAC is produced. Since the spool is a file, an MP4
+//!   with its `moov` at the end decodes like any other.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -12,6 +19,7 @@ use actix_web::{web, HttpRequest};
 use flacstream_actors::registry::SessionId;
 use flacstream_actors::StreamError;
 use flacstream_codec::flac::{default_block_size, StreamFormat, StreamInfo};
+use flacstream_codec::media::{MediaDecoder, MediaError, MediaInfo};
 use flacstream_codec::pcm::{PcmDecoder, PcmLayout};
 use flacstream_codec::wav::{WavEvent, WavParser};
 use futures_util::{Stream, StreamExt};
@@ -26,14 +34,27 @@ const CHECK_STEP_SAMPLES: usize = 16 * 1024;
 /// Where uploads are spooled, under the data directory; emptied at start.
 pub const SPOOL_DIR: &str = "tmp";
 
-/// Media types `/convert` and `/upload` take as a raw WAV body.
-const WAV_MEDIA_TYPES: [&str; 5] = [
-    "audio/wav",
-    "audio/x-wav",
-    "audio/wave",
-    "audio/vnd.wave",
+/// Media types `/convert` and `/upload` take as a raw body. Only the
+/// family is checked: what the audio is comes from its content.
+const AUDIO_MEDIA_TYPES: [&str; 4] = [
+    "audio/",
+    "video/",
     "application/octet-stream",
+    "application/ogg",
 ];
+
+/// First bytes of the containers the WAV parser reads (RIFX and RF64 for
+/// its own refusal of them).
+const WAV_MAGICS: [&[u8; 4]; 3] = [b"RIFF", b"RIFX", b"RF64"];
+
+/// What an upload turned out to be.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Source {
+    /// A WAV, fed to the session as it is.
+    Wav,
+    /// Anything else, decoded to PCM in this layout on the way to the session.
+    Media(MediaInfo),
+}
 
 /// A spooled upload, removed from disk when dropped.
 pub(super) struct Spool {
@@ -42,6 +63,8 @@ pub(super) struct Spool {
     pub(super) info: StreamInfo,
     /// The original file name's stem, for the download name.
     pub(super) stem: String,
+    /// What it is.
+    pub(super) source: Source,
 }
 
 impl Drop for Spool {
@@ -114,6 +137,51 @@ impl Checker {
 
 fn wav_error(e: flacstream_codec::wav::WavError) -> ApiError {
     ApiError::Stream(e.into())
+}
+
+fn media_error(e: MediaError) -> ApiError {
+    ApiError::Stream(e.into())
+}
+
+/// Decodes a spooled non-WAV upload to its end, as the session will be fed
+/// it, and returns what it holds with its final STREAMINFO. Refuses audio
+/// longer than `max_seconds` (the longest session), so a small file of a
+/// very low bit rate cannot occupy a decoder and an encoder for hours.
+fn check_media(
+    path: &Path,
+    block_size: Option<usize>,
+    max_seconds: u64,
+) -> Result<(StreamInfo, MediaInfo), ApiError> {
+    let file = std::fs::File::open(path).map_err(io_error)?;
+    let mut decoder = MediaDecoder::open(Box::new(file)).map_err(media_error)?;
+    let media = decoder.info();
+    let max_frames = max_seconds.saturating_mul(u64::from(media.sample_rate));
+    let mut pcm = PcmDecoder::new(media.layout);
+    let mut scratch = vec![0; CHECK_STEP_SAMPLES];
+    let mut bytes = Vec::new();
+    while decoder.next_pcm(&mut bytes).map_err(media_error)? {
+        let mut rest = &bytes[..];
+        while !rest.is_empty() {
+            pcm.decode(&mut rest, &mut scratch);
+        }
+        bytes.clear();
+        if pcm.frames_decoded() > max_frames {
+            return Err(ApiError::AudioTooLong(max_seconds));
+        }
+    }
+    let format = StreamFormat {
+        sample_rate: media.sample_rate,
+        layout: media.layout,
+        block_size: block_size.unwrap_or_else(|| default_block_size(media.sample_rate)),
+    };
+    let info = StreamInfo {
+        format,
+        min_frame_bytes: 0,
+        max_frame_bytes: 0,
+        total_samples: pcm.frames_decoded(),
+        md5: pcm.md5_digest(),
+    };
+    Ok((info, media))
 }
 
 /// A spool file operation failed: the server's disk, not the client's upload.
@@ -209,11 +277,13 @@ fn safe_stem(filename: Option<&str>) -> String {
     }
 }
 
-/// Spools the request's WAV (raw body or multipart field `file`).
+/// Spools the request's audio (raw body or multipart field `file`) and
+/// checks it (see the module docs).
 pub(super) async fn spool(
     req: &HttpRequest,
     payload: web::Payload,
     settings: &Settings,
+    decoding: &tokio::sync::Semaphore,
     block_size: Option<usize>,
 ) -> Result<Spool, ApiError> {
     let media = req
@@ -249,12 +319,14 @@ pub(super) async fn spool(
             block_size: 32,
         }),
         stem: "audio".into(),
+        source: Source::Wav,
     };
     let mut writer = SpoolWriter {
         file,
         written: 0,
         limit: settings.max_upload_bytes,
-        checker: Checker::new(settings.max_header_bytes),
+        sniff: Sniff::Pending(Vec::new()),
+        max_header_bytes: settings.max_header_bytes,
     };
     if media.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);
@@ -280,7 +352,7 @@ pub(super) async fn spool(
         if !found {
             return Err(ApiError::MissingFile);
         }
-    } else if WAV_MEDIA_TYPES.iter().any(|t| media.starts_with(t)) {
+    } else if AUDIO_MEDIA_TYPES.iter().any(|t| media.starts_with(t)) {
         let mut payload = payload;
         while let Some(chunk) = clock.next(&mut payload).await? {
             clock.received(chunk.len());
@@ -288,22 +360,64 @@ pub(super) async fn spool(
         }
     } else {
         return Err(ApiError::UnsupportedMediaType(format!(
-            "send the WAV as the raw body (Content-Type audio/wav) or as the multipart/form-data field file, not {media}"
+            "send the audio as the raw body (Content-Type audio/* or application/octet-stream) or as the multipart/form-data field file, not {media}"
         )));
     }
     writer.file.flush().await.map_err(io_error)?;
-    spool.info = writer.checker.finish(block_size)?;
+    drop(writer.file);
+    match writer.sniff {
+        Sniff::Media => {
+            let _place = decoding
+                .acquire()
+                .await
+                .map_err(|_| ApiError::Unavailable("the decoders are shut down".into()))?;
+            let path = spool.path.clone();
+            let max_seconds = settings.max_session.as_secs();
+            let (info, media) = web::block(move || check_media(&path, block_size, max_seconds))
+                .await
+                .map_err(|e| ApiError::Unavailable(format!("the decoder failed: {e}")))??;
+            spool.info = info;
+            spool.source = Source::Media(media);
+        }
+        Sniff::Wav(checker) => spool.info = checker.finish(block_size)?,
+        Sniff::Pending(head) => {
+            // Under four bytes in all: the WAV parser says why that is no WAV.
+            let mut checker = Checker::new(settings.max_header_bytes);
+            checker.feed(&head)?;
+            spool.info = checker.finish(block_size)?;
+        }
+    }
     Ok(spool)
+}
+
+/// What the first bytes said the upload is.
+enum Sniff {
+    /// Fewer than four bytes so far.
+    Pending(Vec<u8>),
+    /// A WAV, checked as it arrives.
+    Wav(Box<Checker>),
+    /// Anything else: checked by decoding once it is all here.
+    Media,
 }
 
 struct SpoolWriter {
     file: tokio::fs::File,
     written: u64,
     limit: u64,
-    checker: Checker,
+    sniff: Sniff,
+    max_header_bytes: u64,
 }
 
 impl SpoolWriter {
+    /// A WAV the parser refused: G.711 goes to the decoder, the rest is
+    /// refused as it was.
+    fn refused_wav(&self, e: ApiError) -> Result<Sniff, ApiError> {
+        match e {
+            ApiError::Stream(StreamError::Wav(w)) if w.is_g711() => Ok(Sniff::Media),
+            other => Err(other),
+        }
+    }
+
     fn count(&mut self, n: usize) -> Result<(), ApiError> {
         self.written += n as u64;
         if self.written > self.limit {
@@ -314,7 +428,29 @@ impl SpoolWriter {
 
     async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
         self.count(chunk.len())?;
-        self.checker.feed(chunk)?;
+        match &mut self.sniff {
+            Sniff::Wav(checker) => {
+                if let Err(e) = checker.feed(chunk) {
+                    self.sniff = self.refused_wav(e)?;
+                }
+            }
+            Sniff::Media => {}
+            Sniff::Pending(head) => {
+                head.extend_from_slice(chunk);
+                if head.len() >= 4 {
+                    let head = std::mem::take(head);
+                    self.sniff = if WAV_MAGICS.iter().any(|m| head.starts_with(*m)) {
+                        let mut checker = Checker::new(self.max_header_bytes);
+                        match checker.feed(&head) {
+                            Ok(()) => Sniff::Wav(Box::new(checker)),
+                            Err(e) => self.refused_wav(e)?,
+                        }
+                    } else {
+                        Sniff::Media
+                    };
+                }
+            }
+        }
         self.file.write_all(chunk).await.map_err(io_error)
     }
 }

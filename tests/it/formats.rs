@@ -1,0 +1,335 @@
+//! Audio other than WAV through `POST /convert` and `POST /upload`: each
+//! container and codec made at test time from generated PCM with Debian's
+//! encoders (`fixture::encoded`; a missing tool prints SKIPPED), the FLAC
+//! decoded by claxon (and `flac -t` where installed). Lossless sources come
+//! back sample for sample; lossy ones as ffmpeg decodes them (the gapless
+//! sample count, and at least 110 dB SNR at 24 bits).
+
+use std::path::Path;
+
+use crate::common::{assert_exact, http, http_json, http_send, multipart, start, HttpAnswer};
+use flacstream_codec::fixture::encoded::{
+    ffmpeg_decode, have, lossy_signal, snr_db, Encoding, Scratch,
+};
+use flacstream_codec::fixture::{test_signal, WavSpec};
+
+/// Least SNR of a lossy source's FLAC against ffmpeg's decode (measured
+/// 124.7–136.3 dB; codec/tests/media.rs).
+const MIN_SNR_DB: f64 = 110.0;
+
+async fn convert(addr: std::net::SocketAddr, path: &Path) -> HttpAnswer {
+    let body = std::fs::read(path).unwrap();
+    http_send(addr, "POST", "/convert", "application/octet-stream", &body).await
+}
+
+/// claxon's decode: bits per sample, channels and the samples.
+fn claxon_decode(flac: &[u8]) -> (u32, u32, Vec<i32>) {
+    let mut reader = claxon::FlacReader::new(flac).expect("claxon reads the FLAC");
+    let info = reader.streaminfo();
+    let samples: Vec<i32> = reader.samples().map(|s| s.expect("decodes")).collect();
+    assert_eq!(
+        info.samples,
+        Some(samples.len() as u64 / u64::from(info.channels)),
+        "STREAMINFO total samples"
+    );
+    (info.bits_per_sample, info.channels, samples)
+}
+
+/// `flac -t` on the FLAC, where libFLAC's tool is installed.
+fn flac_test(flac: &[u8], dir: &Scratch, name: &str) {
+    if !have("flac") {
+        return;
+    }
+    let path = dir.path(&format!("{name}.out.flac"));
+    std::fs::write(&path, flac).unwrap();
+    let out = std::process::Command::new("flac")
+        .args(["-t", "--silent"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: flac -t: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn assert_source(answer: &HttpAnswer, codec: &str, lossless: bool, name: &str) {
+    assert_eq!(
+        answer.status,
+        200,
+        "{name}: {}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    assert_eq!(
+        answer.header("flacstream-source-codec"),
+        Some(codec),
+        "{name}"
+    );
+    let lossless = if lossless { "true" } else { "false" };
+    assert_eq!(
+        answer.header("flacstream-lossless"),
+        Some(lossless),
+        "{name}"
+    );
+}
+
+#[actix_rt::test]
+async fn lossless_sources_convert_to_exactly_their_samples() {
+    let service = start(&[]);
+    let dir = Scratch::new("it-formats-lossless");
+    for (channels, rate, bits) in [(2u16, 44_100u32, 16u16), (1, 96_000, 24)] {
+        let samples = test_signal(40_000, channels, bits, u64::from(bits));
+        let wav = dir.wav(
+            &format!("src-{bits}.wav"),
+            &samples,
+            &WavSpec::pcm(channels, rate, bits),
+        );
+        let block = flacstream_codec::flac::default_block_size(rate);
+        for (encoding, codec) in [
+            (Encoding::Flac, "flac"),
+            (Encoding::OggFlac, "flac"),
+            (Encoding::AlacM4a, "alac"),
+            (Encoding::AlacM4aFaststart, "alac"),
+            (Encoding::Aiff, "pcm"),
+            (Encoding::Caf, "pcm"),
+            (Encoding::MkvFlac, "flac"),
+        ] {
+            let Some(path) = encoding.make(&wav, bits, &dir) else {
+                continue;
+            };
+            let name = format!("{encoding:?} {bits}-bit");
+            let answer = convert(service.addr, &path).await;
+            assert_source(&answer, codec, true, &name);
+            assert_exact(&answer.body, &samples, usize::from(channels), bits, block);
+            flac_test(&answer.body, &dir, &name);
+        }
+    }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn g711_converts_to_its_16_bit_expansion() {
+    let service = start(&[]);
+    let dir = Scratch::new("it-formats-g711");
+    let samples = test_signal(24_000, 1, 16, 11);
+    let wav = dir.wav("src.wav", &samples, &WavSpec::pcm(1, 8_000, 16));
+    for (encoding, codec) in [(Encoding::AlawWav, "alaw"), (Encoding::MulawWav, "mulaw")] {
+        let Some(path) = encoding.make(&wav, 16, &dir) else {
+            return;
+        };
+        let expanded: Vec<i32> = ffmpeg_decode(&path)
+            .iter()
+            .map(|f| (f * 32_768.0).round() as i32)
+            .collect();
+        let answer = convert(service.addr, &path).await;
+        assert_source(&answer, codec, true, codec);
+        assert_exact(&answer.body, &expanded, 1, 16, 4096);
+    }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn lossy_sources_convert_to_their_gapless_decode() {
+    const FRAMES: usize = 100_000;
+    let service = start(&[]);
+    let dir = Scratch::new("it-formats-lossy");
+    let wav = dir.wav(
+        "src.wav",
+        &lossy_signal(FRAMES),
+        &WavSpec::pcm(2, 44_100, 16),
+    );
+    for (encoding, codec) in [
+        (Encoding::Mp3, "mp3"),
+        (Encoding::AacM4a, "aac"),
+        (Encoding::OggVorbis, "vorbis"),
+    ] {
+        let Some(path) = encoding.make(&wav, 16, &dir) else {
+            continue;
+        };
+        let name = format!("{encoding:?}");
+        let answer = convert(service.addr, &path).await;
+        assert_source(&answer, codec, false, &name);
+        let (bits, channels, got) = claxon_decode(&answer.body);
+        assert_eq!((bits, channels), (24, 2), "{name}");
+        assert_eq!(got.len() / 2, FRAMES, "{name}: gapless frame count");
+        let snr = snr_db(&got, 24, &ffmpeg_decode(&path));
+        assert!(snr >= MIN_SNR_DB, "{name}: SNR {snr:.1} dB against ffmpeg");
+        flac_test(&answer.body, &dir, &name);
+    }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn an_uploaded_m4a_is_stored_with_its_codec() {
+    const FRAMES: usize = 60_000;
+    let service = start(&[]);
+    let dir = Scratch::new("it-formats-upload");
+    let wav = dir.wav(
+        "src.wav",
+        &lossy_signal(FRAMES),
+        &WavSpec::pcm(2, 44_100, 16),
+    );
+    let Some(m4a) = Encoding::AacM4a.make(&wav, 16, &dir) else {
+        return;
+    };
+    let (content_type, body) = multipart("file", "phrase.m4a", &std::fs::read(&m4a).unwrap());
+    let answer = http_send(
+        service.addr,
+        "POST",
+        "/upload?user_id=u1",
+        &content_type,
+        &body,
+    )
+    .await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let uploaded = answer.json();
+    assert_eq!(uploaded["source_codec"], "aac");
+    assert_eq!(uploaded["lossless"], false);
+    assert_eq!(uploaded["samples"], FRAMES);
+    let id = uploaded["session_id"].as_str().unwrap().to_string();
+    let (status, session) =
+        http_json(service.addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(session["format"], "mp4/aac");
+    assert_eq!(session["source_codec"], "aac");
+    assert_eq!(session["lossless"], false);
+    assert_eq!(session["bits_per_sample"], 24);
+    let (status, flac) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/audio"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, _, got) = claxon_decode(&flac);
+    assert_eq!(got.len() / 2, FRAMES);
+    let snr = snr_db(&got, 24, &ffmpeg_decode(&m4a));
+    assert!(snr >= MIN_SNR_DB, "SNR {snr:.1} dB against ffmpeg");
+
+    // A FLAC upload is lossless and says so.
+    let samples = test_signal(20_000, 2, 16, 5);
+    let src = dir.wav("exact.wav", &samples, &WavSpec::pcm(2, 44_100, 16));
+    if let Some(flac) = Encoding::Flac.make(&src, 16, &dir) {
+        let body = std::fs::read(&flac).unwrap();
+        let answer = http_send(service.addr, "POST", "/upload", "audio/flac", &body).await;
+        assert_eq!(
+            answer.status,
+            201,
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        assert_eq!(answer.json()["lossless"], true);
+        let id = answer.json()["session_id"].as_str().unwrap().to_string();
+        let (_, stored) = http(
+            service.addr,
+            "GET",
+            &format!("/api/audio/sessions/{id}/audio"),
+        )
+        .await;
+        assert_exact(&stored, &samples, 2, 16, 4096);
+    }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn undecodable_uploads_get_a_code_before_any_flac() {
+    let service = start(&["--max-session-seconds", "1"]);
+    let dir = Scratch::new("it-formats-bad");
+    let mut cases: Vec<(String, Vec<u8>, u16, &str)> = vec![(
+        "garbage".into(),
+        b"definitely not audio, not even close".to_vec(),
+        415,
+        "unrecognized_format",
+    )];
+    if have("ffmpeg") {
+        let wav = dir.wav(
+            "src.wav",
+            &lossy_signal(88_200),
+            &WavSpec::pcm(2, 44_100, 16),
+        );
+        let float = dir.path("float.aiff");
+        let video = dir.path("video.mp4");
+        for (args, out) in [
+            (
+                vec!["-i", wav.to_str().unwrap(), "-c:a", "pcm_f32be"],
+                &float,
+            ),
+            (
+                vec![
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc=duration=1:size=64x64:rate=10",
+                    "-c:v",
+                    "mpeg4",
+                ],
+                &video,
+            ),
+        ] {
+            let status = std::process::Command::new("ffmpeg")
+                .args(["-hide_banner", "-loglevel", "error", "-y"])
+                .args(&args)
+                .arg(out)
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        cases.push((
+            "float".into(),
+            std::fs::read(&float).unwrap(),
+            415,
+            "float_pcm",
+        ));
+        cases.push((
+            "video".into(),
+            std::fs::read(&video).unwrap(),
+            415,
+            "no_audio_track",
+        ));
+        if let Some(flac) = Encoding::Flac.make(&wav, 16, &dir) {
+            let bytes = std::fs::read(&flac).unwrap();
+            cases.push((
+                "truncated".into(),
+                bytes[..bytes.len() / 2].to_vec(),
+                400,
+                "",
+            ));
+            // Two seconds of audio against a one-second session bound.
+            cases.push(("too long".into(), bytes, 413, "audio_too_long"));
+        }
+    }
+    for (name, body, status, code) in cases {
+        let answer = http_send(
+            service.addr,
+            "POST",
+            "/convert",
+            "application/octet-stream",
+            &body,
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            status,
+            "{name}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let json = answer.json();
+        if code.is_empty() {
+            let code = json["code"].as_str().unwrap();
+            assert!(
+                ["truncated_audio", "corrupt_audio"].contains(&code),
+                "{name}: {json}"
+            );
+        } else {
+            assert_eq!(json["code"], code, "{name}: {json}");
+        }
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    service.drain().await;
+}
