@@ -26,7 +26,7 @@ if ! [[ "$seconds" =~ ^[0-9]+$ ]] || [ "$seconds" -lt 1 ]; then
   echo "usage: fuzz/run.sh [seconds-per-target]" >&2
   exit 2
 fi
-read -r -a targets <<<"${FUZZ_TARGETS:-wav_header ingest segment}"
+read -r -a targets <<<"${FUZZ_TARGETS:-wav_header ingest segment media}"
 
 # Largest input per target, in bytes: a header needs a few KiB at most; 16 KiB
 # of audio spans many frames at the small block sizes the inputs choose.
@@ -34,6 +34,7 @@ max_len() {
   case "$1" in
     wav_header) echo 4096 ;;
     segment) echo 1024 ;;
+    media) echo 16384 ;;
     *) echo 16384 ;;
   esac
 }

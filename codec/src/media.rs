@@ -10,12 +10,13 @@
 //! - [`depth`]: which integer width the decoded audio is stored at, and the
 //!   exact (integer sources) or rounded (lossy sources) conversion.
 //! - `trim`: the gapless trimming symphonia leaves to its caller (MP4's
-//!   edit list).
+//!   edit list, read by `mp4_timing`).
 //! - [`MediaError`]: why a file was refused.
 
 mod decoder;
 pub mod depth;
 mod error;
+mod mp4_timing;
 mod source_codec;
 mod trim;
 

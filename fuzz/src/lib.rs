@@ -14,12 +14,15 @@
 //!   parser, decoder, staging ring and frame encoder the way a session does.
 //! - [`segment`]: the `segment` check (a durable segment's header, as a
 //!   replica that takes a session over reads it from object storage).
+//! - [`media`]: the `media` check (any bytes through the decoder of uploads
+//!   that are not WAV: symphonia, the MP4 edit list, the PCM conversion).
 //! - [`alloc`]: a global allocator that records the largest single
 //!   allocation, so a check can prove no declared size is allocated.
 
 pub mod alloc;
 pub mod header;
 pub mod ingest;
+pub mod media;
 pub mod plan;
 pub mod reference;
 pub mod segment;

@@ -71,3 +71,12 @@ fn ingest_corpus_passes_and_seeds_do_what_they_say() {
         "{accepted} accepted, {refused} refused"
     );
 }
+
+#[test]
+fn media_corpus_passes() {
+    flacstream_fuzz::media::quiet_symphonia_panics();
+    for (name, data) in corpus("media") {
+        eprintln!("media/{name}");
+        flacstream_fuzz::media::check(&data);
+    }
+}

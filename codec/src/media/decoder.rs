@@ -12,7 +12,8 @@ use symphonia::core::meta::MetadataOptions;
 use std::io::SeekFrom;
 
 use super::depth::{self, LOSSY_BYTES_PER_SAMPLE};
-use super::trim::{Mp4Timing, Trim};
+use super::mp4_timing::Mp4Timing;
+use super::trim::Trim;
 use super::{MediaError, SourceCodec};
 use crate::pcm::PcmLayout;
 
@@ -21,6 +22,14 @@ const MAX_CHANNELS: usize = 8;
 
 /// Highest sample rate FLAC's STREAMINFO and frame headers declare, in Hz.
 const MAX_SAMPLE_RATE: u32 = 655_350;
+
+/// Most sample frames one packet may declare, before its decoder is made:
+/// decoders allocate their output buffer for the declared packet size
+/// (ALAC's from its "magic cookie", up to 2^32 frames). The longest real
+/// packets are FLAC's 65535-frame blocks; 2^18 frames of 8 channels of
+/// 32-bit samples are 8 MiB. Found by the `media` fuzz target: a 1618-byte
+/// M4A that made symphonia allocate 21 MiB.
+const MAX_FRAMES_PER_PACKET: u64 = 1 << 18;
 
 /// Packets read before the first audio is decoded, at most: a container
 /// whose audio track yields nothing for this long is refused, not read to
@@ -62,6 +71,8 @@ pub struct MediaDecoder {
     trim: Trim,
     /// One packet's PCM before trimming.
     decoded: Vec<u8>,
+    /// Set once the decoder panicked: every later call fails.
+    poisoned: bool,
     ints: Vec<i32>,
     floats: Vec<f64>,
 }
@@ -71,7 +82,11 @@ impl MediaDecoder {
     /// picks the default audio track and decodes up to its first audio, so
     /// the stored format is known and a source that cannot be decoded at all
     /// is refused before anything is produced.
-    pub fn open(mut source: Box<dyn MediaSource>) -> Result<Self, MediaError> {
+    pub fn open(source: Box<dyn MediaSource>) -> Result<Self, MediaError> {
+        contained(|| Self::open_inner(source))
+    }
+
+    fn open_inner(mut source: Box<dyn MediaSource>) -> Result<Self, MediaError> {
         let mp4 = mp4_timing(&mut source)?;
         let stream = MediaSourceStream::new(source, Default::default());
         let format = symphonia::default::get_probe()
@@ -106,6 +121,7 @@ impl MediaDecoder {
         }
         let codec = SourceCodec::from_id(params.codec)
             .ok_or_else(|| MediaError::UnsupportedCodec(codec_name(&params)))?;
+        check_declared_sizes(&params)?;
         let decoder = symphonia::default::get_codecs()
             .make_audio_decoder(&params, &AudioDecoderOptions::default().gapless(true))
             .map_err(|e| match e {
@@ -131,6 +147,7 @@ impl MediaDecoder {
             mp4,
             trim: Trim::none(),
             decoded: Vec::new(),
+            poisoned: false,
             ints: Vec::new(),
             floats: Vec::new(),
         };
@@ -146,6 +163,21 @@ impl MediaDecoder {
     /// Appends the next decoded PCM to `out` (at least one sample frame
     /// unless the source is over); `Ok(false)` once it is over.
     pub fn next_pcm(&mut self, out: &mut Vec<u8>) -> Result<bool, MediaError> {
+        if self.poisoned {
+            return Err(panicked());
+        }
+        let before = out.len();
+        let result = contained(|| self.next_pcm_inner(out));
+        if result.as_ref().is_err_and(|e| *e == panicked()) {
+            // The decoder's state is unknown after a panic: nothing more
+            // from it, and nothing half-converted.
+            self.poisoned = true;
+            out.truncate(before);
+        }
+        result
+    }
+
+    fn next_pcm_inner(&mut self, out: &mut Vec<u8>) -> Result<bool, MediaError> {
         if !self.pending.is_empty() {
             out.append(&mut self.pending);
             return Ok(true);
@@ -259,6 +291,18 @@ impl MediaDecoder {
     }
 }
 
+/// Runs `f`, turning a panic (symphonia's, on input it did not expect)
+/// into [`panicked`]: a hostile file is refused like a corrupt one and
+/// never takes its thread down. The fuzz target `media` finds such inputs.
+fn contained<T>(f: impl FnOnce() -> Result<T, MediaError>) -> Result<T, MediaError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| Err(panicked()))
+}
+
+/// What a panic in the decoder is reported as.
+fn panicked() -> MediaError {
+    MediaError::Corrupt("the decoder could not make sense of this input".into())
+}
+
 /// An MP4's timing (see [`super::trim`]), read from the start of a seekable
 /// source that begins with an `ftyp` box; the source is left at its start.
 fn mp4_timing(source: &mut Box<dyn MediaSource>) -> Result<Option<Mp4Timing>, MediaError> {
@@ -327,6 +371,34 @@ fn intrinsic_bits(buffer: &GenericAudioBufferRef<'_>) -> u32 {
         GenericAudioBufferRef::U24(_) | GenericAudioBufferRef::S24(_) => 24,
         _ => 32,
     }
+}
+
+/// Refuses parameters that would make a decoder allocate more than the
+/// bounds allow before reading a byte of audio.
+fn check_declared_sizes(
+    params: &symphonia::core::codecs::audio::AudioCodecParameters,
+) -> Result<(), MediaError> {
+    if let Some(channels) = params.channels.as_ref().map(|c| c.count()) {
+        if channels > MAX_CHANNELS {
+            return Err(MediaError::TooManyChannels(channels));
+        }
+    }
+    let alac_frames = (params.codec == symphonia::core::codecs::audio::well_known::CODEC_ID_ALAC)
+        .then(|| params.extra_data.as_deref())
+        .flatten()
+        .and_then(|c| symphonia_common::apple::audio::alac::MagicCookie::read(c).ok())
+        .map(|c| u64::from(c.frame_length));
+    for frames in [params.max_frames_per_packet, alac_frames]
+        .into_iter()
+        .flatten()
+    {
+        if frames > MAX_FRAMES_PER_PACKET {
+            return Err(MediaError::Limit(format!(
+                "packets of {frames} sample frames (at most {MAX_FRAMES_PER_PACKET})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// ALAC's bit depth, from its configuration ("magic cookie"): symphonia's

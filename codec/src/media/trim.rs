@@ -4,9 +4,9 @@
 //! Ogg granule positions, FLAC, WAV). Its MP4 reader does not apply the
 //! edit list, so AAC in M4A would start with the encoder's priming samples
 //! (1024 or 2112) and end with padding; [`Trim::from_mp4`] takes the edit
-//! list with `mp4parse` ([`Mp4Timing`]) and the decoder applies it here.
+//! list ([`Mp4Timing`]) and the decoder applies it here.
 
-use std::io::Read;
+use super::mp4_timing::Mp4Timing;
 
 /// Frames to drop from the front, then frames to keep (the rest is dropped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -70,40 +70,6 @@ impl Trim {
     }
 }
 
-/// An MP4 audio track's timing, as its boxes declare it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Mp4Timing {
-    /// The track's timescale (mdhd), ticks per second.
-    timescale: u64,
-    /// The track's media duration (mdhd), in its ticks.
-    duration: u64,
-    /// Where the first edit starts in the media, in its ticks (0 if none).
-    media_time: u64,
-    /// The first edit's duration and the movie's timescale (mvhd).
-    edited: Option<(u64, u64)>,
-}
-
-impl Mp4Timing {
-    /// Reads the first audio track's timing; `None` if the file does not
-    /// parse (then nothing is trimmed) or has no audio track.
-    pub fn read(reader: &mut impl Read) -> Option<Self> {
-        let context = mp4parse::read_mp4(reader).ok()?;
-        let track = context
-            .tracks
-            .iter()
-            .find(|t| t.track_type == mp4parse::TrackType::Audio)?;
-        Some(Self {
-            timescale: track.timescale?.0,
-            duration: track.duration?.0,
-            media_time: track.media_time.map_or(0, |t| t.0),
-            edited: track
-                .edited_duration
-                .zip(context.timescale)
-                .map(|(e, m)| (e.0, m.0)),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,7 +93,8 @@ mod tests {
 
     #[test]
     fn garbage_has_no_timing() {
-        assert_eq!(Mp4Timing::read(&mut &b"not an mp4"[..]), None);
+        let mut garbage = std::io::Cursor::new(b"not an mp4 at all".to_vec());
+        assert_eq!(Mp4Timing::read(&mut garbage), None);
     }
 
     #[test]
