@@ -7,6 +7,7 @@
 //!   lossless (`source_codec`, `lossless` in the API).
 //! - [`MediaDecoder`]: probe, pick the audio track, decode packet by packet
 //!   into PCM bytes; synchronous, so callers keep it off I/O threads.
+//! - `opus`: Opus packets (which symphonia demuxes but does not decode).
 //! - [`depth`]: which integer width the decoded audio is stored at, and the
 //!   exact (integer sources) or rounded (lossy sources) conversion.
 //! - `trim`: the gapless trimming symphonia leaves to its caller (MP4's
@@ -17,6 +18,7 @@ mod decoder;
 pub mod depth;
 mod error;
 mod mp4_timing;
+mod opus;
 mod source_codec;
 mod trim;
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use crate::common::{assert_exact, http, http_json, http_send, multipart, start, HttpAnswer};
 use flacstream_codec::fixture::encoded::{
-    ffmpeg_decode, have, lossy_signal, snr_db, Encoding, Scratch,
+    ffmpeg_decode, have, lossy_signal, opusdec_decode, snr_db, Encoding, Scratch,
 };
 use flacstream_codec::fixture::{test_signal, WavSpec};
 
@@ -155,6 +155,40 @@ async fn lossy_sources_convert_to_their_gapless_decode() {
         assert_eq!(got.len() / 2, FRAMES, "{name}: gapless frame count");
         let snr = snr_db(&got, 24, &ffmpeg_decode(&path));
         assert!(snr >= MIN_SNR_DB, "{name}: SNR {snr:.1} dB against ffmpeg");
+        flac_test(&answer.body, &dir, &name);
+    }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn opus_converts_to_libopus_decode() {
+    const FRAMES: usize = 96_000;
+    let service = start(&[]);
+    let dir = Scratch::new("it-formats-opus");
+    let wav = dir.wav(
+        "src.wav",
+        &lossy_signal(FRAMES),
+        &WavSpec::pcm(2, 48_000, 16),
+    );
+    for encoding in [Encoding::OggOpus, Encoding::WebmOpus] {
+        let Some(path) = encoding.make(&wav, 16, &dir) else {
+            continue;
+        };
+        let Some(reference) = opusdec_decode(&path, &dir) else {
+            return;
+        };
+        let name = format!("{encoding:?}");
+        let answer = convert(service.addr, &path).await;
+        assert_source(&answer, "opus", false, &name);
+        let (bits, channels, got) = claxon_decode(&answer.body);
+        assert_eq!((bits, channels), (24, 2), "{name}");
+        assert_eq!(
+            got.len(),
+            reference.len(),
+            "{name}: frames as libopus gives them"
+        );
+        let snr = snr_db(&got, 24, &reference);
+        assert!(snr >= MIN_SNR_DB, "{name}: SNR {snr:.1} dB against libopus");
         flac_test(&answer.body, &dir, &name);
     }
     service.drain().await;

@@ -8,11 +8,13 @@ use symphonia::core::formats::probe::Hint;
 use symphonia::core::formats::{FormatOptions, FormatReader, TrackType};
 use symphonia::core::io::{MediaSource, MediaSourceStream};
 use symphonia::core::meta::MetadataOptions;
+use symphonia::core::packet::Packet;
 
 use std::io::SeekFrom;
 
 use super::depth::{self, LOSSY_BYTES_PER_SAMPLE};
 use super::mp4_timing::Mp4Timing;
+use super::opus::{OpusStream, OPUS_RATE};
 use super::trim::Trim;
 use super::{MediaError, SourceCodec};
 use crate::pcm::PcmLayout;
@@ -56,11 +58,29 @@ impl MediaInfo {
     }
 }
 
+/// What decodes the track's packets.
+enum PacketDecoder {
+    Symphonia(Box<dyn AudioDecoder>),
+    Opus(Box<OpusStream>),
+}
+
+/// One packet's audio, copied into the decoder's `ints` or `floats`.
+struct PacketAudio {
+    rate: u32,
+    channels: usize,
+    /// In `floats` (else in `ints`, left-justified).
+    float: bool,
+    /// The source's bits per sample, if the codec says.
+    declared_bits: Option<u32>,
+    /// The width of the decoder's sample type.
+    intrinsic_bits: u32,
+}
+
 /// A source being decoded; see the module docs. Synchronous: every call
 /// may read and decode, so it belongs on a blocking thread.
 pub struct MediaDecoder {
     format: Box<dyn FormatReader>,
-    decoder: Box<dyn AudioDecoder>,
+    decoder: PacketDecoder,
     track: u32,
     info: MediaInfo,
     /// PCM decoded while opening (the first packet's), returned first.
@@ -122,14 +142,20 @@ impl MediaDecoder {
         let codec = SourceCodec::from_id(params.codec)
             .ok_or_else(|| MediaError::UnsupportedCodec(codec_name(&params)))?;
         check_declared_sizes(&params)?;
-        let decoder = symphonia::default::get_codecs()
-            .make_audio_decoder(&params, &AudioDecoderOptions::default().gapless(true))
-            .map_err(|e| match e {
-                SymphoniaError::Unsupported(what) => {
-                    MediaError::UnsupportedCodec(format!("{} ({what})", codec.as_str()))
-                }
-                other => MediaError::from(other),
-            })?;
+        let decoder = if codec == SourceCodec::Opus {
+            let opus = OpusStream::new(params.extra_data.as_deref())?;
+            PacketDecoder::Opus(Box::new(opus))
+        } else {
+            let made = symphonia::default::get_codecs()
+                .make_audio_decoder(&params, &AudioDecoderOptions::default().gapless(true))
+                .map_err(|e| match e {
+                    SymphoniaError::Unsupported(what) => {
+                        MediaError::UnsupportedCodec(format!("{} ({what})", codec.as_str()))
+                    }
+                    other => MediaError::from(other),
+                })?;
+            PacketDecoder::Symphonia(made)
+        };
         let mut this = Self {
             format,
             decoder,
@@ -192,22 +218,18 @@ impl MediaDecoder {
             if packet.track_id != self.track {
                 continue;
             }
-            let buffer = self.decoder.decode(&packet)?;
-            if buffer.frames() == 0 {
+            let Some(audio) = self.decode_packet(&packet)? else {
                 continue;
-            }
-            let spec = buffer.spec();
-            if spec.rate() != self.info.sample_rate
-                || spec.channels().count() != self.info.layout.channels
-            {
+            };
+            if audio.rate != self.info.sample_rate || audio.channels != self.info.layout.channels {
                 return Err(MediaError::FormatChanged);
             }
             self.decoded.clear();
             convert(
-                &buffer,
+                &audio,
                 self.info,
-                &mut self.ints,
-                &mut self.floats,
+                &self.ints,
+                &self.floats,
                 &mut self.decoded,
             )?;
             let before = out.len();
@@ -222,6 +244,54 @@ impl MediaDecoder {
         }
     }
 
+    /// Decodes one packet into `ints` or `floats`; `None` if it gave no
+    /// audio (a header, a packet trimmed away whole).
+    fn decode_packet(&mut self, packet: &Packet) -> Result<Option<PacketAudio>, MediaError> {
+        match &mut self.decoder {
+            PacketDecoder::Opus(opus) => {
+                self.floats.clear();
+                if opus.decode(packet, &mut self.floats)? == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(PacketAudio {
+                    rate: OPUS_RATE,
+                    channels: opus.channels(),
+                    float: true,
+                    declared_bits: None,
+                    intrinsic_bits: 32,
+                }))
+            }
+            PacketDecoder::Symphonia(decoder) => {
+                let buffer = decoder.decode(packet)?;
+                if buffer.frames() == 0 {
+                    return Ok(None);
+                }
+                let spec = buffer.spec();
+                let (rate, channels) = (spec.rate(), spec.channels().count());
+                let float = is_float(&buffer);
+                let intrinsic_bits = intrinsic_bits(&buffer);
+                if float {
+                    self.floats.clear();
+                    buffer.copy_to_vec_interleaved(&mut self.floats);
+                } else {
+                    self.ints.clear();
+                    buffer.copy_to_vec_interleaved(&mut self.ints);
+                }
+                // Some decoders (ALAC) learn the bits per sample from the
+                // first packet, so the parameters are read after it.
+                let params = decoder.codec_params();
+                let declared_bits = params.bits_per_sample.or_else(|| alac_bit_depth(params));
+                Ok(Some(PacketAudio {
+                    rate,
+                    channels,
+                    float,
+                    declared_bits,
+                    intrinsic_bits,
+                }))
+            }
+        }
+    }
+
     /// Decodes up to the first audio, fixing the stored format from it.
     fn first_audio(&mut self) -> Result<(), MediaError> {
         for _ in 0..MAX_PACKETS_BEFORE_AUDIO {
@@ -232,37 +302,26 @@ impl MediaDecoder {
             if packet.track_id != self.track {
                 continue;
             }
-            if self.decoder.decode(&packet)?.frames() == 0 {
+            let Some(audio) = self.decode_packet(&packet)? else {
                 continue;
-            }
-            // Some decoders (ALAC) learn the bits per sample from the first
-            // packet, so the parameters are read after it.
-            let declared = self
-                .decoder
-                .codec_params()
-                .bits_per_sample
-                .or_else(|| alac_bit_depth(self.decoder.codec_params()));
-            let buffer = self.decoder.last_decoded();
-            let spec = buffer.spec();
-            let channels = spec.channels().count();
+            };
+            let channels = audio.channels;
             if channels == 0 {
                 return Err(MediaError::Corrupt("the audio declares no channels".into()));
             }
             if channels > MAX_CHANNELS {
                 return Err(MediaError::TooManyChannels(channels));
             }
-            let rate = spec.rate();
+            let rate = audio.rate;
             if rate == 0 || rate > MAX_SAMPLE_RATE {
                 return Err(MediaError::UnsupportedSampleRate(rate));
             }
-            let bytes_per_sample = if is_float(&buffer) {
-                if !self.info.codec.lossless() {
-                    LOSSY_BYTES_PER_SAMPLE
-                } else {
-                    return Err(MediaError::FloatPcm);
-                }
+            let bytes_per_sample = if !self.info.codec.lossless() {
+                LOSSY_BYTES_PER_SAMPLE
+            } else if audio.float {
+                return Err(MediaError::FloatPcm);
             } else {
-                depth::integer_bytes(declared.unwrap_or_else(|| intrinsic_bits(&buffer)))?
+                depth::integer_bytes(audio.declared_bits.unwrap_or(audio.intrinsic_bits))?
             };
             self.info.sample_rate = rate;
             self.info.layout = PcmLayout {
@@ -271,13 +330,7 @@ impl MediaDecoder {
             };
             let info = self.info;
             let mut decoded = Vec::new();
-            convert(
-                &buffer,
-                info,
-                &mut self.ints,
-                &mut self.floats,
-                &mut decoded,
-            )?;
+            convert(&audio, info, &self.ints, &self.floats, &mut decoded)?;
             if let Some(timing) = self.mp4 {
                 self.trim = Trim::from_mp4(timing, rate);
             }
@@ -325,34 +378,32 @@ fn mp4_timing(source: &mut Box<dyn MediaSource>) -> Result<Option<Mp4Timing>, Me
     Ok(timing)
 }
 
-/// Appends one decoded buffer as PCM in `info`'s layout.
+/// Appends one packet's audio as PCM in `info`'s layout.
 fn convert(
-    buffer: &GenericAudioBufferRef<'_>,
+    audio: &PacketAudio,
     info: MediaInfo,
-    ints: &mut Vec<i32>,
-    floats: &mut Vec<f64>,
+    ints: &[i32],
+    floats: &[f64],
     out: &mut Vec<u8>,
 ) -> Result<(), MediaError> {
     let bytes = info.layout.bytes_per_sample;
-    if is_float(buffer) {
-        if info.codec.lossless() {
-            return Err(MediaError::FloatPcm);
+    match (audio.float, info.codec.lossless()) {
+        (true, true) => Err(MediaError::FloatPcm),
+        (true, false) => {
+            depth::push_float(floats, bytes, out);
+            Ok(())
         }
-        floats.clear();
-        buffer.copy_to_vec_interleaved(floats);
-        depth::push_float(floats, bytes, out);
-        Ok(())
-    } else if !info.codec.lossless() {
-        // A lossy decoder handing over integers: keep their value at the
-        // stored width (the widening is exact, the narrowing rounds).
-        floats.clear();
-        buffer.copy_to_vec_interleaved(floats);
-        depth::push_float(floats, bytes, out);
-        Ok(())
-    } else {
-        ints.clear();
-        buffer.copy_to_vec_interleaved(ints);
-        depth::push_integer(ints, bytes, out)
+        (false, true) => depth::push_integer(ints, bytes, out),
+        (false, false) => {
+            // A lossy decoder handing over integers: keep their value at
+            // the stored width (widening is exact, narrowing rounds).
+            let scaled: Vec<f64> = ints
+                .iter()
+                .map(|s| f64::from(*s) / 2_147_483_648.0)
+                .collect();
+            depth::push_float(&scaled, bytes, out);
+            Ok(())
+        }
     }
 }
 
@@ -384,7 +435,7 @@ fn check_declared_sizes(
         }
     }
     let alac_frames = (params.codec == symphonia::core::codecs::audio::well_known::CODEC_ID_ALAC)
-        .then(|| params.extra_data.as_deref())
+        .then_some(params.extra_data.as_deref())
         .flatten()
         .and_then(|c| symphonia_common::apple::audio::alac::MagicCookie::read(c).ok())
         .map(|c| u64::from(c.frame_length));
