@@ -8,8 +8,10 @@
 //! - [`audio_socket`]: `/api/ws/audio`, recorded sessions over WebSocket:
 //!   open, resume, listen.
 //! - [`sessions`]: the sessions HTTP API (get, list, close, audio, delete).
-//! - [`convert`]: `POST /convert` (WAV in, FLAC streamed back) and
-//!   `POST /upload` (WAV in, stored as a recorded session).
+//! - [`convert`]: `POST /convert` (any audio in, FLAC streamed back) and
+//!   `POST /upload` (any audio in, stored as a recorded session).
+//! - [`originals`]: the uploaded bytes kept beside the FLAC, and
+//!   `GET /api/audio/sessions/{id}/original`.
 //! - [`tokens`]: `POST /api/tokens`, short-lived tokens for browsers.
 //! - [`admin`]: `POST /admin/drain` and `GET /admin/drain`, loopback only.
 //! - [`health`]: `/healthz` and `/readyz`.
@@ -27,6 +29,7 @@ pub mod audio_socket;
 pub mod convert;
 pub mod health;
 pub mod metrics;
+pub mod originals;
 pub mod page;
 pub mod relay;
 pub mod session_access;

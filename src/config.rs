@@ -249,6 +249,11 @@ pub struct Config {
     #[arg(long, env = "FLACSTREAM_MIN_UPLOAD_BYTES_PER_SECOND", default_value_t = DEFAULT_MIN_UPLOAD_BYTES_PER_SECOND)]
     pub min_upload_bytes_per_second: u64,
 
+    /// Keep each upload's bytes beside its FLAC (`GET
+    /// /api/audio/sessions/{id}/original`); `false` stores only the FLAC.
+    #[arg(long, env = "FLACSTREAM_KEEP_ORIGINALS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub keep_originals: bool,
+
     /// Require an API key or token on every endpoint but health, metrics
     /// and the page (needs at least one key). Off by default.
     #[arg(
@@ -440,6 +445,8 @@ pub struct Settings {
     pub max_session: Duration,
     /// Upload bound in bytes.
     pub max_upload_bytes: u64,
+    /// Whether uploads' bytes are kept.
+    pub keep_originals: bool,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: TrustedProxies,
     /// Long-lived connections per client address (inclusive).
@@ -664,6 +671,7 @@ impl Config {
             session_resume: Duration::from_secs(self.session_resume_seconds),
             max_session: Duration::from_secs(self.max_session_seconds),
             max_upload_bytes: self.max_upload_bytes,
+            keep_originals: self.keep_originals,
             trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             max_connections_per_ip: self.max_connections_per_ip,
             new_sessions_per_minute: self.new_sessions_per_minute,

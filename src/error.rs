@@ -64,6 +64,10 @@ pub enum ApiError {
     /// The session was not recorded.
     #[error("this session was not recorded (record=false)")]
     NoRecording,
+    /// The session has no kept original (it was not uploaded, or
+    /// `--keep-originals` was off).
+    #[error("this session has no original: it was not uploaded, or originals are not kept")]
+    NoOriginal,
     /// Storage failed.
     #[error(transparent)]
     Storage(#[from] StoreError),
@@ -186,6 +190,7 @@ impl ApiError {
             Self::SessionExists(_) => "session_exists",
             Self::TooManyConnections(_) => "too_many_connections",
             Self::NoRecording => "no_recording",
+            Self::NoOriginal => "no_original",
             Self::Storage(_) => "storage",
             Self::UploadTooLarge(_) => "upload_too_large",
             Self::AudioTooLong(_) => "audio_too_long",
@@ -242,6 +247,7 @@ impl ApiError {
             | Self::SessionExists(_)
             | Self::TooManyConnections(_)
             | Self::NoRecording
+            | Self::NoOriginal
             | Self::NotLoopback
             | Self::Unauthorized(_)
             | Self::Forbidden(_)
@@ -281,7 +287,7 @@ impl ResponseError for ApiError {
             },
             Self::BadParameter(_) | Self::NotWebSocket => StatusCode::BAD_REQUEST,
             Self::UnsupportedParameter(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::SessionNotFound | Self::NoRecording => StatusCode::NOT_FOUND,
+            Self::SessionNotFound | Self::NoRecording | Self::NoOriginal => StatusCode::NOT_FOUND,
             Self::SessionClosed | Self::SessionLive | Self::SessionExists(_) => {
                 StatusCode::CONFLICT
             }

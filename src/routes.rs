@@ -3,7 +3,9 @@
 
 use actix_web::web;
 
-use crate::api::{admin, audio_socket, convert, health, metrics, page, sessions, stream, tokens};
+use crate::api::{
+    admin, audio_socket, convert, health, metrics, originals, page, sessions, stream, tokens,
+};
 
 /// Adds every route of the service to an app (`App::configure`). The app
 /// must carry as app data the shared state ([`crate::state::AppState`]),
@@ -42,5 +44,9 @@ pub fn configure(app: &mut web::ServiceConfig) {
         .route(
             "/api/audio/sessions/{id}/audio",
             web::get().to(sessions::audio),
+        )
+        .route(
+            "/api/audio/sessions/{id}/original",
+            web::get().to(originals::original),
         );
 }

@@ -358,6 +358,14 @@ impl ObjectRecordings {
         self.delete_segments(id).await
     }
 
+    /// Deletes the object `key`, if it exists.
+    pub async fn delete_object(&self, key: &str) -> Result<(), ObjectError> {
+        match self.store.delete(&self.path(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Uploads a finished FLAC file as the recording `key` (a migration from
     /// files); answers its length. Read and sent in parts, never whole.
     pub async fn put_file(&self, key: &str, path: &std::path::Path) -> Result<u64, ObjectError> {

@@ -341,6 +341,9 @@ pub struct UploadLinks {
     pub session: String,
     /// Its FLAC.
     pub audio: String,
+    /// The uploaded bytes, if kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub original: Option<String>,
 }
 
 /// `POST /upload`: converts and stores the upload as a recorded session.
@@ -455,6 +458,9 @@ pub async fn upload(
                 ));
             }
             Some(Outbound::Done(done)) => {
+                if state.settings.keep_originals {
+                    crate::api::originals::keep(&state, id, &spool.path).await?;
+                }
                 let body = Uploaded {
                     session_id: id.to_string(),
                     samples: done.samples,
@@ -464,6 +470,10 @@ pub async fn upload(
                     links: UploadLinks {
                         session: format!("/api/audio/sessions/{id}"),
                         audio: format!("/api/audio/sessions/{id}/audio"),
+                        original: state
+                            .settings
+                            .keep_originals
+                            .then(|| format!("/api/audio/sessions/{id}/original")),
                     },
                 };
                 return Ok(HttpResponse::Created()

@@ -310,6 +310,7 @@ pub async fn delete(
     if record.status == SessionStatus::Live {
         return Err(ApiError::SessionLive);
     }
+    crate::api::originals::forget(&state, id).await?;
     if let Some(objects) = state.cluster.objects.as_ref() {
         objects.delete(id, record.file.as_deref()).await?;
         state.store.send(Remove { id, file: None }).await??;

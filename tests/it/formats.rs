@@ -246,6 +246,39 @@ async fn an_uploaded_m4a_is_stored_with_its_codec() {
     let snr = snr_db(&got, 24, &ffmpeg_decode(&m4a));
     assert!(snr >= MIN_SNR_DB, "SNR {snr:.1} dB against ffmpeg");
 
+    // The original comes back byte for byte, named and typed as an M4A,
+    // and goes with the session.
+    assert_eq!(
+        uploaded["links"]["original"],
+        format!("/api/audio/sessions/{id}/original")
+    );
+    let original = http_send(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/original"),
+        "text/plain",
+        b"",
+    )
+    .await;
+    assert_eq!(original.status, 200);
+    assert_eq!(original.header("content-type"), Some("audio/mp4"));
+    assert!(original
+        .header("content-disposition")
+        .is_some_and(|d| d.contains(&format!("{id}.m4a"))));
+    assert!(
+        original.body == std::fs::read(&m4a).unwrap(),
+        "the original's bytes"
+    );
+    let (status, _) = http(service.addr, "DELETE", &format!("/api/audio/sessions/{id}")).await;
+    assert_eq!(status, 204);
+    let (status, _) = http(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/original"),
+    )
+    .await;
+    assert_eq!(status, 404);
+
     // A FLAC upload is lossless and says so.
     let samples = test_signal(20_000, 2, 16, 5);
     let src = dir.wav("exact.wav", &samples, &WavSpec::pcm(2, 44_100, 16));
@@ -267,7 +300,36 @@ async fn an_uploaded_m4a_is_stored_with_its_codec() {
         )
         .await;
         assert_exact(&stored, &samples, 2, 16, 4096);
+        let (status, original) = http(
+            service.addr,
+            "GET",
+            &format!("/api/audio/sessions/{id}/original"),
+        )
+        .await;
+        assert_eq!((status, original == body), (200, true));
     }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn originals_are_not_kept_when_turned_off() {
+    let service = start(&["--keep-originals", "false"]);
+    let samples = test_signal(8_000, 1, 16, 2);
+    let wav = flacstream_codec::fixture::wav_bytes(
+        &WavSpec::pcm(1, 16_000, 16),
+        &flacstream_codec::fixture::pcm_bytes(&samples, 16),
+    );
+    let answer = http_send(service.addr, "POST", "/upload", "audio/wav", &wav).await;
+    assert_eq!(answer.status, 201);
+    assert!(answer.json()["links"].get("original").is_none());
+    let id = answer.json()["session_id"].as_str().unwrap().to_string();
+    let (status, body) = http_json(
+        service.addr,
+        "GET",
+        &format!("/api/audio/sessions/{id}/original"),
+    )
+    .await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("no_original")));
     service.drain().await;
 }
 
