@@ -4,6 +4,7 @@
 use base64::Engine;
 use flacstream_actors::registry::SessionId;
 use flacstream_actors::session::{DoneSummary, EndReason, IngestAck};
+use flacstream_codec::g711::Law;
 use serde::{Deserialize, Serialize};
 
 /// A text message from the client.
@@ -91,6 +92,15 @@ pub fn raw_bytes_per_sample(format: &str) -> Option<usize> {
         "u8" => Some(1),
         "s16le" => Some(2),
         "s24le" => Some(3),
+        _ => None,
+    }
+}
+
+/// The G.711 law of a `format` (`alaw`, `mulaw`); `None` for anything else.
+pub fn g711_law(format: &str) -> Option<Law> {
+    match format {
+        "alaw" => Some(Law::Alaw),
+        "mulaw" => Some(Law::Mulaw),
         _ => None,
     }
 }

@@ -178,11 +178,14 @@ impl Session {
         let mut settings = settings;
         if let Some(last) = takeover.as_ref().and_then(|t| t.tail.last.as_ref()) {
             // The durable stream fixes the format: the producer resumes with
-            // the same PCM (a WAV session's header is behind it).
-            settings.input = InputFormat::Raw {
-                layout: last.format.layout,
-                sample_rate: last.format.sample_rate,
-            };
+            // the same PCM (a WAV session's header is behind it); G.711
+            // stays G.711 on the wire.
+            if !matches!(settings.input, InputFormat::G711 { .. }) {
+                settings.input = InputFormat::Raw {
+                    layout: last.format.layout,
+                    sample_rate: last.format.sample_rate,
+                };
+            }
             settings.block_size = Some(last.format.block_size);
         }
         Self {
@@ -543,11 +546,7 @@ impl Actor for Session {
             session: ctx.address(),
             activity: Arc::clone(&self.activity),
         });
-        if let InputFormat::Raw {
-            layout,
-            sample_rate,
-        } = self.settings.input
-        {
+        if let Some((sample_rate, layout)) = self.settings.input.headerless() {
             self.start_stream(sample_rate, layout, ctx);
         }
         ctx.run_later(self.settings.max_duration, |act, ctx| {

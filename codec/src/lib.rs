@@ -7,12 +7,14 @@
 //!   running MD5 FLAC's STREAMINFO needs ([`pcm::PcmDecoder`]).
 //! - [`media`]: every other container and codec (MP3, AAC, ALAC, FLAC,
 //!   Vorbis, AIFF, CAF, G.711…) decoded by symphonia into the same PCM bytes.
+//! - [`g711`]: A-law and μ-law bytes expanded to 16-bit linear PCM.
 //! - [`flac`]: STREAMINFO and the stream header, compression levels, and
 //!   [`flac::FrameEncoder`], which turns one block into one bounded frame.
 //! - `fixture` (feature `fixtures`): WAV builders and test signals for tests
 //!   and benches.
 
 pub mod flac;
+pub mod g711;
 pub mod media;
 pub mod pcm;
 pub mod wav;

@@ -15,7 +15,8 @@ use std::path::Path;
 use flacstream_codec::fixture::encoded::{
     ffmpeg_decode, have, lossy_signal, opusdec_decode, snr_db, Encoding, Scratch,
 };
-use flacstream_codec::fixture::{test_signal, WavSpec};
+use flacstream_codec::fixture::{fmt_body, test_signal, wav_with_fmt, WavSpec};
+use flacstream_codec::g711::Law;
 use flacstream_codec::media::{MediaDecoder, MediaError, MediaInfo, SourceCodec};
 
 /// Decodes a file to the end: what it is and its samples (signed, at the
@@ -108,6 +109,28 @@ fn g711_expands_as_ffmpeg_does() {
             .map(|f| (f * 32_768.0).round() as i32)
             .collect();
         assert_eq!(got, reference, "{encoding:?}");
+    }
+}
+
+#[test]
+fn every_g711_code_expands_as_ffmpeg_expands_it() {
+    if !have("ffmpeg") {
+        return;
+    }
+    let dir = Scratch::new("media-g711-codes");
+    for (tag, law) in [(6u8, Law::Alaw), (7, Law::Mulaw)] {
+        let spec = WavSpec::pcm(1, 8_000, 8);
+        let mut fmt = fmt_body(&spec);
+        fmt[0] = tag;
+        let codes: Vec<u8> = (0..=255).collect();
+        let path = dir.path(&format!("codes-{tag}.wav"));
+        std::fs::write(&path, wav_with_fmt(&spec, &fmt, &codes)).unwrap();
+        let reference: Vec<i16> = ffmpeg_decode(&path)
+            .iter()
+            .map(|f| (f * 32_768.0).round() as i16)
+            .collect();
+        let ours: Vec<i16> = codes.iter().map(|c| law.expand_one(*c)).collect();
+        assert_eq!(ours, reference, "{law:?}");
     }
 }
 

@@ -29,6 +29,7 @@ use flacstream_actors::session::{
 use flacstream_actors::store::LeaseHolder;
 use flacstream_actors::{Session, SessionSettings};
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
+use flacstream_codec::media::SourceCodec;
 use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,7 @@ use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
 use crate::ids::{parse_chosen_id, MAX_USER_ID_BYTES};
 use crate::limits::client_connections::ClientSlot;
-use crate::protocol::raw_bytes_per_sample;
+use crate::protocol::{g711_law, raw_bytes_per_sample};
 use crate::state::AppState;
 use crate::websocket::transport::{next_connection_id, Dialect, Link, Upgrade};
 
@@ -119,9 +120,11 @@ impl NewSessionParams {
             .format
             .clone()
             .ok_or_else(|| ApiError::BadParameter("format is required".into()))?;
+        let law = g711_law(&encoding);
         let bytes_per_sample = match (encoding.as_str(), raw_bytes_per_sample(&encoding)) {
             ("wav", _) => return Ok((InputFormat::Wav, encoding)),
             (_, Some(bytes)) => bytes,
+            _ if law.is_some() => 1,
             ("s32le", None) => {
                 return Err(ApiError::UnsupportedParameter(
                     "32-bit PCM cannot be encoded: the FLAC encoder (flacenc) stops at 24 bits"
@@ -130,7 +133,7 @@ impl NewSessionParams {
             }
             (other, None) => {
                 return Err(ApiError::BadParameter(format!(
-                    "format must be s16le, s24le, s32le, u8 or wav, got {other}"
+                    "format must be s16le, s24le, s32le, u8, mulaw, alaw or wav, got {other}"
                 )))
             }
         };
@@ -149,6 +152,14 @@ impl NewSessionParams {
             return Err(ApiError::BadParameter(format!(
                 "channels must be 1 to 8, got {channels}"
             )));
+        }
+        if let Some(law) = law {
+            let input = InputFormat::G711 {
+                law,
+                channels: usize::from(channels),
+                sample_rate,
+            };
+            return Ok((input, encoding));
         }
         let layout = PcmLayout {
             channels: usize::from(channels),
@@ -257,6 +268,7 @@ pub async fn open(
     let (id, guard) = state.admit(owner.id, charge).await?;
     state.claim_new_lease(id).await?;
     let mut settings = state.session_settings(params.level, params.block_size, input);
+    settings.source = SourceCodec::of_encoding(&encoding);
     // A live source: its producers may not outrun real time.
     settings.input_rate = Some(state.settings.input_rate);
     let policy = RecordingPolicy {

@@ -28,7 +28,7 @@ use flacstream_codec::pcm::PcmLayout;
 
 use crate::cluster::orphan_sweep::finalize_orphan;
 use crate::error::ApiError;
-use crate::protocol::raw_bytes_per_sample;
+use crate::protocol::{g711_law, raw_bytes_per_sample};
 use crate::state::AppState;
 
 /// Time past the lease a takeover waits for the owner to let go, in
@@ -128,6 +128,7 @@ pub async fn take_over(
         input,
     );
     settings.input_rate = Some(state.settings.input_rate);
+    settings.source = flacstream_codec::media::SourceCodec::of_encoding(&record.encoding);
     let policy = RecordingPolicy {
         store: state.store.clone(),
         data_dir: state.settings.data_dir.clone(),
@@ -197,6 +198,17 @@ async fn claim(state: &AppState, id: SessionId) -> Result<(), ApiError> {
 /// still expects its header); with a durable tail the session takes raw
 /// PCM in the tail's format whatever this says.
 fn input_of(record: &SessionRecord) -> InputFormat {
+    if let (Some(law), Some(sample_rate), Some(channels)) = (
+        g711_law(&record.encoding),
+        record.sample_rate,
+        record.channels,
+    ) {
+        return InputFormat::G711 {
+            law,
+            channels: usize::from(channels),
+            sample_rate,
+        };
+    }
     let Some(bytes_per_sample) = raw_bytes_per_sample(&record.encoding) else {
         return InputFormat::Wav;
     };

@@ -429,3 +429,47 @@ async fn undecodable_uploads_get_a_code_before_any_flac() {
     }
     service.drain().await;
 }
+
+#[actix_rt::test]
+async fn g711_sessions_record_their_expansion_under_any_split() {
+    use flacstream_codec::fixture::random_splits;
+    use flacstream_codec::g711::Law;
+    use tokio_tungstenite::tungstenite::Message;
+    let service = start(&[]);
+    // Every code, several times over, in a pseudo-random order.
+    let codes: Vec<u8> = (0..40_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    for (format, law, channels) in [("mulaw", Law::Mulaw, 1usize), ("alaw", Law::Alaw, 2)] {
+        let path = format!(
+            "/api/ws/audio?format={format}&sample_rate=8000&channels={channels}&acks=false&output=flac"
+        );
+        let mut messages: Vec<Message> = random_splits(&codes, 997, 7)
+            .into_iter()
+            .map(|p| Message::binary(p.to_vec()))
+            .collect();
+        messages.push(Message::text(
+            r#"{"type":"control","action":"close_session"}"#,
+        ));
+        let out = crate::common::exchange_at(service.addr, &path, messages, None).await;
+        let done = out.last_text();
+        assert_eq!(done["type"], "done", "{done}");
+        assert_eq!(done["source_codec"], format);
+        assert_eq!(done["lossless"], true);
+        assert_eq!(done["bits_per_sample"], 16);
+        let expanded: Vec<i32> = codes
+            .iter()
+            .map(|c| i32::from(law.expand_one(*c)))
+            .collect();
+        assert_exact(&out.patched_flac(), &expanded, channels, 16, 4096);
+        let id = done["session_id"].as_str().unwrap();
+        let (status, session) =
+            http_json(service.addr, "GET", &format!("/api/audio/sessions/{id}")).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            (session["format"].as_str(), session["lossless"].as_bool()),
+            (Some(format), Some(true))
+        );
+    }
+    service.drain().await;
+}

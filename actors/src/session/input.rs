@@ -104,12 +104,26 @@ impl Session {
                     return Ok(progressed);
                 }
             }
-            if let InputFormat::Raw { .. } = self.settings.input {
-                if self.input.is_empty() {
-                    return Ok(progressed);
+            match self.settings.input {
+                InputFormat::Wav => {}
+                InputFormat::Raw { .. } => {
+                    if self.input.is_empty() {
+                        return Ok(progressed);
+                    }
+                    self.audio = std::mem::take(&mut self.input);
+                    continue;
                 }
-                self.audio = std::mem::take(&mut self.input);
-                continue;
+                InputFormat::G711 { law, .. } => {
+                    if self.input.is_empty() {
+                        return Ok(progressed);
+                    }
+                    // One byte a sample: any split of the input expands alike.
+                    let mut linear = Vec::with_capacity(self.input.len() * 2);
+                    law.expand(&self.input, &mut linear);
+                    self.input.clear();
+                    self.audio = Bytes::from(linear);
+                    continue;
+                }
             }
             if self.ending.is_some() && self.parser.is_done() {
                 self.input.clear();

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use actix::Addr;
 use flacstream_codec::flac::EncoderLevel;
+use flacstream_codec::g711::Law;
 use flacstream_codec::media::SourceCodec;
 use flacstream_codec::pcm::PcmLayout;
 
@@ -26,6 +27,41 @@ pub enum InputFormat {
         /// Samples per second.
         sample_rate: u32,
     },
+    /// Headerless G.711, one byte per sample, stored as its 16-bit
+    /// linear expansion.
+    G711 {
+        /// A-law or μ-law.
+        law: Law,
+        /// Channels, interleaved.
+        channels: usize,
+        /// Samples per second.
+        sample_rate: u32,
+    },
+}
+
+impl InputFormat {
+    /// The rate and PCM layout a headerless input starts its stream with
+    /// (G.711 as its 16-bit expansion); `None` for WAV, which has to say.
+    pub fn headerless(&self) -> Option<(u32, PcmLayout)> {
+        match *self {
+            Self::Wav => None,
+            Self::Raw {
+                layout,
+                sample_rate,
+            } => Some((sample_rate, layout)),
+            Self::G711 {
+                channels,
+                sample_rate,
+                ..
+            } => Some((
+                sample_rate,
+                PcmLayout {
+                    channels,
+                    bytes_per_sample: 2,
+                },
+            )),
+        }
+    }
 }
 
 /// Per-stream settings, fixed when the session starts.
