@@ -1,4 +1,5 @@
-// flacstream's browser page: convert a WAV file over /stream, and record the
+// flacstream's browser page: convert a WAV file over /stream (any other
+// audio file with one POST /convert), and record the
 // microphone into a recorded session over /api/ws/audio. No dependencies.
 //
 // The server is this page's origin. For trying the page from another origin
@@ -170,9 +171,71 @@ const convertUi = {
   download: $('convert-download'),
 };
 
-function flacName(wavName) {
-  const stem = wavName.replace(/\.(wav|wave)$/i, '') || 'audio';
+function flacName(name) {
+  const stem = name.replace(/\.[A-Za-z0-9]{1,5}$/, '') || 'audio';
   return `${stem}.flac`;
+}
+
+/** Whether the file starts like a WAV (RIFF, RIFX or RF64): those stream
+ *  over /stream as they are read; anything else goes to POST /convert,
+ *  which recognises the format from the content and decodes it. */
+async function looksLikeWav(file) {
+  const head = new Uint8Array(await file.slice(0, 4).arrayBuffer());
+  const magic = String.fromCharCode(...head);
+  return magic === 'RIFF' || magic === 'RIFX' || magic === 'RF64';
+}
+
+/** Converts any other audio file with one POST /convert (XHR, for upload
+ *  progress). The answer's STREAMINFO is final; its headers say what the
+ *  source was and whether the FLAC holds it exactly. */
+function convertUpload(file, level) {
+  const ui = convertUi;
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', httpUrl(`/convert?level=${encodeURIComponent(level)}`));
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    xhr.setRequestHeader('Content-Type', 'application/octet-stream');
+    xhr.responseType = 'arraybuffer';
+    xhr.timeout = FINISH_TIMEOUT_MS;
+    xhr.upload.addEventListener('progress', (event) => {
+      ui.progress.value = event.total ? event.loaded / event.total : 0;
+      ui.bytes.textContent = `Sent ${formatBytes(event.loaded)} of ${formatBytes(file.size)}`;
+    });
+    xhr.addEventListener('progress', (event) => {
+      ui.bytes.textContent = `Sent ${formatBytes(file.size)} of ${formatBytes(file.size)} · ` +
+        `FLAC received ${formatBytes(event.loaded)}`;
+    });
+    xhr.addEventListener('load', () => {
+      if (xhr.status !== 200) {
+        let message = { code: `HTTP ${xhr.status}`, message: 'no details' };
+        try {
+          message = JSON.parse(new TextDecoder().decode(xhr.response));
+        } catch (_) { /* not JSON */ }
+        reject(new ReadableError(serverError(message)));
+        return;
+      }
+      resolve({
+        flac: new Uint8Array(xhr.response),
+        source: xhr.getResponseHeader('Flacstream-Source-Codec') || 'unknown',
+        lossless: xhr.getResponseHeader('Flacstream-Lossless') === 'true',
+      });
+    });
+    xhr.addEventListener('error', () => reject(new ReadableError('The connection to the server was lost.')));
+    xhr.addEventListener('timeout', () => reject(new ReadableError('The server did not finish the conversion in time.')));
+    setStatus(ui.status, `Sending ${file.name}…`);
+    xhr.send(file);
+  });
+}
+
+/** Sample rate, channels, bits and total samples from a FLAC's STREAMINFO. */
+function streamInfo(flac) {
+  if (flac.length < 42) throw new ReadableError('The server\'s answer is not a FLAC file.');
+  const b = flac.subarray(18, 26);
+  const rate = (b[0] << 12) | (b[1] << 4) | (b[2] >> 4);
+  const channels = ((b[2] >> 1) & 7) + 1;
+  const bits = (((b[2] & 1) << 4) | (b[3] >> 4)) + 1;
+  const samples = (b[3] & 0x0f) * 2 ** 32 + ((b[4] << 24) >>> 0) + (b[5] << 16) + (b[6] << 8) + b[7];
+  return { rate, channels, bits, samples };
 }
 
 async function convert(file, level) {
@@ -278,7 +341,7 @@ function setupConvert() {
   ui.file.addEventListener('change', () => {
     ui.button.disabled = busy || ui.file.files.length === 0;
     if (!busy) {
-      setStatus(ui.status, ui.file.files.length ? `Ready to convert ${ui.file.files[0].name}.` : 'Choose a WAV file.');
+      setStatus(ui.status, ui.file.files.length ? `Ready to convert ${ui.file.files[0].name}.` : 'Choose an audio file.');
     }
   });
   ui.form.addEventListener('submit', async (event) => {
@@ -291,6 +354,19 @@ function setupConvert() {
     hideDownload(ui.download);
     ui.form.setAttribute('aria-busy', 'true');
     try {
+      if (!(await looksLikeWav(file))) {
+        const { flac, source, lossless } = await convertUpload(file, ui.level.value);
+        const info = streamInfo(flac);
+        const seconds = info.rate ? info.samples / info.rate : 0;
+        offerDownload(ui.download, new Blob([flac], { type: 'audio/flac' }), flacName(file.name), 'Download FLAC');
+        const exact = lossless
+          ? 'lossless: the FLAC holds exactly its samples'
+          : `lossy source: the FLAC holds its ${info.bits}-bit decode`;
+        setStatus(ui.status, `Done: ${seconds.toFixed(2)} s, ${info.rate} Hz, ${info.channels} channel` +
+          `${info.channels === 1 ? '' : 's'}, ${info.bits}-bit from ${source} (${exact}); ` +
+          `${formatBytes(file.size)} → ${formatBytes(flac.length)}.`, 'ok');
+        return;
+      }
       const { flac, done } = await convert(file, ui.level.value);
       const name = flacName(file.name);
       offerDownload(ui.download, new Blob([flac], { type: 'audio/flac' }), name, 'Download FLAC');

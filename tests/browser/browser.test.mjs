@@ -13,7 +13,10 @@
 //
 // Cases: the assets are served with their types; a 44.1 kHz stereo WAV is
 // converted through the page and its FLAC decodes (`flac -t`, `flac -d`) to
-// exactly the input samples; a float WAV shows the server's error; ~3 s are
+// exactly the input samples; a float WAV shows the server's error; an MP3
+// and a WebM/Opus file (made by lame and ffmpeg) go through POST /convert
+// and come back as FLAC of their decode (`flac -t`, rate, bits, the MP3's
+// gapless sample count); ~3 s are
 // recorded from Chromium's fake microphone (a WAV this test writes) and the
 // downloaded FLAC passes `flac -t` with a plausible duration.
 
@@ -186,6 +189,38 @@ test('converts a 44.1 kHz stereo WAV to FLAC that decodes to the same samples', 
   assert.deepEqual([back.rate, back.channels, back.bits], [44100, 2, 16]);
   assert.equal(back.data.length, data.length);
   assert.ok(back.data.equals(data), 'decoded samples equal the input');
+});
+
+test('converts an MP3 and a WebM/Opus file through /convert to FLAC of their decode', { skip, timeout: TEST_MS }, async () => {
+  const input = join(work, 'music.wav');
+  const signal = testSignal({ rate: 44100, channels: 2, seconds: 3 });
+  writeWav16(input, { rate: 44100, channels: 2, samples: signal.samples });
+  const mp3 = join(work, 'music.mp3');
+  const webm = join(work, 'voice.webm');
+  await tool('lame', ['--quiet', '-V', '2', input, mp3]);
+  await tool('ffmpeg', ['-hide_banner', '-loglevel', 'error', '-y', '-i', input, '-c:a', 'libopus',
+    '-b:a', '64k', webm]);
+  const cases = [
+    // LAME's gapless tag: exactly the source's frames, at its rate.
+    { file: mp3, name: 'music.flac', codec: 'mp3', rate: 44100, frames: signal.frames },
+    // Opus decodes at 48 kHz; its frame count is checked in the Rust tests.
+    { file: webm, name: 'voice.flac', codec: 'opus', rate: 48000, frames: null },
+  ];
+  for (const c of cases) {
+    await page.setInputFiles('#file', c.file);
+    await page.click('#convert');
+    await page.locator('#convert-download').waitFor({ state: 'visible', timeout: STEP_MS });
+    const status = await page.textContent('#convert-status');
+    assert.match(status, new RegExp(`^Done: \\d+\\.\\d\\d s, ${c.rate} Hz, 2 channels, 24-bit from ${c.codec} \\(lossy source`));
+    const flac = join(work, `${c.codec}.flac`);
+    assert.equal(await download('#convert-download', flac), c.name);
+    await tool('flac', ['--silent', '--test', flac]);
+    const info = await flacInfo(flac);
+    assert.deepEqual([info.rate, info.channels, info.bits], [c.rate, 2, 24]);
+    if (c.frames !== null) assert.equal(info.samples, c.frames);
+    else assert.ok(Math.abs(info.samples - 3 * 48000) < 48000 / 10, `${info.samples} samples`);
+    assert.notEqual(info.md5, '0'.repeat(32));
+  }
 });
 
 test('records ~3 s from the microphone and offers a FLAC of that length', { skip, timeout: TEST_MS }, async () => {
