@@ -12,6 +12,8 @@
 //!   `POST /upload` (any audio in, stored as a recorded session).
 //! - [`originals`]: the uploaded bytes kept beside the FLAC, and
 //!   `GET /api/audio/sessions/{id}/original`.
+//! - [`phrases`]: the user/phrase API (`/audio/user/{user_id}/phrase/…`):
+//!   a user's named recordings over recorded sessions.
 //! - [`tokens`]: `POST /api/tokens`, short-lived tokens for browsers.
 //! - [`admin`]: `POST /admin/drain` and `GET /admin/drain`, loopback only.
 //! - [`health`]: `/healthz` and `/readyz`.
@@ -31,6 +33,7 @@ pub mod health;
 pub mod metrics;
 pub mod originals;
 pub mod page;
+pub mod phrases;
 pub mod relay;
 pub mod session_access;
 pub mod sessions;

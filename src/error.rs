@@ -64,6 +64,12 @@ pub enum ApiError {
     /// The session was not recorded.
     #[error("this session was not recorded (record=false)")]
     NoRecording,
+    /// No recording is stored under this user and phrase.
+    #[error("no phrase is stored under this user and phrase id")]
+    PhraseNotFound,
+    /// The phrase exists but not in the format asked for.
+    #[error("{0}")]
+    FormatUnavailable(String),
     /// The session has no kept original (it was not uploaded, or
     /// `--keep-originals` was off).
     #[error("this session has no original: it was not uploaded, or originals are not kept")]
@@ -80,9 +86,10 @@ pub enum ApiError {
     /// A decoded upload holds more audio than the longest session.
     #[error("the audio is longer than the limit of {0} seconds")]
     AudioTooLong(u64),
-    /// A multipart upload has no `file` field.
-    #[error("the multipart form has no field named file")]
-    MissingFile,
+    /// A multipart upload has no field of this name (`file`, or
+    /// `audio_file` on the phrase API).
+    #[error("the multipart form has no field named {0}")]
+    MissingFile(&'static str),
     /// The request body could not be read.
     #[error("reading the upload failed: {0}")]
     Upload(String),
@@ -190,12 +197,14 @@ impl ApiError {
             Self::SessionExists(_) => "session_exists",
             Self::TooManyConnections(_) => "too_many_connections",
             Self::NoRecording => "no_recording",
+            Self::PhraseNotFound => "phrase_not_found",
+            Self::FormatUnavailable(_) => "format_unavailable",
             Self::NoOriginal => "no_original",
             Self::Storage(_) => "storage",
             Self::UploadTooLarge(_) => "upload_too_large",
             Self::AudioTooLong(_) => "audio_too_long",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
-            Self::MissingFile => "missing_file",
+            Self::MissingFile(_) => "missing_file",
             Self::Upload(_) => "bad_upload",
             Self::Unavailable(_) => "unavailable",
             Self::NotLoopback => "not_loopback",
@@ -247,6 +256,8 @@ impl ApiError {
             | Self::SessionExists(_)
             | Self::TooManyConnections(_)
             | Self::NoRecording
+            | Self::PhraseNotFound
+            | Self::FormatUnavailable(_)
             | Self::NoOriginal
             | Self::NotLoopback
             | Self::Unauthorized(_)
@@ -261,7 +272,7 @@ impl ApiError {
             Self::Storage(_) => CloseCode::Error,
             Self::UploadTooLarge(_) | Self::AudioTooLong(_) => CloseCode::Size,
             Self::UnsupportedMediaType(_) => CloseCode::Unsupported,
-            Self::MissingFile | Self::Upload(_) => CloseCode::Policy,
+            Self::MissingFile(_) | Self::Upload(_) => CloseCode::Policy,
             // The session cap is checked only before an upgrade, so a full
             // server always answers HTTP 503 and no WebSocket is closed
             // with 1013; the code is what one would get.
@@ -287,7 +298,10 @@ impl ResponseError for ApiError {
             },
             Self::BadParameter(_) | Self::NotWebSocket => StatusCode::BAD_REQUEST,
             Self::UnsupportedParameter(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::SessionNotFound | Self::NoRecording | Self::NoOriginal => StatusCode::NOT_FOUND,
+            Self::SessionNotFound | Self::NoRecording | Self::NoOriginal | Self::PhraseNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Self::FormatUnavailable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::SessionClosed | Self::SessionLive | Self::SessionExists(_) => {
                 StatusCode::CONFLICT
             }
@@ -303,7 +317,7 @@ impl ResponseError for ApiError {
             Self::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::UploadTooLarge(_) | Self::AudioTooLong(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::MissingFile | Self::Upload(_) => StatusCode::BAD_REQUEST,
+            Self::MissingFile(_) | Self::Upload(_) => StatusCode::BAD_REQUEST,
             Self::ServerBusy(_)
             | Self::Draining(_)
             | Self::Unavailable(_)

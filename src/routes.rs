@@ -4,7 +4,8 @@
 use actix_web::web;
 
 use crate::api::{
-    admin, audio_socket, convert, health, metrics, originals, page, sessions, stream, tokens,
+    admin, audio_socket, convert, health, metrics, originals, page, phrases, sessions, stream,
+    tokens,
 };
 
 /// Adds every route of the service to an app (`App::configure`). The app
@@ -48,5 +49,33 @@ pub fn configure(app: &mut web::ServiceConfig) {
         .route(
             "/api/audio/sessions/{id}/original",
             web::get().to(originals::original),
+        )
+        .route(
+            "/audio/user/{user_id}/phrases",
+            web::get().to(phrases::list),
+        )
+        .route(
+            "/audio/user/{user_id}/phrase/{phrase_id}",
+            web::post().to(phrases::upload),
+        )
+        .route(
+            "/audio/user/{user_id}/phrase/{phrase_id}",
+            web::get().to(phrases::get),
+        )
+        .route(
+            "/audio/user/{user_id}/phrase/{phrase_id}",
+            web::delete().to(phrases::delete),
+        )
+        .route(
+            "/audio/user/{user_id}/phrase/{phrase_id}/flac",
+            web::get().to(phrases::flac),
+        )
+        .route(
+            "/audio/user/{user_id}/phrase/{phrase_id}/original",
+            web::get().to(phrases::original),
+        )
+        .route(
+            "/audio/user/{user_id}/phrase/{phrase_id}/m4a",
+            web::get().to(phrases::m4a),
         );
 }

@@ -158,6 +158,7 @@ pub async fn convert(
         &state.settings,
         &state.decoding,
         params.block_size,
+        FILE_FIELD,
     )
     .await?;
     let settings = spool_settings(&state, &spool, params.level, params.block_size);
@@ -356,6 +357,26 @@ pub async fn upload(
     let params = web::Query::<UploadParams>::from_query(req.query_string())
         .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?
         .into_inner();
+    let body = store_upload(&access, &req, payload, &state, params, FILE_FIELD).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, body.links.session.clone()))
+        .json(body))
+}
+
+/// The multipart field `/convert` and `/upload` read the audio from.
+pub const FILE_FIELD: &str = "file";
+
+/// Converts and stores an upload (raw body, or multipart field `field`) as
+/// a recorded session; answers what `/upload` does once it is finalized
+/// (and its original kept, with `--keep-originals`).
+pub async fn store_upload(
+    access: &Access,
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    params: UploadParams,
+    field: &'static str,
+) -> Result<Uploaded, ApiError> {
     let probe = StreamParams::parse(&format!(
         "{}{}",
         params
@@ -385,17 +406,18 @@ pub async fn upload(
     if let Some(id) = requested {
         state.check_unused(id).await?;
     }
-    let client = state.enter_client(&req)?;
+    let client = state.enter_client(req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
     let spool = spool(
-        &req,
+        req,
         payload,
         &state.settings,
         &state.decoding,
         probe.block_size,
+        field,
     )
     .await?;
-    let settings = spool_settings(&state, &spool, probe.level, probe.block_size);
+    let settings = spool_settings(state, &spool, probe.level, probe.block_size);
     let encoding = match spool.source {
         Source::Wav => "wav".to_string(),
         Source::Media(m) => format!("{}/{}", m.container, m.codec.as_str()),
@@ -413,7 +435,7 @@ pub async fn upload(
     };
     let kind = SessionKind::Recording(Box::new(policy));
     let (id, session, conn, mut events) =
-        start_session(&state, requested, settings, kind, false, charge).await?;
+        start_session(state, requested, settings, kind, false, charge).await?;
     flacstream_actors::metrics::stream_started("/upload");
     let _hangup = Hangup {
         session: session.clone(),
@@ -459,7 +481,7 @@ pub async fn upload(
             }
             Some(Outbound::Done(done)) => {
                 if state.settings.keep_originals {
-                    crate::api::originals::keep(&state, id, &spool.path).await?;
+                    crate::api::originals::keep(state, id, &spool.path).await?;
                 }
                 let body = Uploaded {
                     session_id: id.to_string(),
@@ -476,9 +498,7 @@ pub async fn upload(
                             .then(|| format!("/api/audio/sessions/{id}/original")),
                     },
                 };
-                return Ok(HttpResponse::Created()
-                    .insert_header((header::LOCATION, body.links.session.clone()))
-                    .json(body));
+                return Ok(body);
             }
             Some(Outbound::Failed(e)) => return Err(ApiError::Stream(e)),
             None => return Err(ApiError::Unavailable("the session ended early".into())),

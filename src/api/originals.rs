@@ -16,7 +16,7 @@ use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionT
 use actix_web::{HttpRequest, HttpResponse};
 use flacstream_actors::object_recordings::ObjectRecordings;
 use flacstream_actors::registry::SessionId;
-use flacstream_actors::store::StoreError;
+use flacstream_actors::store::{SessionRecord, StoreError};
 use futures_util::TryStreamExt;
 
 use crate::api::session_access::SessionAccess;
@@ -102,8 +102,17 @@ pub async fn original(
     mut session: SessionAccess,
     state: actix_web::web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state.enter_client(&req)?;
     let (record, _) = session.current(&state).await?;
+    original_response(&req, &state, &record).await
+}
+
+/// A session's kept original as a download (either mode).
+pub async fn original_response(
+    req: &HttpRequest,
+    state: &AppState,
+    record: &SessionRecord,
+) -> Result<HttpResponse, ApiError> {
+    let client = state.enter_client(req)?;
     let (mime, extension) = media_type(&record.encoding);
     let disposition = ContentDisposition {
         disposition: DispositionType::Attachment,
@@ -115,7 +124,7 @@ pub async fn original(
     if let Some(objects) = state.cluster.objects.as_ref() {
         return Ok(client.hold(object_original(objects, record.id, mime, disposition).await?));
     }
-    let named = NamedFile::open_async(file_path(&state, record.id))
+    let named = NamedFile::open_async(file_path(state, record.id))
         .await
         .map_err(|_| ApiError::NoOriginal)?
         .set_content_type(
@@ -123,7 +132,7 @@ pub async fn original(
                 .unwrap_or(actix_web::mime::APPLICATION_OCTET_STREAM),
         )
         .set_content_disposition(disposition);
-    Ok(client.hold(named.into_response(&req)))
+    Ok(client.hold(named.into_response(req)))
 }
 
 async fn object_original(

@@ -54,21 +54,29 @@ impl FromRequest for SessionAccess {
         Box::pin(async move {
             let access = access?;
             let id = id.ok_or(ApiError::SessionNotFound)?;
-            access.reach(id)?;
-            let found = match access.principal() {
-                Some(_) => {
-                    let state = state.ok_or_else(|| {
-                        ApiError::Unavailable("the server has no session state".into())
-                    })?;
-                    let found = current(&state, id).await?;
-                    access.check_owner(&found.0)?;
-                    Some(found)
-                }
-                // With authentication off everyone may, without a lookup.
-                None => None,
-            };
-            Ok(Self { id, found })
+            let state = state
+                .ok_or_else(|| ApiError::Unavailable("the server has no session state".into()))?;
+            Self::check(&access, &state, id).await
         })
+    }
+}
+
+impl SessionAccess {
+    /// Whether `access` may reach session `id` (its owner, with
+    /// authentication on): what the extractor checks, for endpoints that
+    /// find the id another way (the phrase API).
+    pub async fn check(access: &Access, state: &AppState, id: SessionId) -> Result<Self, ApiError> {
+        access.reach(id)?;
+        let found = match access.principal() {
+            Some(_) => {
+                let found = current(state, id).await?;
+                access.check_owner(&found.0)?;
+                Some(found)
+            }
+            // With authentication off everyone may, without a lookup.
+            None => None,
+        };
+        Ok(Self { id, found })
     }
 }
 

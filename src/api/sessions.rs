@@ -91,7 +91,7 @@ pub struct SessionJson {
 }
 
 impl SessionJson {
-    fn new(r: &SessionRecord, connections: usize) -> Self {
+    pub fn new(r: &SessionRecord, connections: usize) -> Self {
         Self {
             session_id: r.id.to_string(),
             status: r.status.as_str(),
@@ -172,16 +172,25 @@ pub async fn audio(
     mut session: SessionAccess,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    // A download lasts as long as the client takes to read it.
-    let client = state.enter_client(&req)?;
     let (record, _) = session.current(&state).await?;
+    audio_response(&req, &state, &record).await
+}
+
+/// A session's FLAC as a download (either mode).
+pub async fn audio_response(
+    req: &HttpRequest,
+    state: &AppState,
+    record: &SessionRecord,
+) -> Result<HttpResponse, ApiError> {
+    // A download lasts as long as the client takes to read it.
+    let client = state.enter_client(req)?;
     let file = record
         .file
         .as_ref()
         .filter(|_| record.record)
         .ok_or(ApiError::NoRecording)?;
     if let Some(objects) = state.cluster.objects.as_ref() {
-        let response = object_audio(objects, &record, file).await?;
+        let response = object_audio(objects, record, file).await?;
         return Ok(client.hold(response));
     }
     let named = NamedFile::open_async(state.settings.data_dir.join(file))
@@ -192,7 +201,7 @@ pub async fn audio(
             disposition: DispositionType::Attachment,
             parameters: vec![DispositionParam::Filename(format!("{}.flac", record.id))],
         });
-    Ok(client.hold(named.into_response(&req)))
+    Ok(client.hold(named.into_response(req)))
 }
 
 /// A recording in object storage: the finished FLAC object, or, while the
@@ -298,7 +307,15 @@ pub async fn delete(
     session: SessionAccess,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = session.id;
+    remove_session(&state, session.id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Deletes a finished session: its recording, its kept original, its row.
+pub async fn remove_session(
+    state: &AppState,
+    id: flacstream_actors::registry::SessionId,
+) -> Result<(), ApiError> {
     if state.registry.send(Lookup::new(id)).await?.is_some() {
         return Err(ApiError::SessionLive);
     }
@@ -310,13 +327,13 @@ pub async fn delete(
     if record.status == SessionStatus::Live {
         return Err(ApiError::SessionLive);
     }
-    crate::api::originals::forget(&state, id).await?;
+    crate::api::originals::forget(state, id).await?;
     if let Some(objects) = state.cluster.objects.as_ref() {
         objects.delete(id, record.file.as_deref()).await?;
         state.store.send(Remove { id, file: None }).await??;
-        return Ok(HttpResponse::NoContent().finish());
+        return Ok(());
     }
     let file = record.file.map(|f| state.settings.data_dir.join(f));
     state.store.send(Remove { id, file }).await??;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(())
 }

@@ -23,13 +23,15 @@ use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use flacstream_actors::store::{
-    now_ms, Catalog, CatalogFactory, LeaseClaim, Leases, SessionRecord, SessionStatus, StoreError,
+    now_ms, Catalog, CatalogFactory, LeaseClaim, Leases, PhraseName, Phrases, SessionRecord,
+    SessionStatus, StoreError,
 };
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 /// Schema versions, oldest first. Append; never edit a released one.
-const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE sessions (
         id UUID PRIMARY KEY,
         user_id TEXT,
         owner_key TEXT,
@@ -60,7 +62,17 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE sessions (
         expires_at TIMESTAMPTZ NOT NULL,
         handover BOOLEAN NOT NULL DEFAULT false
     );
-    CREATE INDEX leases_by_owner ON leases (owner);"];
+    CREATE INDEX leases_by_owner ON leases (owner);",
+    // Named recordings (the user/phrase API): which session is a user's
+    // phrase now.
+    "CREATE TABLE phrases (
+        owner_key TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        phrase_id TEXT NOT NULL,
+        session_id UUID NOT NULL,
+        PRIMARY KEY (owner_key, user_id, phrase_id)
+    );",
+];
 
 /// Key of the advisory lock migrations run under (any constant shared by
 /// every replica).
@@ -110,8 +122,17 @@ impl Drop for Shared {
     }
 }
 
-fn db_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Catalog(e.to_string())
+/// The error with its causes: tokio-postgres's own text is only "db error",
+/// and the server's message is its source.
+fn db_error(e: impl std::error::Error) -> StoreError {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    StoreError::Catalog(text)
 }
 
 /// A catalog handle for one store thread; see the module docs.
@@ -405,6 +426,92 @@ impl Catalog for PostgresCatalog {
             let client = shared.pool.get().await.map_err(db_error)?;
             let rows = client.query(sql.as_str(), &[]).await.map_err(db_error)?;
             rows.iter().map(from_row).collect()
+        })
+    }
+}
+
+impl Phrases for PostgresCatalog {
+    fn bind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let mut client = shared.pool.get().await.map_err(db_error)?;
+            let tx = client.transaction().await.map_err(db_error)?;
+            let before = tx
+                .query_opt(
+                    "SELECT session_id FROM phrases \
+                     WHERE owner_key = $1 AND user_id = $2 AND phrase_id = $3 FOR UPDATE",
+                    &[&name.owner, &name.user, &name.phrase],
+                )
+                .await
+                .map_err(db_error)?
+                .map(|row| row.get::<_, Uuid>(0));
+            tx.execute(
+                "INSERT INTO phrases (owner_key, user_id, phrase_id, session_id) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (owner_key, user_id, phrase_id) \
+                 DO UPDATE SET session_id = EXCLUDED.session_id",
+                &[&name.owner, &name.user, &name.phrase, &id],
+            )
+            .await
+            .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(before)
+        })
+    }
+
+    fn phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            Ok(client
+                .query_opt(
+                    "SELECT session_id FROM phrases \
+                     WHERE owner_key = $1 AND user_id = $2 AND phrase_id = $3",
+                    &[&name.owner, &name.user, &name.phrase],
+                )
+                .await
+                .map_err(db_error)?
+                .map(|row| row.get::<_, Uuid>(0)))
+        })
+    }
+
+    fn phrases(
+        &mut self,
+        owner: &str,
+        user: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let rows = client
+                .query(
+                    "SELECT phrase_id, session_id FROM phrases WHERE owner_key = $1 \
+                     AND user_id = $2 ORDER BY phrase_id LIMIT $3 OFFSET $4",
+                    &[&owner, &user, &i64::from(limit), &(offset as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(rows
+                .iter()
+                .map(|row| (row.get::<_, String>(0), row.get::<_, Uuid>(1)))
+                .collect())
+        })
+    }
+
+    fn unbind_phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            Ok(client
+                .query_opt(
+                    "DELETE FROM phrases WHERE owner_key = $1 AND user_id = $2 \
+                     AND phrase_id = $3 RETURNING session_id",
+                    &[&name.owner, &name.user, &name.phrase],
+                )
+                .await
+                .map_err(db_error)?
+                .map(|row| row.get::<_, Uuid>(0)))
         })
     }
 }

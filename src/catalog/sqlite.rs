@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flacstream_actors::store::{
-    Catalog, CatalogFactory, Leases, SessionRecord, SessionStatus, StoreError,
+    Catalog, CatalogFactory, Leases, PhraseName, Phrases, SessionRecord, SessionStatus, StoreError,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
@@ -54,6 +54,17 @@ fn migrations() -> Migrations<'static> {
         M::up(
             "ALTER TABLE sessions ADD COLUMN owner_key TEXT;
             CREATE INDEX sessions_by_owner ON sessions (owner_key, created_at_ms DESC);",
+        ),
+        // Named recordings (the user/phrase API): which session is a
+        // user's phrase now.
+        M::up(
+            "CREATE TABLE phrases (
+            owner_key TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            phrase_id TEXT NOT NULL,
+            session_id TEXT NOT NULL,
+            PRIMARY KEY (owner_key, user_id, phrase_id)
+        );",
         ),
     ])
 }
@@ -131,6 +142,85 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 
 /// One node: no other replica, so every claim holds (the defaults).
 impl Leases for SqliteCatalog {}
+
+impl Phrases for SqliteCatalog {
+    fn bind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<Option<Uuid>, StoreError> {
+        let tx = self.conn.transaction().map_err(db_error)?;
+        let before: Option<String> = tx
+            .query_row(
+                "SELECT session_id FROM phrases \
+                 WHERE owner_key = ?1 AND user_id = ?2 AND phrase_id = ?3",
+                params![name.owner, name.user, name.phrase],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO phrases (owner_key, user_id, phrase_id, session_id) \
+             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (owner_key, user_id, phrase_id) \
+             DO UPDATE SET session_id = excluded.session_id",
+            params![name.owner, name.user, name.phrase, id.to_string()],
+        )
+        .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        Ok(before.and_then(|s| Uuid::parse_str(&s).ok()))
+    }
+
+    fn phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT session_id FROM phrases \
+                 WHERE owner_key = ?1 AND user_id = ?2 AND phrase_id = ?3",
+                params![name.owner, name.user, name.phrase],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_error)?;
+        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()))
+    }
+
+    fn phrases(
+        &mut self,
+        owner: &str,
+        user: &str,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT phrase_id, session_id FROM phrases WHERE owner_key = ?1 \
+                 AND user_id = ?2 ORDER BY phrase_id LIMIT ?3 OFFSET ?4",
+            )
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![owner, user, limit, offset as i64], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
+            .map_err(db_error)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (phrase, id) = row.map_err(db_error)?;
+            out.push((phrase, Uuid::parse_str(&id).map_err(db_error)?));
+        }
+        Ok(out)
+    }
+
+    fn unbind_phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+        let id: Option<String> = self
+            .conn
+            .query_row(
+                "DELETE FROM phrases WHERE owner_key = ?1 AND user_id = ?2 AND phrase_id = ?3 \
+                 RETURNING session_id",
+                params![name.owner, name.user, name.phrase],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_error)?;
+        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()))
+    }
+}
 
 impl Catalog for SqliteCatalog {
     fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
@@ -228,6 +318,27 @@ struct Unavailable(StoreError);
 
 impl Leases for Unavailable {}
 
+impl Phrases for Unavailable {
+    fn bind_phrase(&mut self, _: &PhraseName, _: Uuid) -> Result<Option<Uuid>, StoreError> {
+        Err(self.0.clone())
+    }
+    fn phrase(&mut self, _: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+        Err(self.0.clone())
+    }
+    fn phrases(
+        &mut self,
+        _: &str,
+        _: &str,
+        _: u32,
+        _: u64,
+    ) -> Result<Vec<(String, Uuid)>, StoreError> {
+        Err(self.0.clone())
+    }
+    fn unbind_phrase(&mut self, _: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+        Err(self.0.clone())
+    }
+}
+
 impl Catalog for Unavailable {
     fn save(&mut self, _: &SessionRecord) -> Result<(), StoreError> {
         Err(self.0.clone())
@@ -284,6 +395,36 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn phrases_bind_replace_list_and_unbind_per_owner() {
+        let dir = std::env::temp_dir().join(format!("flacstream-phrases-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let _ = std::fs::remove_file(dir.join("p.sqlite3"));
+        let mut db = SqliteCatalog::open(&dir.join("p.sqlite3")).unwrap();
+        let name = |owner: &str, phrase: &str| PhraseName {
+            owner: owner.into(),
+            user: "u".into(),
+            phrase: phrase.into(),
+        };
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+        assert_eq!(db.bind_phrase(&name("", "hi"), a).unwrap(), None);
+        assert_eq!(db.bind_phrase(&name("", "hi"), b).unwrap(), Some(a));
+        assert_eq!(db.bind_phrase(&name("k2", "hi"), c).unwrap(), None);
+        assert_eq!(db.phrase(&name("", "hi")).unwrap(), Some(b));
+        assert_eq!(db.phrase(&name("k2", "hi")).unwrap(), Some(c));
+        db.bind_phrase(&name("", "abc"), a).unwrap();
+        let listed = db.phrases("", "u", 10, 0).unwrap();
+        assert_eq!(listed, vec![("abc".to_string(), a), ("hi".to_string(), b)]);
+        assert_eq!(
+            db.phrases("", "u", 1, 1).unwrap(),
+            vec![("hi".to_string(), b)]
+        );
+        assert_eq!(db.unbind_phrase(&name("", "hi")).unwrap(), Some(b));
+        assert_eq!(db.unbind_phrase(&name("", "hi")).unwrap(), None);
+        assert_eq!(db.phrase(&name("k2", "hi")).unwrap(), Some(c));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

@@ -571,3 +571,55 @@ fn the_key_subcommand_prints_a_key_its_entry_admits() {
         .unwrap();
     assert!(!bad.status.success());
 }
+
+#[actix_rt::test]
+async fn phrases_are_per_key_and_only_the_owner_reaches_them() {
+    let keys = keys();
+    let service = start_with_auth(&keys, &[]);
+    let (wav, samples) = wav();
+    let path = "/audio/user/shared-user/phrase/greeting";
+    let with = |key: &str| vec![bearer(key), ("content-type", "audio/wav".to_string())];
+    // No credential: refused.
+    let answer = request(service.addr, "POST", path, &[], &wav).await;
+    assert_eq!(answer.status, 401);
+    // k1 and k2 each store "shared-user"'s "greeting": two phrases, apart.
+    let a = request(service.addr, "POST", path, &with(&keys.k1), &wav).await;
+    assert_eq!(a.status, 201, "{}", String::from_utf8_lossy(&a.body));
+    let b = request(service.addr, "POST", path, &with(&keys.k2), &wav).await;
+    assert_eq!(b.status, 201, "{}", String::from_utf8_lossy(&b.body));
+    let a_id = a.json()["session"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let b_id = b.json()["session"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_ne!(a_id, b_id, "k2's upload did not replace k1's phrase");
+    for (key, id) in [(&keys.k1, &a_id), (&keys.k2, &b_id)] {
+        let got = request(service.addr, "GET", path, &[bearer(key)], b"").await;
+        assert_eq!(got.status, 200);
+        assert_eq!(
+            got.json()["session"]["session_id"].as_str(),
+            Some(id.as_str())
+        );
+        let flac = request(
+            service.addr,
+            "GET",
+            &format!("{path}/flac"),
+            &[bearer(key)],
+            b"",
+        )
+        .await;
+        assert_eq!(flac.status, 200);
+        assert_exact(&flac.body, &samples, 2, 16, 4096);
+    }
+    // k2 deletes its own; k1's stays.
+    let deleted = request(service.addr, "DELETE", path, &[bearer(&keys.k2)], b"").await;
+    assert_eq!(deleted.status, 204);
+    let gone = request(service.addr, "GET", path, &[bearer(&keys.k2)], b"").await;
+    assert_eq!(gone.code(), (404, "phrase_not_found".to_string()));
+    let kept = request(service.addr, "GET", path, &[bearer(&keys.k1)], b"").await;
+    assert_eq!(kept.status, 200);
+    service.drain().await;
+}

@@ -10,6 +10,7 @@
 //! - [`formats`]: MP3, AAC, ALAC, FLAC, Vorbis, AIFF, CAF and G.711 through
 //!   `/convert` and `/upload`.
 //! - [`limits`]: the abuse limits and slowloris cut-offs.
+//! - [`phrases`]: the user/phrase API over recorded sessions.
 //! - [`metrics`]: `GET /metrics` moves by what the clients did.
 //! - [`recovery`]: `kill -9` mid-session, then a restart.
 //! - [`sessions`]: recorded sessions, resume, listeners and their API.
@@ -44,6 +45,7 @@ mod full_disk;
 mod layout;
 mod limits;
 mod metrics;
+mod phrases;
 mod recovery;
 mod scaled;
 mod sessions;

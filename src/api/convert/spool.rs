@@ -277,7 +277,7 @@ fn safe_stem(filename: Option<&str>) -> String {
     }
 }
 
-/// Spools the request's audio (raw body or multipart field `file`) and
+/// Spools the request's audio (raw body or multipart field `field`) and
 /// checks it (see the module docs).
 pub(super) async fn spool(
     req: &HttpRequest,
@@ -285,6 +285,7 @@ pub(super) async fn spool(
     settings: &Settings,
     decoding: &tokio::sync::Semaphore,
     block_size: Option<usize>,
+    field: &'static str,
 ) -> Result<Spool, ApiError> {
     let media = req
         .headers()
@@ -331,14 +332,13 @@ pub(super) async fn spool(
     if media.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);
         let mut found = false;
-        while let Some(mut field) = clock.next(&mut form).await? {
-            let is_file = !found && field.name() == Some("file");
+        while let Some(mut part) = clock.next(&mut form).await? {
+            let is_file = !found && part.name() == Some(field);
             if is_file {
                 found = true;
-                spool.stem =
-                    safe_stem(field.content_disposition().and_then(|cd| cd.get_filename()));
+                spool.stem = safe_stem(part.content_disposition().and_then(|cd| cd.get_filename()));
             }
-            while let Some(chunk) = clock.next(&mut field).await? {
+            while let Some(chunk) = clock.next(&mut part).await? {
                 clock.received(chunk.len());
                 if is_file {
                     writer.write(&chunk).await?;
@@ -350,7 +350,7 @@ pub(super) async fn spool(
             }
         }
         if !found {
-            return Err(ApiError::MissingFile);
+            return Err(ApiError::MissingFile(field));
         }
     } else if AUDIO_MEDIA_TYPES.iter().any(|t| media.starts_with(t)) {
         let mut payload = payload;
