@@ -22,6 +22,6 @@ mod opus;
 mod source_codec;
 mod trim;
 
-pub use decoder::{MediaDecoder, MediaInfo};
+pub use decoder::{DecodeOptions, MediaDecoder, MediaInfo};
 pub use error::MediaError;
 pub use source_codec::SourceCodec;

@@ -143,6 +143,12 @@ impl WavError {
         matches!(self, Self::UnsupportedEncoding("A-law" | "µ-law"))
     }
 
+    /// Whether the file is a WAV of floating-point PCM, which `media`
+    /// decodes when the client asks for the conversion (`float_to`).
+    pub fn is_float(&self) -> bool {
+        matches!(self, Self::UnsupportedEncoding("floating-point"))
+    }
+
     /// Stable, machine-readable code for clients.
     pub fn code(&self) -> &'static str {
         match self {

@@ -29,6 +29,7 @@ use flacstream_actors::session::{
 };
 use flacstream_actors::{Outbound, Registry, Session, SessionSettings, StreamError};
 use flacstream_codec::flac::StreamInfo;
+use flacstream_codec::media::DecodeOptions;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -148,7 +149,11 @@ pub async fn convert(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     access.anonymous_session()?;
-    let params = StreamParams::parse(req.query_string())?;
+    let query = web::Query::<ConvertParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?
+        .into_inner();
+    let params = checked_stream_params(query.level, query.block_size)?;
+    let options = decode_options(query.float_to)?;
     // Counted from the first byte of the upload to the last of the FLAC.
     let client = state.enter_client(&req)?;
     let charge = state.count_new_session(access.rate_key().as_deref(), &client)?;
@@ -159,6 +164,7 @@ pub async fn convert(
         &state.decoding,
         params.block_size,
         FILE_FIELD,
+        options,
     )
     .await?;
     let settings = spool_settings(&state, &spool, params.level, params.block_size);
@@ -170,6 +176,7 @@ pub async fn convert(
         conn,
         spool.path.clone(),
         spool.source,
+        spool.options,
         Arc::clone(&state.decoding),
     ));
     let source = settings.source;
@@ -296,6 +303,53 @@ fn watch_for_stall(hangup: &Hangup, stall: std::time::Duration) {
     });
 }
 
+/// Query parameters of `/convert`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConvertParams {
+    /// Compression level 0–8.
+    pub level: Option<u8>,
+    /// Samples per block.
+    pub block_size: Option<usize>,
+    /// Store floating-point PCM rounded to 16 or 24 bits instead of
+    /// refusing it (`float_pcm`); the FLAC is then not lossless.
+    pub float_to: Option<u8>,
+    /// A token; read by [`crate::auth`].
+    #[allow(
+        dead_code,
+        reason = "accepted here so the query parses; auth::Access reads it"
+    )]
+    #[serde(default)]
+    pub access_token: Option<crate::auth::TokenParameter>,
+}
+
+/// The level and block size, range-checked as `/stream` checks them.
+pub fn checked_stream_params(
+    level: Option<u8>,
+    block_size: Option<usize>,
+) -> Result<StreamParams, ApiError> {
+    StreamParams::parse(&format!(
+        "{}{}",
+        level.map_or(String::new(), |l| format!("level={l}&")),
+        block_size.map_or(String::new(), |b| format!("block_size={b}"))
+    ))
+}
+
+/// `float_to` (16 or 24) as decode options.
+pub fn decode_options(float_to: Option<u8>) -> Result<DecodeOptions, ApiError> {
+    let float_bytes = match float_to {
+        None => None,
+        Some(16) => Some(2),
+        Some(24) => Some(3),
+        Some(other) => {
+            return Err(ApiError::BadParameter(format!(
+                "float_to must be 16 or 24, got {other}"
+            )))
+        }
+    };
+    Ok(DecodeOptions { float_bytes })
+}
+
 /// Query parameters of `/upload`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -304,6 +358,9 @@ pub struct UploadParams {
     pub level: Option<u8>,
     /// Samples per block.
     pub block_size: Option<usize>,
+    /// Store floating-point PCM rounded to 16 or 24 bits (see
+    /// [`ConvertParams::float_to`]).
+    pub float_to: Option<u8>,
     /// Owner, for listing.
     pub user_id: Option<String>,
     /// The new session's id, chosen by the client; see
@@ -377,15 +434,8 @@ pub async fn store_upload(
     params: UploadParams,
     field: &'static str,
 ) -> Result<Uploaded, ApiError> {
-    let probe = StreamParams::parse(&format!(
-        "{}{}",
-        params
-            .level
-            .map_or(String::new(), |l| format!("level={l}&")),
-        params
-            .block_size
-            .map_or(String::new(), |b| format!("block_size={b}"))
-    ))?;
+    let probe = checked_stream_params(params.level, params.block_size)?;
+    let options = decode_options(params.float_to)?;
     if params
         .user_id
         .as_ref()
@@ -415,6 +465,7 @@ pub async fn store_upload(
         &state.decoding,
         probe.block_size,
         field,
+        options,
     )
     .await?;
     let settings = spool_settings(state, &spool, probe.level, probe.block_size);
@@ -450,6 +501,7 @@ pub async fn store_upload(
         conn,
         spool.path.clone(),
         spool.source,
+        spool.options,
         Arc::clone(&state.decoding),
     ));
     let expected = spool.info;

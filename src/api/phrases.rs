@@ -54,6 +54,8 @@ pub struct PhraseUploadParams {
     pub level: Option<u8>,
     /// Samples per block.
     pub block_size: Option<usize>,
+    /// Floating-point PCM rounded to 16 or 24 bits, as on `/upload`.
+    pub float_to: Option<u8>,
     /// A token; read by [`crate::auth`].
     #[allow(
         dead_code,
@@ -169,6 +171,7 @@ pub async fn upload(
     let upload = UploadParams {
         level: params.level,
         block_size: params.block_size,
+        float_to: params.float_to,
         user_id: Some(name.user.clone()),
         session_id: None,
         access_token: None,

@@ -473,3 +473,64 @@ async fn g711_sessions_record_their_expansion_under_any_split() {
     }
     service.drain().await;
 }
+
+#[actix_rt::test]
+async fn float_pcm_is_refused_unless_its_rounding_is_asked_for() {
+    use flacstream_codec::fixture::{fmt_body, wav_with_fmt};
+    let service = start(&[]);
+    // Whole steps of 2^-23 and 2^-15, full scale at both ends, and values
+    // between steps.
+    let floats: Vec<f32> = (0..20_000)
+        .map(|i| match i % 5 {
+            0 => 1.0,
+            1 => -1.0,
+            2 => (i as f32 * 0.01).sin() * 0.5,
+            3 => 0.25 + 1.0 / 8_388_608.0,
+            _ => -0.123_456_7,
+        })
+        .collect();
+    let spec = WavSpec::pcm(2, 48_000, 16);
+    let mut fmt = fmt_body(&spec);
+    fmt[0] = 3; // WAVE_FORMAT_IEEE_FLOAT
+    fmt[14] = 32; // bits per sample
+    fmt[12] = 8; // block align: 2 channels × 4 bytes
+    fmt[8..12].copy_from_slice(&(48_000u32 * 8).to_le_bytes());
+    let data: Vec<u8> = floats.iter().flat_map(|f| f.to_le_bytes()).collect();
+    let wav = wav_with_fmt(&spec, &fmt, &data);
+
+    let refused = http_send(service.addr, "POST", "/convert", "audio/wav", &wav).await;
+    assert_eq!(
+        (refused.status, refused.json()["code"].as_str()),
+        (415, Some("unsupported_format"))
+    );
+    let bad = http_send(
+        service.addr,
+        "POST",
+        "/convert?float_to=20",
+        "audio/wav",
+        &wav,
+    )
+    .await;
+    assert_eq!(
+        (bad.status, bad.json()["code"].as_str()),
+        (400, Some("bad_parameter"))
+    );
+
+    for (bits, scale) in [(24u32, 8_388_608.0f64), (16, 32_768.0)] {
+        let answer = http_send(
+            service.addr,
+            "POST",
+            &format!("/convert?float_to={bits}"),
+            "audio/wav",
+            &wav,
+        )
+        .await;
+        assert_source(&answer, "pcm_float", false, &format!("float to {bits}"));
+        let expected: Vec<i32> = floats
+            .iter()
+            .map(|f| (f64::from(*f) * scale).round().clamp(-scale, scale - 1.0) as i32)
+            .collect();
+        assert_exact(&answer.body, &expected, 2, bits as u16, 4096);
+    }
+    service.drain().await;
+}

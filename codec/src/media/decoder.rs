@@ -38,6 +38,14 @@ const MAX_FRAMES_PER_PACKET: u64 = 1 << 18;
 /// the end (other tracks' packets are skipped on the way).
 const MAX_PACKETS_BEFORE_AUDIO: usize = 4096;
 
+/// How a source may be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecodeOptions {
+    /// Store floating-point PCM rounded to this many bytes per sample (2 or
+    /// 3) instead of refusing it (`float_pcm`); the result is not lossless.
+    pub float_bytes: Option<usize>,
+}
+
 /// What a source holds, as stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MediaInfo {
@@ -93,6 +101,7 @@ pub struct MediaDecoder {
     decoded: Vec<u8>,
     /// Set once the decoder panicked: every later call fails.
     poisoned: bool,
+    options: DecodeOptions,
     ints: Vec<i32>,
     floats: Vec<f64>,
 }
@@ -103,10 +112,21 @@ impl MediaDecoder {
     /// the stored format is known and a source that cannot be decoded at all
     /// is refused before anything is produced.
     pub fn open(source: Box<dyn MediaSource>) -> Result<Self, MediaError> {
-        contained(|| Self::open_inner(source))
+        Self::open_with(source, DecodeOptions::default())
     }
 
-    fn open_inner(mut source: Box<dyn MediaSource>) -> Result<Self, MediaError> {
+    /// [`MediaDecoder::open`] with options.
+    pub fn open_with(
+        source: Box<dyn MediaSource>,
+        options: DecodeOptions,
+    ) -> Result<Self, MediaError> {
+        contained(|| Self::open_inner(source, options))
+    }
+
+    fn open_inner(
+        mut source: Box<dyn MediaSource>,
+        options: DecodeOptions,
+    ) -> Result<Self, MediaError> {
         let mp4 = mp4_timing(&mut source)?;
         let stream = MediaSourceStream::new(source, Default::default());
         let format = symphonia::default::get_probe()
@@ -136,11 +156,15 @@ impl MediaDecoder {
             .ok_or(MediaError::NoAudioTrack)?
             .clone();
         let track = track.id;
-        if SourceCodec::is_float_pcm(params.codec) {
-            return Err(MediaError::FloatPcm);
-        }
-        let codec = SourceCodec::from_id(params.codec)
-            .ok_or_else(|| MediaError::UnsupportedCodec(codec_name(&params)))?;
+        let codec = if SourceCodec::is_float_pcm(params.codec) {
+            if options.float_bytes.is_none() {
+                return Err(MediaError::FloatPcm);
+            }
+            SourceCodec::FloatPcm
+        } else {
+            SourceCodec::from_id(params.codec)
+                .ok_or_else(|| MediaError::UnsupportedCodec(codec_name(&params)))?
+        };
         check_declared_sizes(&params)?;
         let decoder = if codec == SourceCodec::Opus {
             let opus = OpusStream::new(params.extra_data.as_deref())?;
@@ -174,6 +198,7 @@ impl MediaDecoder {
             trim: Trim::none(),
             decoded: Vec::new(),
             poisoned: false,
+            options,
             ints: Vec::new(),
             floats: Vec::new(),
         };
@@ -316,7 +341,12 @@ impl MediaDecoder {
             if rate == 0 || rate > MAX_SAMPLE_RATE {
                 return Err(MediaError::UnsupportedSampleRate(rate));
             }
-            let bytes_per_sample = if !self.info.codec.lossless() {
+            let bytes_per_sample = if self.info.codec == SourceCodec::FloatPcm {
+                self.options
+                    .float_bytes
+                    .filter(|b| (2..=3).contains(b))
+                    .ok_or(MediaError::FloatPcm)?
+            } else if !self.info.codec.lossless() {
                 LOSSY_BYTES_PER_SAMPLE
             } else if audio.float {
                 return Err(MediaError::FloatPcm);

@@ -25,6 +25,9 @@ pub enum SourceCodec {
     Vorbis,
     /// Opus.
     Opus,
+    /// Floating-point PCM, stored rounded to integers only when the client
+    /// asked for it (`float_to`): not lossless.
+    FloatPcm,
 }
 
 impl SourceCodec {
@@ -40,6 +43,7 @@ impl SourceCodec {
             Self::Aac => "aac",
             Self::Vorbis => "vorbis",
             Self::Opus => "opus",
+            Self::FloatPcm => "pcm_float",
         }
     }
 
@@ -57,6 +61,7 @@ impl SourceCodec {
             Self::Aac,
             Self::Vorbis,
             Self::Opus,
+            Self::FloatPcm,
         ]
         .into_iter()
         .find(|c| c.as_str() == codec)

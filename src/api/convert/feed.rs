@@ -8,7 +8,7 @@ use actix::Addr;
 use bytes::Bytes;
 use flacstream_actors::session::{Abort, ConnectionId, EndOfInput, EndReason, Ingest};
 use flacstream_actors::{Session, StreamError};
-use flacstream_codec::media::{MediaDecoder, MediaError};
+use flacstream_codec::media::{DecodeOptions, MediaDecoder, MediaError};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
@@ -24,11 +24,12 @@ pub(super) async fn feed(
     conn: ConnectionId,
     path: PathBuf,
     source: Source,
+    options: DecodeOptions,
     decoding: Arc<Semaphore>,
 ) {
     let fed = match source {
         Source::Wav => feed_file(&session, conn, &path).await,
-        Source::Media(_) => feed_decoded(&session, conn, path, decoding).await,
+        Source::Media(_) => feed_decoded(&session, conn, path, options, decoding).await,
     };
     match fed {
         Ok(true) => session.do_send(EndOfInput {
@@ -77,6 +78,7 @@ async fn feed_decoded(
     session: &Addr<Session>,
     conn: ConnectionId,
     path: PathBuf,
+    options: DecodeOptions,
     decoding: Arc<Semaphore>,
 ) -> Result<bool, StreamError> {
     let mut decoder: Option<MediaDecoder> = None;
@@ -88,7 +90,7 @@ async fn feed_decoded(
         let path = path.clone();
         let step = actix_web::rt::task::spawn_blocking(move || {
             let _place = place;
-            decode_step(decoder, &path)
+            decode_step(decoder, &path, options)
         })
         .await
         .map_err(|_| StreamError::Media(MediaError::Corrupt("the decoder panicked".into())))?;
@@ -108,13 +110,14 @@ async fn feed_decoded(
 fn decode_step(
     decoder: Option<MediaDecoder>,
     path: &std::path::Path,
+    options: DecodeOptions,
 ) -> Result<(Option<MediaDecoder>, Vec<u8>), MediaError> {
     let mut decoder = match decoder {
         Some(d) => d,
         None => {
             let file = std::fs::File::open(path)
                 .map_err(|e| MediaError::Corrupt(format!("reading the spooled upload: {e}")))?;
-            MediaDecoder::open(Box::new(file))?
+            MediaDecoder::open_with(Box::new(file), options)?
         }
     };
     let mut pcm = Vec::with_capacity(FEED_CHUNK_BYTES * 2);

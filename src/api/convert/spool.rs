@@ -19,7 +19,7 @@ use actix_web::{web, HttpRequest};
 use flacstream_actors::registry::SessionId;
 use flacstream_actors::StreamError;
 use flacstream_codec::flac::{default_block_size, StreamFormat, StreamInfo};
-use flacstream_codec::media::{MediaDecoder, MediaError, MediaInfo};
+use flacstream_codec::media::{DecodeOptions, MediaDecoder, MediaError, MediaInfo};
 use flacstream_codec::pcm::{PcmDecoder, PcmLayout};
 use flacstream_codec::wav::{WavEvent, WavParser};
 use futures_util::{Stream, StreamExt};
@@ -65,6 +65,8 @@ pub(super) struct Spool {
     pub(super) stem: String,
     /// What it is.
     pub(super) source: Source,
+    /// How it is decoded (if it is not WAV).
+    pub(super) options: DecodeOptions,
 }
 
 impl Drop for Spool {
@@ -151,9 +153,10 @@ fn check_media(
     path: &Path,
     block_size: Option<usize>,
     max_seconds: u64,
+    options: DecodeOptions,
 ) -> Result<(StreamInfo, MediaInfo), ApiError> {
     let file = std::fs::File::open(path).map_err(io_error)?;
-    let mut decoder = MediaDecoder::open(Box::new(file)).map_err(media_error)?;
+    let mut decoder = MediaDecoder::open_with(Box::new(file), options).map_err(media_error)?;
     let media = decoder.info();
     let max_frames = max_seconds.saturating_mul(u64::from(media.sample_rate));
     let mut pcm = PcmDecoder::new(media.layout);
@@ -286,6 +289,7 @@ pub(super) async fn spool(
     decoding: &tokio::sync::Semaphore,
     block_size: Option<usize>,
     field: &'static str,
+    options: DecodeOptions,
 ) -> Result<Spool, ApiError> {
     let media = req
         .headers()
@@ -321,6 +325,7 @@ pub(super) async fn spool(
         }),
         stem: "audio".into(),
         source: Source::Wav,
+        options,
     };
     let mut writer = SpoolWriter {
         file,
@@ -328,6 +333,7 @@ pub(super) async fn spool(
         limit: settings.max_upload_bytes,
         sniff: Sniff::Pending(Vec::new()),
         max_header_bytes: settings.max_header_bytes,
+        float_to_media: options.float_bytes.is_some(),
     };
     if media.starts_with("multipart/form-data") {
         let mut form = Multipart::new(req.headers(), payload);
@@ -373,9 +379,10 @@ pub(super) async fn spool(
                 .map_err(|_| ApiError::Unavailable("the decoders are shut down".into()))?;
             let path = spool.path.clone();
             let max_seconds = settings.max_session.as_secs();
-            let (info, media) = web::block(move || check_media(&path, block_size, max_seconds))
-                .await
-                .map_err(|e| ApiError::Unavailable(format!("the decoder failed: {e}")))??;
+            let (info, media) =
+                web::block(move || check_media(&path, block_size, max_seconds, options))
+                    .await
+                    .map_err(|e| ApiError::Unavailable(format!("the decoder failed: {e}")))??;
             spool.info = info;
             spool.source = Source::Media(media);
         }
@@ -406,14 +413,21 @@ struct SpoolWriter {
     limit: u64,
     sniff: Sniff,
     max_header_bytes: u64,
+    /// Float WAVs go to the decoder (the client asked for `float_to`).
+    float_to_media: bool,
 }
 
 impl SpoolWriter {
-    /// A WAV the parser refused: G.711 goes to the decoder, the rest is
-    /// refused as it was.
+    /// A WAV the parser refused: G.711 (and float, when the client asked
+    /// for its conversion) goes to the decoder, the rest is refused as it
+    /// was.
     fn refused_wav(&self, e: ApiError) -> Result<Sniff, ApiError> {
         match e {
-            ApiError::Stream(StreamError::Wav(w)) if w.is_g711() => Ok(Sniff::Media),
+            ApiError::Stream(StreamError::Wav(w))
+                if w.is_g711() || (self.float_to_media && w.is_float()) =>
+            {
+                Ok(Sniff::Media)
+            }
             other => Err(other),
         }
     }
