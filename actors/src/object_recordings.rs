@@ -129,6 +129,12 @@ impl ObjectRecordings {
         format!("recordings/{id}.flac")
     }
 
+    /// The key of a session's kept original (the uploaded bytes), relative
+    /// to the prefix; also its path under a single node's data directory.
+    pub fn original_key(id: Uuid) -> String {
+        format!("originals/{id}")
+    }
+
     fn path(&self, relative: &str) -> Path {
         relative
             .split('/')

@@ -23,20 +23,14 @@ use crate::api::session_access::SessionAccess;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Directory of kept originals under the data directory.
-pub const ORIGINALS_DIR: &str = "originals";
-
 /// The object key of a session's original, relative to the prefix.
 fn object_key(id: SessionId) -> String {
-    format!("{ORIGINALS_DIR}/{id}")
+    ObjectRecordings::original_key(id)
 }
 
+/// The same relative path under the data directory (one node).
 fn file_path(state: &AppState, id: SessionId) -> PathBuf {
-    state
-        .settings
-        .data_dir
-        .join(ORIGINALS_DIR)
-        .join(id.to_string())
+    state.settings.data_dir.join(object_key(id))
 }
 
 /// A session `format` as the original's media type and file extension.

@@ -143,6 +143,42 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 /// One node: no other replica, so every claim holds (the defaults).
 impl Leases for SqliteCatalog {}
 
+impl SqliteCatalog {
+    /// Every phrase of every owner and user, in key order (`flacstream
+    /// migrate` copies them).
+    pub fn every_phrase(
+        &mut self,
+        limit: u32,
+        offset: u64,
+    ) -> Result<Vec<(PhraseName, Uuid)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT owner_key, user_id, phrase_id, session_id FROM phrases \
+                 ORDER BY owner_key, user_id, phrase_id LIMIT ?1 OFFSET ?2",
+            )
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![limit, offset as i64], |row| {
+                Ok((
+                    PhraseName {
+                        owner: row.get(0)?,
+                        user: row.get(1)?,
+                        phrase: row.get(2)?,
+                    },
+                    row.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(db_error)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, id) = row.map_err(db_error)?;
+            out.push((name, Uuid::parse_str(&id).map_err(db_error)?));
+        }
+        Ok(out)
+    }
+}
+
 impl Phrases for SqliteCatalog {
     fn bind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<Option<Uuid>, StoreError> {
         let tx = self.conn.transaction().map_err(db_error)?;

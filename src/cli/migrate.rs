@@ -6,9 +6,11 @@
 //! first repaired and finalized from its own frames, exactly as a restart
 //! would; each recording is uploaded as its final FLAC object
 //! (`recordings/{id}.flac`, multipart, read in parts) and its row saved in
-//! PostgreSQL pointing at it. A session already in PostgreSQL as finished is
-//! skipped, so the command can be run again after an interruption. The
-//! files and the SQLite catalog are left as they were.
+//! PostgreSQL pointing at it; an upload's kept original goes to
+//! `originals/{id}`. Then every phrase name (the user/phrase API) is copied.
+//! A session already in PostgreSQL as finished is skipped, and phrase names
+//! are written over, so the command can be run again after an
+//! interruption. The files and the SQLite catalog are left as they were.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +55,10 @@ pub struct Migrated {
     pub skipped: u64,
     /// Sessions left live by the node, finalized first.
     pub repaired: u64,
+    /// Kept originals uploaded.
+    pub originals: u64,
+    /// Phrase names copied.
+    pub phrases: u64,
 }
 
 /// Runs the migration; prints what it did.
@@ -60,8 +66,8 @@ pub fn migrate(args: &MigrateArgs) -> ExitCode {
     match run(args) {
         Ok(m) => {
             println!(
-                "migrated {} sessions ({} recordings, {} bytes; {} repaired first); {} were already there",
-                m.sessions, m.recordings, m.bytes, m.repaired, m.skipped
+                "migrated {} sessions ({} recordings, {} bytes; {} repaired first); {} were already there; {} originals, {} phrase names",
+                m.sessions, m.recordings, m.bytes, m.repaired, m.skipped, m.originals, m.phrases
             );
             ExitCode::SUCCESS
         }
@@ -133,8 +139,30 @@ fn run(args: &MigrateArgs) -> Result<Migrated, String> {
                 done.recordings += 1;
                 done.bytes += bytes;
             }
+            let original = args.data_dir.join(ObjectRecordings::original_key(id));
+            if original.exists() {
+                let key = ObjectRecordings::original_key(id);
+                let bytes = runtime
+                    .block_on(objects.put_file(&key, &original))
+                    .map_err(|e| format!("session {id}'s original: {e}"))?;
+                done.originals += 1;
+                done.bytes += bytes;
+            }
             to.save(&record).map_err(|e| format!("session {id}: {e}"))?;
             done.sessions += 1;
+        }
+    }
+    let mut offset = 0u64;
+    loop {
+        let page = from.every_phrase(PAGE, offset).map_err(|e| e.to_string())?;
+        if page.is_empty() {
+            break;
+        }
+        offset += page.len() as u64;
+        for (name, id) in page {
+            to.bind_phrase(&name, id)
+                .map_err(|e| format!("phrase {}/{}: {e}", name.user, name.phrase))?;
+            done.phrases += 1;
         }
     }
     Ok(done)

@@ -458,6 +458,20 @@ async fn a_single_node_install_moves_into_scaled_mode_with_migrate() {
     )
     .await;
     assert_eq!(code, 200);
+    // An upload kept as a phrase, with its original.
+    let phrase_wav = flacstream_codec::fixture::wav_bytes(
+        &flacstream_codec::fixture::WavSpec::pcm(2, 16_000, 16),
+        &pcm,
+    );
+    let phrase_path = format!("/audio/user/{user}/phrase/greeting");
+    let answer =
+        crate::common::http_send(single.addr, "POST", &phrase_path, "audio/wav", &phrase_wav).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
     let (mut ws, _, live_id) = connect_session(&url).await;
     let ack = send_acked(&mut ws, &pcm, &mut rng).await;
     let durable = ack["samples_durable"].as_u64().unwrap();
@@ -480,9 +494,9 @@ async fn a_single_node_install_moves_into_scaled_mode_with_migrate() {
         );
         assert!(stdout.contains(expect), "{stdout}");
     };
-    migrate("migrated 2 sessions (2 recordings");
-    // Again: nothing twice.
-    migrate("migrated 0 sessions (0 recordings, 0 bytes; 0 repaired first); 2 were already there");
+    migrate("migrated 3 sessions (3 recordings");
+    // Again: nothing twice (phrase names are written over, not added).
+    migrate("migrated 0 sessions (0 recordings, 0 bytes; 0 repaired first); 3 were already there; 0 originals, 1 phrase names");
 
     let scaled = replica(&database, &storage).await;
     let (code, flac) = http(
@@ -523,7 +537,13 @@ async fn a_single_node_install_moves_into_scaled_mode_with_migrate() {
         &format!("/api/audio/sessions?user_id={user}"),
     )
     .await;
-    assert_eq!(list["sessions"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(list["sessions"].as_array().unwrap().len(), 3, "{list}");
+    // The phrase and its original came along.
+    let (code, flac) = http(scaled.addr, "GET", &format!("{phrase_path}/flac")).await;
+    assert_eq!(code, 200);
+    assert_exact(&flac, &samples, 2, 16, 1024);
+    let (code, original) = http(scaled.addr, "GET", &format!("{phrase_path}/original")).await;
+    assert_eq!((code, original == phrase_wav), (200, true));
 }
 
 #[actix_rt::test]
