@@ -20,6 +20,7 @@ mod fanout;
 mod input;
 mod input_rate;
 mod lifecycle;
+mod live_input;
 mod membership;
 mod outcome;
 mod recorder;
@@ -33,6 +34,8 @@ pub use fanout::{ConnectionId, Role};
 pub use input::{EndOfInput, Ingest};
 pub use input_rate::{InputRateLimit, DEFAULT_INPUT_BURST_SECONDS, DEFAULT_MAX_INPUT_RATE};
 pub use lifecycle::{DrainStarted, Finalize, IdleTimeout, Shutdown};
+pub use live_input::DecoderWake;
+use live_input::LiveInput;
 pub use outcome::{
     listener_channel, outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed,
 };
@@ -160,6 +163,8 @@ pub struct Session {
     handing_over: bool,
     /// Answered when a handover is done.
     handover: Vec<oneshot::Sender<Result<u64, SessionClosed>>>,
+    /// A `/stream` input that is not WAV, decoded as it arrives.
+    live: LiveInput,
 }
 
 impl Session {
@@ -214,6 +219,7 @@ impl Session {
             waiters: Vec::new(),
             handing_over: false,
             handover: Vec::new(),
+            live: LiveInput::default(),
         }
     }
 

@@ -7,6 +7,8 @@
 //!   lossless (`source_codec`, `lossless` in the API).
 //! - [`MediaDecoder`]: probe, pick the audio track, decode packet by packet
 //!   into PCM bytes; synchronous, so callers keep it off I/O threads.
+//! - [`live`]: the decoder on a thread of its own, fed as bytes arrive
+//!   (`/stream`).
 //! - `opus`: Opus packets (which symphonia demuxes but does not decode).
 //! - [`depth`]: which integer width the decoded audio is stored at, and the
 //!   exact (integer sources) or rounded (lossy sources) conversion.
@@ -17,6 +19,7 @@
 mod decoder;
 pub mod depth;
 mod error;
+pub mod live;
 mod mp4_timing;
 mod opus;
 mod source_codec;

@@ -11,6 +11,7 @@
 use std::io::Cursor;
 
 use flacstream_codec::media::MediaDecoder;
+use symphonia::core::io::{MediaSource, ReadOnlySource};
 
 use crate::alloc;
 
@@ -42,21 +43,27 @@ pub fn quiet_symphonia_panics() {
     });
 }
 
-/// Decodes `data`; see the module docs for what must hold.
+/// Decodes `data` twice: from a seekable source, as `/convert` reads its
+/// spool, and from one that cannot seek, as `/stream` decodes as bytes
+/// arrive; see the module docs for what must hold.
 pub fn check(data: &[u8]) {
-    let source = Box::new(Cursor::new(data.to_vec()));
-    let (result, largest) = alloc::largest_allocation(|| decode(source));
-    assert!(
-        largest <= MAX_ALLOCATION_BYTES,
-        "a {largest}-byte allocation from a {}-byte input",
-        data.len()
-    );
-    if let Err(e) = result {
-        assert!(!e.code().is_empty() && !e.to_string().is_empty());
+    let seekable: Box<dyn MediaSource> = Box::new(Cursor::new(data.to_vec()));
+    let unseekable: Box<dyn MediaSource> =
+        Box::new(ReadOnlySource::new(Cursor::new(data.to_vec())));
+    for source in [seekable, unseekable] {
+        let (result, largest) = alloc::largest_allocation(|| decode(source));
+        assert!(
+            largest <= MAX_ALLOCATION_BYTES,
+            "a {largest}-byte allocation from a {}-byte input",
+            data.len()
+        );
+        if let Err(e) = result {
+            assert!(!e.code().is_empty() && !e.to_string().is_empty());
+        }
     }
 }
 
-fn decode(source: Box<Cursor<Vec<u8>>>) -> Result<(), flacstream_codec::media::MediaError> {
+fn decode(source: Box<dyn MediaSource>) -> Result<(), flacstream_codec::media::MediaError> {
     let mut decoder = MediaDecoder::open(source)?;
     let info = decoder.info();
     let align = info.layout.block_align();

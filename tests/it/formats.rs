@@ -534,3 +534,84 @@ async fn float_pcm_is_refused_unless_its_rounding_is_asked_for() {
     }
     service.drain().await;
 }
+
+#[actix_rt::test]
+async fn stream_decodes_other_containers_as_they_arrive() {
+    use flacstream_codec::fixture::random_splits;
+    const FRAMES: usize = 40_000;
+    let service = start(&[]);
+    let dir = Scratch::new("it-formats-stream");
+    // Lossless: FLAC (native and in Ogg) and AIFF, exact under any split.
+    let samples = test_signal(FRAMES, 2, 16, 21);
+    let wav = dir.wav("exact.wav", &samples, &WavSpec::pcm(2, 44_100, 16));
+    for (encoding, codec) in [
+        (Encoding::Flac, "flac"),
+        (Encoding::OggFlac, "flac"),
+        (Encoding::Aiff, "pcm"),
+        (Encoding::MkvFlac, "flac"),
+    ] {
+        let Some(path) = encoding.make(&wav, 16, &dir) else {
+            continue;
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        for seed in [1, 2] {
+            let pieces = random_splits(&bytes, 3000, seed);
+            let out = crate::common::stream(service.addr, "", &pieces, true).await;
+            let done = out.last_text();
+            assert_eq!(done["type"], "done", "{encoding:?}: {done}");
+            assert_eq!(
+                (done["source_codec"].as_str(), done["lossless"].as_bool()),
+                (Some(codec), Some(true))
+            );
+            assert_eq!(out.close, Some(1000));
+            assert_exact(&out.patched_flac(), &samples, 2, 16, 4096);
+        }
+    }
+    // Lossy: MP3, Ogg Vorbis, WebM Vorbis, Ogg and WebM Opus, as their
+    // decode (the same as /convert's, which the tests above compare with
+    // ffmpeg's and libopus's).
+    let music = dir.wav(
+        "music.wav",
+        &lossy_signal(FRAMES),
+        &WavSpec::pcm(2, 48_000, 16),
+    );
+    for (encoding, codec) in [
+        (Encoding::Mp3, "mp3"),
+        (Encoding::OggVorbis, "vorbis"),
+        (Encoding::WebmVorbis, "vorbis"),
+        (Encoding::OggOpus, "opus"),
+        (Encoding::WebmOpus, "opus"),
+        (Encoding::AacAdts, "aac"),
+    ] {
+        let Some(path) = encoding.make(&music, 16, &dir) else {
+            continue;
+        };
+        let bytes = std::fs::read(&path).unwrap();
+        let whole = convert(service.addr, &path).await;
+        assert_source(&whole, codec, false, &format!("{encoding:?}"));
+        let pieces = random_splits(&bytes, 2000, 9);
+        let out = crate::common::stream(service.addr, "", &pieces, true).await;
+        let done = out.last_text();
+        assert_eq!(done["type"], "done", "{encoding:?}: {done}");
+        assert_eq!(
+            (done["source_codec"].as_str(), done["lossless"].as_bool()),
+            (Some(codec), Some(false))
+        );
+        // The same PCM as the whole file's conversion, sample for sample.
+        let (_, _, streamed) = claxon_decode(&out.patched_flac());
+        let (_, _, converted) = claxon_decode(&whole.body);
+        assert!(
+            streamed == converted,
+            "{encoding:?}: streamed and converted decodes differ"
+        );
+    }
+    // An M4A cannot be decoded as it arrives; garbage is no container.
+    if let Some(m4a) = Encoding::AacM4a.make(&music, 16, &dir) {
+        let bytes = std::fs::read(&m4a).unwrap();
+        let out = crate::common::stream(service.addr, "", &[&bytes], true).await;
+        assert_eq!(out.error_code(), "needs_seeking");
+        assert_eq!(out.close, Some(1003));
+        assert!(out.flac.is_empty(), "no FLAC before the error");
+    }
+    service.drain().await;
+}

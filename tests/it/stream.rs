@@ -199,8 +199,17 @@ async fn bad_headers_get_their_code_and_close_code_and_no_flac() {
     };
     let cases: Vec<(&str, Vec<u8>, bool, &str, u16)> = vec![
         (
+            // Not a WAV's first bytes: decoded as another container, and
+            // no container begins like this.
             "garbage",
             b"hello world, not a wav".to_vec(),
+            true,
+            "unrecognized_format",
+            1003,
+        ),
+        (
+            "riff but not wave",
+            b"RIFF\x10\0\0\0AVI LIST\0\0\0\0".to_vec(),
             true,
             "not_wav",
             1007,

@@ -104,8 +104,17 @@ impl Session {
                     return Ok(progressed);
                 }
             }
+            self.sniff_input(ctx)?;
             match self.settings.input {
                 InputFormat::Wav => {}
+                InputFormat::Live => {
+                    let moved = self.stage_live(ctx)?;
+                    if !moved {
+                        return Ok(progressed);
+                    }
+                    progressed = true;
+                    continue;
+                }
                 InputFormat::Raw { .. } => {
                     if self.input.is_empty() {
                         return Ok(progressed);

@@ -172,6 +172,10 @@ impl Session {
     }
 
     pub(super) fn finish_if_drained(&mut self, reason: EndReason, ctx: &mut Context<Self>) {
+        if self.live.busy() {
+            // The decoder still has input to take or audio to give.
+            return;
+        }
         let Some(stream) = self.stream.as_ref() else {
             let error = match (reason, self.parser.finish()) {
                 (EndReason::GoingAway, _) => StreamError::ShuttingDown,

@@ -27,6 +27,10 @@ pub enum InputFormat {
         /// Samples per second.
         sample_rate: u32,
     },
+    /// Another container (MP3, Ogg, FLAC, WebM…), decoded as it arrives
+    /// (`live_input`); a `/stream` whose first bytes are not a WAV's
+    /// becomes this.
+    Live,
     /// Headerless G.711, one byte per sample, stored as its 16-bit
     /// linear expansion.
     G711 {
@@ -44,7 +48,7 @@ impl InputFormat {
     /// (G.711 as its 16-bit expansion); `None` for WAV, which has to say.
     pub fn headerless(&self) -> Option<(u32, PcmLayout)> {
         match *self {
-            Self::Wav => None,
+            Self::Wav | Self::Live => None,
             Self::Raw {
                 layout,
                 sample_rate,

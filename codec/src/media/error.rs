@@ -43,6 +43,13 @@ pub enum MediaError {
     /// The file ends in the middle of the audio.
     #[error("the audio ends part-way through (the file is truncated)")]
     Truncated,
+    /// A container that has to be read out of order (MP4), sent where the
+    /// audio is decoded as it arrives.
+    #[error(
+        "MP4/M4A cannot be decoded as it arrives (its index may be at its end); send the \
+         file to /convert or /upload"
+    )]
+    NeedsSeeking,
     /// A bound of the demuxer or decoder (against hostile files) was hit.
     #[error("the file exceeds a decoder limit: {0}")]
     Limit(String),
@@ -63,6 +70,7 @@ impl MediaError {
             Self::Corrupt(_) => "corrupt_audio",
             Self::Truncated => "truncated_audio",
             Self::Limit(_) => "media_limit",
+            Self::NeedsSeeking => "needs_seeking",
         }
     }
 
