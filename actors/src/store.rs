@@ -153,8 +153,8 @@ pub trait Phrases {
         limit: u32,
         offset: u64,
     ) -> Result<Vec<(String, Uuid)>, StoreError>;
-    /// Forgets the name; answers the session it named.
-    fn unbind_phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError>;
+    /// Forgets the name if it still names session `id`; whether it did.
+    fn unbind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<bool, StoreError>;
 }
 
 /// Session metadata storage. Methods block; they run on [`Store`] threads.
@@ -408,19 +408,21 @@ impl Handler<ListPhrases> for Store {
     }
 }
 
-/// Forget a user's phrase; answers the session it named.
+/// Forget a user's phrase if it still names a session; whether it did.
 #[derive(Message)]
-#[rtype(result = "Result<Option<Uuid>, StoreError>")]
+#[rtype(result = "Result<bool, StoreError>")]
 pub struct UnbindPhrase {
     /// The phrase.
     pub name: PhraseName,
+    /// The session it must still name (a re-upload may have moved it).
+    pub id: Uuid,
 }
 
 impl Handler<UnbindPhrase> for Store {
-    type Result = Result<Option<Uuid>, StoreError>;
+    type Result = Result<bool, StoreError>;
 
     fn handle(&mut self, msg: UnbindPhrase, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.unbind_phrase(&msg.name)
+        self.catalog.unbind_phrase(&msg.name, msg.id)
     }
 }
 

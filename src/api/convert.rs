@@ -527,13 +527,17 @@ pub async fn store_upload(
                     done.samples,
                     expected.total_samples
                 );
+                discard_upload(state, &_hangup.session, id).await;
                 return Err(ApiError::Unavailable(
                     "the upload was not stored exactly as checked".into(),
                 ));
             }
             Some(Outbound::Done(done)) => {
                 if state.settings.keep_originals {
-                    crate::api::originals::keep(state, id, &spool.path).await?;
+                    if let Err(e) = crate::api::originals::keep(state, id, &spool.path).await {
+                        discard_upload(state, &_hangup.session, id).await;
+                        return Err(e);
+                    }
                 }
                 let body = Uploaded {
                     session_id: id.to_string(),
@@ -552,8 +556,39 @@ pub async fn store_upload(
                 };
                 return Ok(body);
             }
-            Some(Outbound::Failed(e)) => return Err(ApiError::Stream(e)),
-            None => return Err(ApiError::Unavailable("the session ended early".into())),
+            Some(Outbound::Failed(e)) => {
+                discard_upload(state, &_hangup.session, id).await;
+                return Err(ApiError::Stream(e));
+            }
+            None => {
+                discard_upload(state, &_hangup.session, id).await;
+                return Err(ApiError::Unavailable("the session ended early".into()));
+            }
         }
     }
+}
+
+/// An upload that failed after its session began is not left behind as a
+/// stored recording the client was told did not happen: the session is
+/// ended, then deleted with its files (a few seconds at most; a drain that
+/// cuts an upload short keeps what was stored, as documented, and does not
+/// come here).
+async fn discard_upload(state: &AppState, session: &Addr<Session>, id: SessionId) {
+    /// Polls for the session to be finished before it can be deleted.
+    const DISCARD_POLLS: u32 = 50;
+    const DISCARD_POLL_MS: u64 = 100;
+    let _ = session.send(flacstream_actors::session::Finalize).await;
+    for _ in 0..DISCARD_POLLS {
+        match crate::api::sessions::remove_session(state, id).await {
+            Err(ApiError::SessionLive) => {
+                tokio::time::sleep(std::time::Duration::from_millis(DISCARD_POLL_MS)).await
+            }
+            Err(ApiError::SessionNotFound) | Ok(()) => return,
+            Err(e) => {
+                log::warn!("Upload {id} failed and its session could not be deleted: {e}.");
+                return;
+            }
+        }
+    }
+    log::warn!("Upload {id} failed and its session was still live after 5 s; it stays.");
 }

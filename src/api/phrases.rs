@@ -95,12 +95,25 @@ pub struct PhraseLinks {
 /// checked against the user.
 fn name_of(access: &Access, path: &web::Path<(String, String)>) -> Result<PhraseName, ApiError> {
     let (user, phrase) = labels(path)?;
+    refuse_session_tokens(access)?;
     let owner = access.new_session(None, Some(user.clone()))?;
     Ok(PhraseName {
         owner: owner.owner_key.unwrap_or_default(),
         user,
         phrase,
     })
+}
+
+/// A token scoped to one session reaches that session's routes only: the
+/// phrase API names sessions it may not reach (and deletes replaced ones).
+fn refuse_session_tokens(access: &Access) -> Result<(), ApiError> {
+    if access.principal().is_some_and(|p| p.session_id.is_some()) {
+        return Err(ApiError::Forbidden(
+            "a token scoped to one session cannot use the phrase API; use a user's token or a key"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn labels(path: &web::Path<(String, String)>) -> Result<(String, String), ApiError> {
@@ -187,8 +200,23 @@ pub async fn upload(
         })
         .await??;
     if let Some(old) = before.filter(|old| *old != id) {
-        // The phrase names the new recording already; the old one goes.
-        if let Err(e) = remove_session(&state, old).await {
+        // The phrase names the new recording already; the old one goes,
+        // if it is still this user's and the caller's (a name left by a
+        // session deleted through the sessions API must not delete a
+        // session that took its id since).
+        let still_ours = match SessionAccess::check(&access, &state, old).await {
+            Ok(mut s) => s
+                .current(&state)
+                .await
+                .is_ok_and(|(r, _)| r.user_id.as_deref() == Some(name.user.as_str())),
+            Err(_) => false,
+        };
+        let removed = if still_ours {
+            remove_session(&state, old).await
+        } else {
+            Ok(())
+        };
+        if let Err(e) = removed {
             log::warn!(
                 "Phrase {}/{}: the replaced session {old} was not deleted: {e}.",
                 name.user,
@@ -265,7 +293,17 @@ pub async fn delete(
 ) -> Result<HttpResponse, ApiError> {
     let name = name_of(&access, &path)?;
     let (record, _) = find(&access, &state, &name).await?;
-    state.store.send(UnbindPhrase { name }).await??;
+    if !state
+        .store
+        .send(UnbindPhrase {
+            name,
+            id: record.id,
+        })
+        .await??
+    {
+        // A re-upload named another session meanwhile: that one stays.
+        return Err(ApiError::PhraseNotFound);
+    }
     remove_session(&state, record.id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -324,6 +362,10 @@ pub async fn list(
         )));
     }
     let offset = params.offset.unwrap_or(0);
+    if offset > i64::MAX as u64 - u64::from(MAX_PAGE) {
+        return Err(ApiError::BadParameter("offset is too large".into()));
+    }
+    refuse_session_tokens(&access)?;
     if user.is_empty() || user.len() > MAX_USER_ID_BYTES {
         return Err(ApiError::BadParameter(format!(
             "user_id must be 1 to {MAX_USER_ID_BYTES} bytes"

@@ -499,19 +499,19 @@ impl Phrases for PostgresCatalog {
         })
     }
 
-    fn unbind_phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+    fn unbind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<bool, StoreError> {
         let shared = &self.shared;
         shared.run(async {
             let client = shared.pool.get().await.map_err(db_error)?;
-            Ok(client
-                .query_opt(
+            let n = client
+                .execute(
                     "DELETE FROM phrases WHERE owner_key = $1 AND user_id = $2 \
-                     AND phrase_id = $3 RETURNING session_id",
-                    &[&name.owner, &name.user, &name.phrase],
+                     AND phrase_id = $3 AND session_id = $4",
+                    &[&name.owner, &name.user, &name.phrase, &id],
                 )
                 .await
-                .map_err(db_error)?
-                .map(|row| row.get::<_, Uuid>(0)))
+                .map_err(db_error)?;
+            Ok(n > 0)
         })
     }
 }

@@ -181,7 +181,12 @@ impl SqliteCatalog {
 
 impl Phrases for SqliteCatalog {
     fn bind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        let tx = self.conn.transaction().map_err(db_error)?;
+        // Immediate: the read and the write under one lock, so a progress
+        // save on the other store connection cannot make the upgrade fail.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(db_error)?;
         let before: Option<String> = tx
             .query_row(
                 "SELECT session_id FROM phrases \
@@ -243,18 +248,16 @@ impl Phrases for SqliteCatalog {
         Ok(out)
     }
 
-    fn unbind_phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError> {
-        let id: Option<String> = self
+    fn unbind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<bool, StoreError> {
+        let n = self
             .conn
-            .query_row(
+            .execute(
                 "DELETE FROM phrases WHERE owner_key = ?1 AND user_id = ?2 AND phrase_id = ?3 \
-                 RETURNING session_id",
-                params![name.owner, name.user, name.phrase],
-                |row| row.get(0),
+                 AND session_id = ?4",
+                params![name.owner, name.user, name.phrase, id.to_string()],
             )
-            .optional()
             .map_err(db_error)?;
-        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()))
+        Ok(n > 0)
     }
 }
 
@@ -370,7 +373,7 @@ impl Phrases for Unavailable {
     ) -> Result<Vec<(String, Uuid)>, StoreError> {
         Err(self.0.clone())
     }
-    fn unbind_phrase(&mut self, _: &PhraseName) -> Result<Option<Uuid>, StoreError> {
+    fn unbind_phrase(&mut self, _: &PhraseName, _: Uuid) -> Result<bool, StoreError> {
         Err(self.0.clone())
     }
 }
@@ -457,8 +460,12 @@ mod tests {
             db.phrases("", "u", 1, 1).unwrap(),
             vec![("hi".to_string(), b)]
         );
-        assert_eq!(db.unbind_phrase(&name("", "hi")).unwrap(), Some(b));
-        assert_eq!(db.unbind_phrase(&name("", "hi")).unwrap(), None);
+        assert!(
+            !db.unbind_phrase(&name("", "hi"), a).unwrap(),
+            "names b now"
+        );
+        assert!(db.unbind_phrase(&name("", "hi"), b).unwrap());
+        assert!(!db.unbind_phrase(&name("", "hi"), b).unwrap());
         assert_eq!(db.phrase(&name("k2", "hi")).unwrap(), Some(c));
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -94,6 +94,14 @@ impl Session {
             return Ok(false);
         };
         let mut progressed = false;
+        if decoder.is_finished() {
+            // After the container's own end (Ogg's last page, the end of a
+            // Matroska segment, trailing tags such as ID3v1), what follows
+            // is no audio: read past, as file decoders do.
+            let dropped = !self.input.is_empty();
+            self.input = Bytes::new();
+            return Ok(dropped);
+        }
         // When the decoder's queue is full the input stays: the wake after
         // it takes a chunk retries.
         if !self.input.is_empty() && decoder.push(self.input.to_vec()).is_ok() {

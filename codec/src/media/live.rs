@@ -14,6 +14,7 @@
 //! (its index may be at the end) is refused at once, naming `/convert`.
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -74,18 +75,17 @@ impl LiveDecoder {
         })
     }
 
-    /// Hands `bytes` to the decoder unless its queue is full (then they
-    /// come back).
+    /// Hands `bytes` to the decoder unless its queue is full or it has
+    /// stopped taking input (then they come back).
     pub fn push(&mut self, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
         match self.input.as_ref() {
             Some(input) => match input.try_send(bytes) {
                 Ok(()) => Ok(()),
-                Err(TrySendError::Full(b)) => Err(b),
-                // The thread is gone (it failed or ended): the bytes are
-                // dropped; the event says why.
-                Err(TrySendError::Disconnected(_)) => Ok(()),
+                // Full, or the thread is gone (it failed or ended): the bytes
+                // come back, and the caller learns why from the events.
+                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => Err(b),
             },
-            None => Ok(()),
+            None => Err(bytes),
         }
     }
 
@@ -129,6 +129,8 @@ struct ChannelReader {
     current: Vec<u8>,
     at: usize,
     wake: Wake,
+    /// Set once the caller closed the input (end of file for symphonia).
+    closed: Arc<AtomicBool>,
 }
 
 impl Read for ChannelReader {
@@ -146,7 +148,10 @@ impl Read for ChannelReader {
                     // Room in the queue: the caller may push again.
                     (self.wake)();
                 }
-                Err(_) => return Ok(0),
+                Err(_) => {
+                    self.closed.store(true, Ordering::Release);
+                    return Ok(0);
+                }
             }
         }
         let n = buf.len().min(self.current.len() - self.at);
@@ -167,11 +172,13 @@ fn run(
         wake();
         sent
     };
+    let closed = Arc::new(AtomicBool::new(false));
     let mut reader = ChannelReader {
         input: Mutex::new(input),
         current: Vec::new(),
         at: 0,
         wake: Arc::clone(&wake),
+        closed: Arc::clone(&closed),
     };
     // Eight bytes say whether it is an MP4, which needs to seek.
     let mut head = Vec::with_capacity(8);
@@ -216,13 +223,14 @@ fn run(
                 send(LiveEvent::End);
                 return;
             }
-            // The input ended inside the container (a client that stopped
-            // mid-file, or a demuxer such as Matroska's that reads past its
-            // last packet for an index that only a seekable file has): a
-            // live stream ends where its input ends, as a WAV whose data is
+            // The client's input ended inside the container (it stopped
+            // mid-file, or a demuxer such as Matroska's reads past its last
+            // packet for an index that only a seekable file has): a live
+            // stream ends where its input ends, as a WAV whose data is
             // shorter than declared does. Everything that arrived whole
-            // was decoded.
-            Err(MediaError::Truncated) => {
+            // was decoded. A short read while the input is still open is
+            // a broken packet, not an end.
+            Err(MediaError::Truncated) if closed.load(Ordering::Acquire) => {
                 if !pcm.is_empty() && !send(LiveEvent::Pcm(std::mem::take(&mut pcm))) {
                     return;
                 }

@@ -15,6 +15,22 @@ use super::MediaError;
 /// Opus decodes to 48 kHz, whatever the source was.
 pub const OPUS_RATE: u32 = 48_000;
 
+/// For each FLAC channel (FLAC's and WAV's order: FL FR FC LFE BL BR SL
+/// SR), the Opus channel it comes from: Opus family 1 uses the Vorbis
+/// order (RFC 7845 §5.1.1.2), which puts the centre second and the LFE
+/// last. Indexed by channel count; 1, 2 and 4 channels need no change.
+const VORBIS_TO_FLAC: [&[usize]; 9] = [
+    &[],
+    &[0],
+    &[0, 1],
+    &[0, 2, 1],
+    &[0, 1, 2, 3],
+    &[0, 2, 1, 3, 4],
+    &[0, 2, 1, 5, 3, 4],
+    &[0, 2, 1, 6, 5, 3, 4],
+    &[0, 2, 1, 7, 5, 6, 3, 4],
+];
+
 /// What `OpusHead` (RFC 7845 §5.1) says, as far as decoding needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Head {
@@ -44,6 +60,22 @@ impl Head {
         }
         if family == 0 && channels > 2 {
             return Err(bad());
+        }
+        if family == 1 {
+            // opus-pure's multistream decoder assumes the standard Vorbis
+            // layout for the channel count; a file that maps its streams
+            // otherwise would come out with its channels wrong.
+            let mapping = b.get(21..21 + channels).ok_or_else(bad)?;
+            let standard = opus_pure::ChannelLayout::surround(channels, 1)
+                .map_err(|_| MediaError::TooManyChannels(channels))?;
+            if usize::from(b[19]) != standard.nb_streams
+                || usize::from(b[20]) != standard.nb_coupled_streams
+                || mapping != standard.mapping.as_slice()
+            {
+                return Err(MediaError::UnsupportedCodec(
+                    "Opus with a non-standard channel mapping".into(),
+                ));
+            }
         }
         Ok(Self {
             channels,
@@ -117,11 +149,14 @@ impl OpusStream {
         self.skip -= skipped;
         start += skipped as usize;
         let ch = self.channels;
-        out.extend(
-            self.pcm[start * ch..end * ch]
-                .iter()
-                .map(|s| f64::from(*s) * self.gain),
-        );
+        let order = VORBIS_TO_FLAC.get(ch).copied().unwrap_or(&[]);
+        for frame in self.pcm[start * ch..end * ch].chunks_exact(ch) {
+            if order.len() == ch {
+                out.extend(order.iter().map(|&i| f64::from(frame[i]) * self.gain));
+            } else {
+                out.extend(frame.iter().map(|s| f64::from(*s) * self.gain));
+            }
+        }
         Ok(end - start)
     }
 }

@@ -35,17 +35,27 @@ impl Trim {
         }
         let rate = u128::from(sample_rate);
         let to_frames = |t: u64| (u128::from(t) * rate / u128::from(timing.timescale)) as u64;
-        let mut keep = to_frames(timing.duration.saturating_sub(timing.media_time));
-        if let Some((edited, movie)) = timing.edited.filter(|(_, m)| *m > 0) {
+        // A fragmented MP4 (browsers' MediaRecorder, ffmpeg's
+        // `frag_keyframe+empty_moov`) declares a media duration of 0 (or
+        // all ones): unknown, so only the start is trimmed. Found by
+        // review: treating it as "keep nothing" stored zero samples.
+        let known = timing.duration > timing.media_time
+            && timing.duration != u64::from(u32::MAX)
+            && timing.duration != u64::MAX;
+        let mut keep = known.then(|| to_frames(timing.duration - timing.media_time));
+        if let Some((edited, movie)) = timing.edited.filter(|(e, m)| *m > 0 && *e > 0) {
             let per_tick = rate.div_ceil(u128::from(movie)) as u64;
             let edited = (u128::from(edited) * rate).div_ceil(u128::from(movie)) as u64;
-            if edited > 0 && edited.saturating_add(per_tick) < keep {
-                keep = edited;
-            }
+            keep = match keep {
+                Some(k) if edited.saturating_add(per_tick) < k => Some(edited),
+                Some(k) => Some(k),
+                // No media duration: the edit's, rounded up to its tick.
+                None => Some(edited),
+            };
         }
         Self {
             skip: to_frames(timing.media_time),
-            keep: Some(keep),
+            keep,
         }
     }
 
@@ -120,5 +130,18 @@ mod tests {
             ..timing
         };
         assert_eq!(Trim::from_mp4(short, 44_100).keep, Some(44_100));
+        // Fragmented: no media duration, no edit: only the priming goes.
+        let fragmented = Mp4Timing {
+            duration: 0,
+            edited: None,
+            ..timing
+        };
+        assert_eq!(
+            Trim::from_mp4(fragmented, 44_100),
+            Trim {
+                skip: 1024,
+                keep: None
+            }
+        );
     }
 }

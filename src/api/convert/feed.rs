@@ -8,7 +8,7 @@ use actix::Addr;
 use bytes::Bytes;
 use flacstream_actors::session::{Abort, ConnectionId, EndOfInput, EndReason, Ingest};
 use flacstream_actors::{Session, StreamError};
-use flacstream_codec::media::{DecodeOptions, MediaDecoder, MediaError};
+use flacstream_codec::media::{DecodeOptions, MediaDecoder};
 use tokio::io::AsyncReadExt;
 use tokio::sync::Semaphore;
 
@@ -93,8 +93,8 @@ async fn feed_decoded(
             decode_step(decoder, &path, options)
         })
         .await
-        .map_err(|_| StreamError::Media(MediaError::Corrupt("the decoder panicked".into())))?;
-        let (next, pcm) = step.map_err(StreamError::Media)?;
+        .map_err(|e| StreamError::Storage(format!("the decoding thread failed: {e}")))?;
+        let (next, pcm) = step?;
         if !pcm.is_empty() && !ingest(session, conn, Bytes::from(pcm)).await {
             return Ok(false);
         }
@@ -111,12 +111,13 @@ fn decode_step(
     decoder: Option<MediaDecoder>,
     path: &std::path::Path,
     options: DecodeOptions,
-) -> Result<(Option<MediaDecoder>, Vec<u8>), MediaError> {
+) -> Result<(Option<MediaDecoder>, Vec<u8>), StreamError> {
     let mut decoder = match decoder {
         Some(d) => d,
         None => {
+            // The server's own spool: a failure to read it is the server's.
             let file = std::fs::File::open(path)
-                .map_err(|e| MediaError::Corrupt(format!("reading the spooled upload: {e}")))?;
+                .map_err(|e| StreamError::Storage(format!("reading the spooled upload: {e}")))?;
             MediaDecoder::open_with(Box::new(file), options)?
         }
     };

@@ -11,6 +11,7 @@
 //!   with its `moov` at the end decodes like any other.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_multipart::Multipart;
@@ -286,7 +287,7 @@ pub(super) async fn spool(
     req: &HttpRequest,
     payload: web::Payload,
     settings: &Settings,
-    decoding: &tokio::sync::Semaphore,
+    decoding: &Arc<tokio::sync::Semaphore>,
     block_size: Option<usize>,
     field: &'static str,
     options: DecodeOptions,
@@ -373,16 +374,20 @@ pub(super) async fn spool(
     drop(writer.file);
     match writer.sniff {
         Sniff::Media => {
-            let _place = decoding
-                .acquire()
+            // The place moves into the blocking call, so a request dropped
+            // mid-decode keeps it until that decode really ends.
+            let place = Arc::clone(decoding)
+                .acquire_owned()
                 .await
                 .map_err(|_| ApiError::Unavailable("the decoders are shut down".into()))?;
             let path = spool.path.clone();
             let max_seconds = settings.max_session.as_secs();
-            let (info, media) =
-                web::block(move || check_media(&path, block_size, max_seconds, options))
-                    .await
-                    .map_err(|e| ApiError::Unavailable(format!("the decoder failed: {e}")))??;
+            let (info, media) = web::block(move || {
+                let _place = place;
+                check_media(&path, block_size, max_seconds, options)
+            })
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("the decoder failed: {e}")))??;
             spool.info = info;
             spool.source = Source::Media(media);
         }
