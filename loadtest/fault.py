@@ -141,6 +141,13 @@ ZERO_MASK = b'\0\0\0\0'  # a legal mask key that leaves the payload as it is
 
 # --- WebSocket framing over raw sockets ---------------------------------------
 
+def no_sync(data: bytes) -> bytes:
+    """Random bytes that are no audio: without 0xFF, no MP3 or ADTS frame
+    sync can occur, so a decoder's probe cannot take them for audio (the
+    other containers' magics are 4 bytes, as good as impossible by chance)."""
+    return data.replace(b'\xff', b'\x00')
+
+
 def frame(opcode: int, payload: bytes, *, fin: bool = True, masked: bool = True,
           mask: bytes = ZERO_MASK, rsv: int = 0, length: int | None = None) -> bytes:
     """A client frame; `length` overrides the declared payload length."""
@@ -604,8 +611,8 @@ class Bad:
             ('tcp_random_bytes', self.g_tcp_random, ('http 400', 'eof', 'reset'), head_limit),
             ('http_1MiB_header', self.g_huge_header, ('http 431', 'eof', 'reset'), quick),
             ('http_bad_query', self.g_bad_query, ('http 400 bad_parameter',), quick),
-            ('convert_not_wav', self.g_convert_not_wav, ('http 400 not_wav',), quick),
-            ('ws_not_wav', self.g_ws_not_wav, ('close 1007 not_wav',), quick),
+            ('convert_not_wav', self.g_convert_not_wav, ('http 415 unrecognized_format',), quick),
+            ('ws_not_wav', self.g_ws_not_wav, ('close 1003 unrecognized_format',), quick),
             ('ws_unmasked_frame', self.g_ws_unmasked, bad_message, quick),
             ('ws_reserved_opcode', self.g_ws_bad_opcode, bad_message, quick),
             ('ws_invalid_utf8_text', self.g_ws_bad_utf8, bad_message, quick),
@@ -642,7 +649,7 @@ class Bad:
 
     async def g_convert_not_wav(self, expect, limit):
         p = await self.peer()
-        body = os.urandom(65536)
+        body = no_sync(os.urandom(65536))
         await p.send(b'POST /convert HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\n'
                      b'Content-Length: %d\r\n\r\n' % len(body) + body)
         out, s = await p.http_outcome(limit + 5)
@@ -655,7 +662,8 @@ class Bad:
         self.record('garbage', kind, out, s, expect, limit)
 
     async def g_ws_not_wav(self, expect, limit):
-        await self.ws_then('ws_not_wav', frame(2, os.urandom(4096), mask=os.urandom(4)), expect, limit)
+        await self.ws_then('ws_not_wav', frame(2, no_sync(os.urandom(4096)), mask=os.urandom(4)),
+                           expect, limit)
 
     async def g_ws_unmasked(self, expect, limit):
         await self.ws_then('ws_unmasked_frame', frame(2, self.wav_header, masked=False), expect, limit)

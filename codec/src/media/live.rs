@@ -161,6 +161,23 @@ impl Read for ChannelReader {
     }
 }
 
+/// Whether a stream's first bytes begin a container that can be read front
+/// to back: FLAC, Ogg, Matroska/WebM (EBML), AIFF (`FORM`), CAF, WAV, MP3
+/// (an ID3v2 tag or a frame sync) or ADTS AAC (a frame sync).
+fn known_start(head: &[u8]) -> bool {
+    const MAGICS: [&[u8]; 7] = [
+        b"fLaC",
+        b"OggS",
+        b"\x1A\x45\xDF\xA3",
+        b"FORM",
+        b"caff",
+        b"ID3",
+        b"RIFF",
+    ];
+    MAGICS.iter().any(|m| head.starts_with(m))
+        || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0)
+}
+
 fn run(
     input: Receiver<Vec<u8>>,
     output: SyncSender<LiveEvent>,
@@ -191,6 +208,12 @@ fn run(
     }
     if head.len() == 8 && &head[4..8] == b"ftyp" {
         send(LiveEvent::Failed(MediaError::NeedsSeeking));
+        return;
+    }
+    if !known_start(&head) {
+        // symphonia's probe would read on through the whole stream looking
+        // for a sync word; a live client is told at once instead.
+        send(LiveEvent::Failed(MediaError::Unrecognized));
         return;
     }
     let source = ReadOnlySource::new(std::io::Cursor::new(head).chain(reader));
@@ -317,6 +340,10 @@ mod tests {
         assert_eq!(pcm, crate::fixture::pcm_bytes(&samples, 16));
         assert!(wakes.load(Ordering::Relaxed) > 0);
 
+        assert!(known_start(b"fLaC\0\0\0\x22"));
+        assert!(known_start(&[0xFF, 0xFB, 0x90, 0x64]));
+        assert!(!known_start(b"hello world"));
+        assert!(!known_start(&[0xFF, 0x10]));
         let mut mp4 = LiveDecoder::start(DecodeOptions::default(), Arc::new(|| {})).unwrap();
         mp4.push(b"\0\0\0\x20ftypM4A \0\0\0\0".to_vec()).unwrap();
         mp4.close_input();
