@@ -105,6 +105,42 @@ pub fn g711_law(format: &str) -> Option<Law> {
     }
 }
 
+/// The containers a session's `format` may name, decoded as they arrive:
+/// the name, and the container it must turn out to be (as
+/// `MediaInfo::container` names it). An MP4 is not here: it cannot be read
+/// front to back ([`NEEDS_SEEKING_FORMATS`]).
+pub const CONTAINER_FORMATS: [(&str, &str); 9] = [
+    ("flac", "flac"),
+    ("ogg", "ogg"),
+    ("webm", "mkv"),
+    ("mkv", "mkv"),
+    ("mp3", "mp3"),
+    ("aac", "adts"),
+    ("aiff", "aiff"),
+    ("caf", "caf"),
+    ("matroska", "mkv"),
+];
+
+/// Container names a session refuses because their index may be at the
+/// end: upload them (`POST /upload`) instead.
+pub const NEEDS_SEEKING_FORMATS: [&str; 3] = ["mp4", "m4a", "mov"];
+
+/// The container a `format` names, if it is one decoded as it arrives.
+pub fn container_format(format: &str) -> Option<&'static str> {
+    CONTAINER_FORMATS
+        .iter()
+        .find(|(name, _)| *name == format)
+        .map(|(_, container)| *container)
+}
+
+/// Whether a session stored with `encoding` was a container decoded as it
+/// arrived (`ogg`, or `ogg/opus` once its codec was known, an upload's
+/// `mp4/aac`): its decoder's state was in one process only, so it cannot
+/// go on elsewhere.
+pub fn is_decoded_encoding(encoding: &str) -> bool {
+    encoding.contains('/') || container_format(encoding).is_some()
+}
+
 /// The last text message of a completed stream.
 #[derive(Debug, Serialize)]
 pub struct DoneMessage {
@@ -195,6 +231,10 @@ pub struct AckMessage {
     pub samples_received: u64,
     /// Samples per channel synced to the recording file (survive a crash).
     pub samples_durable: u64,
+    /// A container session's bytes taken by its decoder; a resuming
+    /// producer sends on from this byte. Absent for PCM sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_accepted: Option<u64>,
 }
 
 impl AckMessage {
@@ -206,6 +246,7 @@ impl AckMessage {
             chunk_count: ack.chunk_count,
             samples_received: ack.samples_received,
             samples_durable: ack.samples_durable,
+            bytes_accepted: ack.bytes_accepted,
         }
     }
 

@@ -247,6 +247,11 @@ impl Session {
             chunk_count: self.chunk_count,
             samples_received: self.samples_received(),
             samples_durable: self.samples_durable(),
+            bytes_accepted: self
+                .settings
+                .input
+                .is_decoded()
+                .then(|| self.live.accepted()),
         }
     }
 

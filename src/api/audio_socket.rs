@@ -26,7 +26,7 @@ use flacstream_actors::session::{
     listener_channel, outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind,
     Welcome,
 };
-use flacstream_actors::store::LeaseHolder;
+use flacstream_actors::store::{LeaseHolder, Load};
 use flacstream_actors::{Session, SessionSettings};
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
 use flacstream_codec::media::SourceCodec;
@@ -34,16 +34,21 @@ use flacstream_codec::pcm::PcmLayout;
 use flacstream_codec::wav::frame_header_can_state;
 use serde::{Deserialize, Serialize};
 
-use crate::api::relay::{self, is_relayed};
+use crate::api::relay::{self, is_relayed, Relayed};
 use crate::api::session_access::SessionAccess;
 use crate::api::takeover::take_over;
 use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
 use crate::ids::{parse_chosen_id, MAX_USER_ID_BYTES};
 use crate::limits::client_connections::ClientSlot;
-use crate::protocol::{g711_law, raw_bytes_per_sample};
+use crate::protocol::{
+    container_format, g711_law, is_decoded_encoding, raw_bytes_per_sample, CONTAINER_FORMATS,
+    NEEDS_SEEKING_FORMATS,
+};
 use crate::state::AppState;
 use crate::websocket::transport::{next_connection_id, Dialect, Link, Upgrade};
+use flacstream_actors::StreamError;
+use flacstream_codec::media::MediaError;
 
 /// Query parameters of a new session.
 #[derive(Debug, Deserialize)]
@@ -53,7 +58,8 @@ pub struct NewSessionParams {
     pub sample_rate: Option<u32>,
     /// Channels, 1–8 (raw formats).
     pub channels: Option<u16>,
-    /// `s16le`, `s24le`, `s32le`, `u8` or `wav`.
+    /// `s16le`, `s24le`, `s32le`, `u8`, `mulaw`, `alaw`, `wav`, or a
+    /// container decoded as it arrives ([`CONTAINER_FORMATS`]).
     pub format: Option<String>,
     /// Owner, for listing.
     pub user_id: Option<String>,
@@ -121,6 +127,14 @@ impl NewSessionParams {
             .clone()
             .ok_or_else(|| ApiError::BadParameter("format is required".into()))?;
         let law = g711_law(&encoding);
+        if let Some(expected) = container_format(&encoding) {
+            return Ok((InputFormat::Container { expected }, encoding));
+        }
+        if NEEDS_SEEKING_FORMATS.contains(&encoding.as_str()) {
+            return Err(ApiError::Stream(StreamError::Media(
+                MediaError::NeedsSeeking,
+            )));
+        }
         let bytes_per_sample = match (encoding.as_str(), raw_bytes_per_sample(&encoding)) {
             ("wav", _) => return Ok((InputFormat::Wav, encoding)),
             (_, Some(bytes)) => bytes,
@@ -133,7 +147,9 @@ impl NewSessionParams {
             }
             (other, None) => {
                 return Err(ApiError::BadParameter(format!(
-                    "format must be s16le, s24le, s32le, u8, mulaw, alaw or wav, got {other}"
+                    "format must be s16le, s24le, u8, mulaw, alaw, wav, or a container \
+                     ({}), got {other}",
+                    CONTAINER_FORMATS.map(|(name, _)| name).join(", ")
                 )))
             }
         };
@@ -216,6 +232,10 @@ pub struct SessionMessage {
     pub samples_received: u64,
     /// Samples per channel synced to the recording.
     pub samples_durable: u64,
+    /// A container session's bytes taken by its decoder: a resuming
+    /// producer sends on from this byte. Absent for PCM sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_accepted: Option<u64>,
     /// Binary messages taken so far.
     pub chunk_count: u64,
     /// Connections attached, this one included.
@@ -234,6 +254,7 @@ impl SessionMessage {
             resumed: w.resumed,
             samples_received: w.samples_received,
             samples_durable: w.samples_durable,
+            bytes_accepted: w.bytes_accepted,
             chunk_count: w.chunk_count,
             connections: w.connections,
         }
@@ -340,10 +361,10 @@ pub async fn join(
             // Not here. In scaled mode a listener is relayed from a live
             // owner; a producer (or a listener of a dead owner's session)
             // moves the session here.
-            if role == Role::Listener && state.cluster.shared_catalog && !is_relayed(&req) {
+            if let Some(relayed) = relayed_role(&state, &req, id, role).await? {
                 let holder = state.store.send(LeaseHolder { id }).await??;
                 if let Some(owner) = holder.filter(|o| *o != state.cluster.replica) {
-                    return relay::listen(&req, body, &state, id, &owner, client).await;
+                    return relay::join(relayed, &req, body, &state, id, &owner, client).await;
                 }
             }
             take_over(&state, id).await?
@@ -368,6 +389,32 @@ pub async fn join(
     )
     .await?;
     Ok(response)
+}
+
+/// Whether a join that reached a replica not running the session is
+/// relayed to its owner, and as whom: in scaled mode a listener always, a
+/// producer only of a container session (its decoder cannot move; any
+/// other session moves here instead). A relayed request is never relayed
+/// again.
+async fn relayed_role(
+    state: &AppState,
+    req: &HttpRequest,
+    id: SessionId,
+    role: Role,
+) -> Result<Option<Relayed>, ApiError> {
+    if !state.cluster.shared_catalog || is_relayed(req) {
+        return Ok(None);
+    }
+    if role == Role::Listener {
+        return Ok(Some(Relayed::Listener));
+    }
+    // A session opened a moment ago may not be in the catalog yet: its
+    // owner (if the lease names one) knows it.
+    let record = state.store.send(Load { id }).await??;
+    Ok(match record {
+        Some(r) if !is_decoded_encoding(&r.encoding) => None,
+        _ => Some(Relayed::Producer),
+    })
 }
 
 /// Longest a new session waits for this replica's leases to hold, in

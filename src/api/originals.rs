@@ -120,7 +120,11 @@ pub async fn original_response(
     }
     let named = NamedFile::open_async(file_path(state, record.id))
         .await
-        .map_err(|_| ApiError::NoOriginal)?
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ApiError::NoOriginal,
+            // A disk that fails is the server's problem, not a 404.
+            _ => ApiError::Storage(StoreError::File(e.to_string())),
+        })?
         .set_content_type(
             mime.parse()
                 .unwrap_or(actix_web::mime::APPLICATION_OCTET_STREAM),

@@ -1,5 +1,6 @@
 //! Scaled mode: a listener whose request reaches a replica that does not
-//! own the session is relayed from the owner.
+//! own the session is relayed from the owner; so is the producer of a
+//! container session (`format=ogg`, …), whose decoder cannot move.
 //!
 //! A producer's resume moves the session ([`crate::api::takeover`]). A
 //! listener must not: behind a round-robin balancer the producer and its
@@ -10,7 +11,9 @@
 //! `done` or `error`, and the close. The client's credentials go along as
 //! they came (query, `Authorization`, subprotocol), and its address as
 //! `X-Forwarded-For`, which the owner believes when this replica is within
-//! its `--trusted-proxies`.
+//! its `--trusted-proxies`. A relayed producer's messages go the other way
+//! too, in order, each only once the owner's side took the one before
+//! (the owner's own backpressure).
 //!
 //! Costs (docs/scaling.md): one more hop for the listener's frames, one
 //! connection between replicas per relayed listener. Backpressure holds
@@ -63,8 +66,19 @@ fn owner_url(owner: &str) -> Option<String> {
     Some(ws.trim_end_matches('/').to_string())
 }
 
-/// Relays a listener from `owner`; see the module docs.
-pub async fn listen(
+/// Who is relayed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relayed {
+    /// A listener: only the owner's messages pass.
+    Listener,
+    /// A container session's producer: its messages pass to the owner too.
+    Producer,
+}
+
+/// Relays a listener, or a container session's producer, to `owner`; see
+/// the module docs.
+pub async fn join(
+    relayed: Relayed,
     req: &HttpRequest,
     body: web::Payload,
     state: &AppState,
@@ -128,6 +142,7 @@ pub async fn listen(
     };
     let (response, upgrade) = Upgrade::accept(req, body, state.settings.max_message_size_bytes)?;
     actix_web::rt::spawn(pipe(
+        relayed,
         upgrade,
         upstream,
         client,
@@ -144,7 +159,13 @@ type Upstream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Passes the owner's messages to the client until either side closes.
-async fn pipe(mut down: Upgrade, upstream: Upstream, _client: ClientSlot, stall: Duration) {
+async fn pipe(
+    relayed: Relayed,
+    mut down: Upgrade,
+    upstream: Upstream,
+    _client: ClientSlot,
+    stall: Duration,
+) {
     let (mut up_tx, mut up_rx) = upstream.split();
     loop {
         tokio::select! {
@@ -196,7 +217,27 @@ async fn pipe(mut down: Upgrade, upstream: Upstream, _client: ClientSlot, stall:
                     let _ = down.ws.close(None).await;
                     return;
                 }
-                // A listener sends nothing else that matters.
+                Some(Ok(actix_ws::Message::Binary(bytes))) if relayed == Relayed::Producer => {
+                    if up_tx.send(Message::Binary(bytes)).await.is_err() {
+                        let _ = down.ws.close(Some(CloseReason {
+                            code: CloseCode::Away,
+                            description: Some("the session's owner went away; reconnect".into()),
+                        })).await;
+                        return;
+                    }
+                }
+                Some(Ok(actix_ws::Message::Text(text))) if relayed == Relayed::Producer => {
+                    if up_tx.send(Message::text(text.to_string())).await.is_err() {
+                        let _ = down.ws.close(Some(CloseReason {
+                            code: CloseCode::Away,
+                            description: Some("the session's owner went away; reconnect".into()),
+                        })).await;
+                        return;
+                    }
+                }
+                // A listener sends nothing else that matters; a listener's
+                // audio is refused by the owner's rules only when sent
+                // there, so it is dropped here.
                 Some(Ok(_)) => {}
             },
         }

@@ -141,8 +141,21 @@ pub async fn close(
     let id = session.id;
     let session = match state.registry.send(Lookup::new(id)).await? {
         Some(session) => session,
-        // Scaled mode: the session moves here, then is closed here.
-        None if state.cluster.objects.is_some() => take_over(&state, id).await?.0,
+        // Scaled mode: the session moves here, then is closed here. A
+        // container session is finalized where it is (or, its owner dead,
+        // by the takeover): then it is closed already.
+        None if state.cluster.objects.is_some() => match take_over(&state, id).await {
+            Ok((session, _)) => session,
+            Err(ApiError::SessionClosed) => {
+                return match state.store.send(Load { id }).await?? {
+                    Some(record) if record.status != SessionStatus::Live => {
+                        Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0)))
+                    }
+                    _ => Err(ApiError::SessionClosed),
+                };
+            }
+            Err(e) => return Err(e),
+        },
         None => return Err(state.not_live(id).await),
     };
     // A session that stops while we ask is finished either way.

@@ -14,6 +14,12 @@
 //! 3. Start the session here from it: frame numbers, totals and the
 //!    STREAMINFO MD5 go on from the tail; the producer resumes at
 //!    `samples_received`, which is the durable total.
+//!
+//! A container session (`format=ogg`, …) never moves: its decoder's state
+//! is in its owner's memory. Its producer is relayed to a live owner
+//! ([`crate::api::relay`]); asked to hand over (a close through another
+//! replica), the owner finalizes it instead; a dead owner's is finalized
+//! here with what was durable, and the request finds it closed.
 
 use std::time::{Duration, Instant};
 
@@ -28,7 +34,7 @@ use flacstream_codec::pcm::PcmLayout;
 
 use crate::cluster::orphan_sweep::finalize_orphan;
 use crate::error::ApiError;
-use crate::protocol::{g711_law, raw_bytes_per_sample};
+use crate::protocol::{g711_law, is_decoded_encoding, raw_bytes_per_sample};
 use crate::state::AppState;
 
 /// Time past the lease a takeover waits for the owner to let go, in
@@ -86,6 +92,13 @@ pub async fn take_over(
             return Err(e.into());
         }
     };
+    if is_decoded_encoding(&record.encoding) {
+        // A container decoded as it arrived: the decoder's state died with
+        // its replica (a live owner finalizes such a session when asked to
+        // hand it over). What was durable is kept, and the session ends.
+        finalize_orphan(&state.store, cluster, &sink.recordings, record).await;
+        return Err(ApiError::SessionClosed);
+    }
     let tail = match sink.recordings.tail(id).await {
         Ok(tail) => tail,
         Err(e) => {

@@ -359,6 +359,11 @@ impl Catalog for PostgresCatalog {
                 .execute("DELETE FROM leases WHERE session_id = $1", &[&id])
                 .await
                 .map_err(db_error)?;
+            // A phrase that names the session goes with it.
+            client
+                .execute("DELETE FROM phrases WHERE session_id = $1", &[&id])
+                .await
+                .map_err(db_error)?;
             let n = client
                 .execute("DELETE FROM sessions WHERE id = $1", &[&id])
                 .await
@@ -371,7 +376,7 @@ impl Catalog for PostgresCatalog {
         let sql = "UPDATE sessions SET status = $2, chunk_count = $3, samples = $4, \
              bytes_in = $5, bytes_out = $6, updated_at_ms = $7, closed_at_ms = $8, file = $9, \
              error = $10, sample_rate = $11, channels = $12, bits_per_sample = $13, \
-             block_size = $14 \
+             block_size = $14, encoding = $15 \
              WHERE id = $1 AND status = 'live'";
         let shared = &self.shared;
         shared.run(async {
@@ -407,6 +412,7 @@ impl Catalog for PostgresCatalog {
                         &r.channels.map(i64::from),
                         &r.bits_per_sample.map(i64::from),
                         &r.block_size.map(i64::from),
+                        &r.encoding,
                     ],
                 )
                 .await
@@ -436,6 +442,26 @@ impl Phrases for PostgresCatalog {
         shared.run(async {
             let mut client = shared.pool.get().await.map_err(db_error)?;
             let tx = client.transaction().await.map_err(db_error)?;
+            // `FOR UPDATE` locks no row that is not there yet: two first
+            // binds of one name would both read none, and the session the
+            // loser replaced would never be deleted. A lock on the name
+            // itself, held to the commit, puts them in line.
+            // Length-prefixed, so no two names give one key (and no NUL,
+            // which a text parameter cannot carry).
+            let key = format!(
+                "{}:{}{}:{}{}",
+                name.owner.len(),
+                name.owner,
+                name.user.len(),
+                name.user,
+                name.phrase
+            );
+            tx.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                &[&key],
+            )
+            .await
+            .map_err(db_error)?;
             let before = tx
                 .query_opt(
                     "SELECT session_id FROM phrases \

@@ -337,10 +337,18 @@ impl Catalog for SqliteCatalog {
     }
 
     fn remove(&mut self, id: Uuid) -> Result<bool, StoreError> {
-        let n = self
-            .conn
+        // A phrase that names the session goes with it (a name left behind
+        // would list a recording that is gone).
+        let tx = self.conn.transaction().map_err(db_error)?;
+        tx.execute(
+            "DELETE FROM phrases WHERE session_id = ?1",
+            [id.to_string()],
+        )
+        .map_err(db_error)?;
+        let n = tx
             .execute("DELETE FROM sessions WHERE id = ?1", [id.to_string()])
             .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
         Ok(n > 0)
     }
 

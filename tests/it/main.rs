@@ -5,6 +5,8 @@
 //! - [`auth`]: keys, tokens, session ownership, the Origin allow-list, and
 //!   that no credential reaches the log.
 //! - [`chosen_ids`]: sessions whose client chose the id.
+//! - [`container_sessions`]: recorded sessions of containers (`format=webm`,
+//!   `ogg`, `flac`, `mp3` …), resumed at a byte offset, relayed when scaled.
 //! - [`convert`]: `POST /convert` and `POST /upload`.
 //! - [`faults`]: what the fault run (loadtest/fault.sh) found.
 //! - [`formats`]: MP3, AAC, ALAC, FLAC, Vorbis, AIFF, CAF and G.711 through
@@ -38,6 +40,7 @@ mod common;
 mod admin;
 mod auth;
 mod chosen_ids;
+mod container_sessions;
 mod convert;
 mod faults;
 mod formats;

@@ -147,6 +147,43 @@ async fn a_phrase_is_stored_fetched_replaced_listed_and_deleted() {
     .await;
     assert_eq!(status, 404);
 
+    // A phrase whose session is deleted through the sessions API loses
+    // its name too: no listing of a recording that is gone.
+    let answer = http_send(
+        service.addr,
+        "POST",
+        "/audio/user/u-7/phrase/gone",
+        "audio/wav",
+        &wav,
+    )
+    .await;
+    assert_eq!(answer.status, 201);
+    let session = answer.json()["session"]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = http(
+        service.addr,
+        "DELETE",
+        &format!("/api/audio/sessions/{session}"),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, json) = http_json(service.addr, "GET", "/audio/user/u-7/phrase/gone").await;
+    assert_eq!(
+        (status, json["code"].as_str()),
+        (404, Some("phrase_not_found"))
+    );
+    let (_, list) = http_json(service.addr, "GET", "/audio/user/u-7/phrases").await;
+    assert!(
+        !list["phrases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["phrase_id"] == "gone"),
+        "{list}"
+    );
+
     // A form without `audio_file`.
     let (content_type, body) = multipart("file", "x.wav", &wav);
     let answer = http_send(

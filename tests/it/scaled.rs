@@ -115,9 +115,10 @@ async fn object_storage_records_composes_and_deletes_exactly() {
 }
 
 /// A replica as a real process; killed with SIGKILL when dropped.
-struct Replica {
+/// A replica as a real process, killed with SIGKILL when dropped.
+pub struct Replica {
     child: Child,
-    addr: std::net::SocketAddr,
+    pub addr: std::net::SocketAddr,
 }
 
 impl Drop for Replica {
@@ -132,7 +133,8 @@ fn free_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
-async fn replica(database: &str, storage: &str) -> Replica {
+/// Starts a replica on the shared database and storage.
+pub async fn replica(database: &str, storage: &str) -> Replica {
     replica_with(database, storage, &[]).await
 }
 
@@ -166,7 +168,8 @@ async fn replica_with(database: &str, storage: &str, extra: &[&str]) -> Replica 
     panic!("replica on {addr} did not become ready");
 }
 
-fn servers() -> Option<(String, String)> {
+/// The test servers' URLs from `.ci/run`, or `None` (printed as skipped).
+pub fn servers() -> Option<(String, String)> {
     match (
         std::env::var("FLACSTREAM_TEST_DATABASE_URL"),
         std::env::var("FLACSTREAM_TEST_STORAGE_URL"),

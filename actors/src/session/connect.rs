@@ -57,6 +57,9 @@ pub struct Welcome {
     pub samples_durable: u64,
     /// Binary messages taken so far.
     pub chunk_count: u64,
+    /// For a container decoded as it arrives: its bytes taken so far; a
+    /// resuming producer sends on from this byte.
+    pub bytes_accepted: Option<u64>,
     /// Whether the session already had audio (this is a resume).
     pub resumed: bool,
     /// Connections attached, this one included.
@@ -103,6 +106,7 @@ impl Handler<Connect> for Session {
             samples_received: ack.samples_received,
             samples_durable: ack.samples_durable,
             chunk_count: ack.chunk_count,
+            bytes_accepted: ack.bytes_accepted,
             resumed: self.chunk_count > 0 || self.samples_received() > 0,
             connections: self.fanout.len(),
             superseded,

@@ -107,7 +107,7 @@ impl Session {
             self.sniff_input(ctx)?;
             match self.settings.input {
                 InputFormat::Wav => {}
-                InputFormat::Live => {
+                InputFormat::Live | InputFormat::Container { .. } => {
                     let moved = self.stage_live(ctx)?;
                     if !moved {
                         return Ok(progressed);
@@ -163,6 +163,14 @@ impl Session {
     /// never acknowledged, and its successor resends from `samples_received`.
     pub(super) fn drop_producer_input(&mut self) {
         self.input.clear();
+        if self.settings.input.is_decoded() {
+            // What the decoder took stays, and so does its PCM still to be
+            // staged: the successor sends on from `bytes_accepted`.
+            if let Some(reply) = self.reply.take() {
+                let _ = reply.send(Err(SessionClosed));
+            }
+            return;
+        }
         let unstaged = self.audio.len() as u64;
         self.audio.clear();
         if let Some(reply) = self.reply.take() {

@@ -115,7 +115,9 @@ impl Session {
     /// producer resumes the same session on another replica. Whether it did.
     fn hand_over_for_drain(&mut self, ctx: &mut Context<Self>) -> bool {
         let shared = self.segments.as_ref().is_some_and(|w| w.sink.shared);
-        if !shared || self.ending.is_some() || self.finished {
+        // A container session's decoder cannot move: it runs on into the
+        // grace period and is finalized as on one node.
+        if !shared || self.ending.is_some() || self.finished || self.settings.input.is_decoded() {
             return false;
         }
         if !self.handing_over {
@@ -179,6 +181,10 @@ impl Session {
         let Some(stream) = self.stream.as_ref() else {
             let error = match (reason, self.parser.finish()) {
                 (EndReason::GoingAway, _) => StreamError::ShuttingDown,
+                // A container that ended before its first audio.
+                _ if self.settings.input.is_decoded() => {
+                    StreamError::Media(flacstream_codec::media::MediaError::Truncated)
+                }
                 (_, Err(e)) => e.into(),
                 (_, Ok(())) => StreamError::BadMessage("no WAV header arrived".into()),
             };

@@ -1,8 +1,15 @@
-//! A `/stream` session's input that is not WAV: recognised from its first
-//! bytes and decoded as it arrives by `codec::media::live` on a thread of
-//! its own, whose PCM is staged as raw input is. The decoder wakes the
-//! session ([`DecoderWake`]) when it took input or has events; a full
-//! decoder queue leaves the input unanswered, which slows the client.
+//! A session's input that is a container other than WAV, decoded as it
+//! arrives by `codec::media::live` on a thread of its own, whose PCM is
+//! staged as raw input is: a `/stream` whose first bytes are not a WAV's,
+//! or a recorded session opened with a container `format`. The decoder
+//! wakes the session ([`DecoderWake`]) when it took input or has events; a
+//! full decoder queue leaves the input unanswered, which slows the client.
+//!
+//! The decoder's state lives only here, so a recorded container session
+//! counts the bytes the decoder took (`bytes_accepted`): a producer that
+//! resumes sends the container on from that byte, and the same decoder
+//! reads on. Bytes taken are never dropped; bytes not yet taken when a
+//! producer leaves were never acknowledged.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,12 +33,19 @@ pub struct LiveInput {
     sniffed: bool,
     /// A wake is queued in the session's mailbox (coalesces wakes).
     wake_pending: Arc<AtomicBool>,
+    /// Container bytes the decoder took (or read past after its end).
+    accepted: u64,
 }
 
 impl LiveInput {
     /// Whether the decoder has more to say (input to take, events to give).
     pub fn busy(&self) -> bool {
         self.decoder.as_ref().is_some_and(|d| !d.is_finished())
+    }
+
+    /// Container bytes taken so far: where a resuming producer goes on.
+    pub fn accepted(&self) -> u64 {
+        self.accepted
     }
 }
 
@@ -58,20 +72,25 @@ impl Handler<DecoderWake> for Session {
 
 impl Session {
     /// For a `/stream` session still expecting WAV: looks at its first
-    /// bytes once, and starts a live decoder if they are not a WAV's.
+    /// bytes once, and starts a live decoder if they are not a WAV's. A
+    /// session opened with a container format starts its decoder with its
+    /// first bytes.
     pub(super) fn sniff_input(&mut self, ctx: &mut Context<Self>) -> Result<(), StreamError> {
-        if self.live.sniffed
-            || self.input.is_empty()
-            || self.stream.is_some()
-            || self.settings.input != InputFormat::Wav
-            || !matches!(self.kind, SessionKind::Stream)
-        {
+        if self.live.sniffed || self.input.is_empty() || self.stream.is_some() {
             return Ok(());
+        }
+        match (self.settings.input, &self.kind) {
+            (InputFormat::Container { .. }, _) => {}
+            (InputFormat::Wav, SessionKind::Stream) if !may_be_wav(&self.input) => {
+                self.settings.input = InputFormat::Live;
+            }
+            (InputFormat::Wav, SessionKind::Stream) => {
+                self.live.sniffed = true;
+                return Ok(());
+            }
+            _ => return Ok(()),
         }
         self.live.sniffed = true;
-        if may_be_wav(&self.input) {
-            return Ok(());
-        }
         let addr = ctx.address();
         let pending = Arc::clone(&self.live.wake_pending);
         let wake = Arc::new(move || {
@@ -83,7 +102,6 @@ impl Session {
             StreamError::Media(MediaError::Corrupt(format!("cannot start a decoder: {e}")))
         })?;
         self.live.decoder = Some(decoder);
-        self.settings.input = InputFormat::Live;
         Ok(())
     }
 
@@ -99,14 +117,23 @@ impl Session {
             // Matroska segment, trailing tags such as ID3v1), what follows
             // is no audio: read past, as file decoders do.
             let dropped = !self.input.is_empty();
+            self.live.accepted += self.input.len() as u64;
             self.input = Bytes::new();
             return Ok(dropped);
         }
         // When the decoder's queue is full the input stays: the wake after
-        // it takes a chunk retries.
-        if !self.input.is_empty() && decoder.push(self.input.to_vec()).is_ok() {
-            self.input = Bytes::new();
-            progressed = true;
+        // it takes a chunk retries. The bytes go over as a `Vec` without a
+        // copy when this is their only handle, and come back as they went.
+        if !self.input.is_empty() {
+            let bytes = Vec::from(std::mem::take(&mut self.input));
+            let len = bytes.len() as u64;
+            match decoder.push(bytes) {
+                Ok(()) => {
+                    self.live.accepted += len;
+                    progressed = true;
+                }
+                Err(back) => self.input = Bytes::from(back),
+            }
         }
         if self.ending.is_some() && self.input.is_empty() {
             decoder.close_input();
@@ -116,7 +143,19 @@ impl Session {
         }
         match decoder.try_next() {
             Some(LiveEvent::Format(info)) => {
+                if let InputFormat::Container { expected } = self.settings.input {
+                    if info.container != expected {
+                        return Err(StreamError::Media(MediaError::FormatMismatch {
+                            declared: expected,
+                            found: info.container,
+                        }));
+                    }
+                }
                 self.settings.source = info.codec;
+                if let SessionKind::Recording(policy) = &mut self.kind {
+                    // The catalog's `format` says what the content was.
+                    policy.encoding = format!("{}/{}", info.container, info.codec.as_str());
+                }
                 self.start_stream(info.sample_rate, info.layout, ctx);
                 Ok(true)
             }

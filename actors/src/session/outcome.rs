@@ -109,6 +109,9 @@ pub struct IngestAck {
     pub samples_received: u64,
     /// Samples per channel synced to the recording file.
     pub samples_durable: u64,
+    /// For a container decoded as it arrives: its bytes the decoder took.
+    /// A resuming producer sends on from this byte.
+    pub bytes_accepted: Option<u64>,
 }
 /// A producer's outbound channel, sized for the in-flight bound.
 pub fn outbound_channel(

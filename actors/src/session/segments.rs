@@ -41,6 +41,17 @@ impl Handler<HandOver> for Session {
         if self.finished {
             return Box::pin(async { Err(SessionClosed) });
         }
+        if self.settings.input.is_decoded() {
+            // Its decoder's state cannot move: the session is finalized
+            // here with everything it took (the requester, a close through
+            // another replica, then finds it closed).
+            log::info!(
+                "Session {}: a container session cannot move; finalized instead.",
+                self.id
+            );
+            self.begin_end(super::EndReason::Closed, ctx);
+            return Box::pin(async { Err(SessionClosed) });
+        }
         if self.segments.is_none() {
             if self.policy().is_some_and(|p| p.objects.is_some()) {
                 // Nothing of it is durable yet (a WAV header still to come):

@@ -31,6 +31,16 @@ pub enum InputFormat {
     /// (`live_input`); a `/stream` whose first bytes are not a WAV's
     /// becomes this.
     Live,
+    /// A container named by the client (`/api/ws/audio?format=ogg`),
+    /// decoded as it arrives like [`InputFormat::Live`]. Its decoder's
+    /// state lives only in this process: the session resumes here, at a
+    /// byte offset, and is never taken over elsewhere.
+    Container {
+        /// The container the content must turn out to be, as
+        /// `MediaInfo::container` names it (`ogg`, `mkv`, `flac`, `mp3`,
+        /// `adts`, `aiff`, `caf`).
+        expected: &'static str,
+    },
     /// Headerless G.711, one byte per sample, stored as its 16-bit
     /// linear expansion.
     G711 {
@@ -44,11 +54,16 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// Whether the input is a container decoded as it arrives.
+    pub fn is_decoded(&self) -> bool {
+        matches!(self, Self::Live | Self::Container { .. })
+    }
+
     /// The rate and PCM layout a headerless input starts its stream with
     /// (G.711 as its 16-bit expansion); `None` for WAV, which has to say.
     pub fn headerless(&self) -> Option<(u32, PcmLayout)> {
         match *self {
-            Self::Wav | Self::Live => None,
+            Self::Wav | Self::Live | Self::Container { .. } => None,
             Self::Raw {
                 layout,
                 sample_rate,

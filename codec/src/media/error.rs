@@ -50,6 +50,15 @@ pub enum MediaError {
          file to /convert or /upload"
     )]
     NeedsSeeking,
+    /// The content is another container than the client named
+    /// (`/api/ws/audio?format=ogg` carrying an MP3, say).
+    #[error("the audio was declared as {declared} but its content is {found}")]
+    FormatMismatch {
+        /// The client's `format`.
+        declared: &'static str,
+        /// The container the content turned out to be.
+        found: &'static str,
+    },
     /// A bound of the demuxer or decoder (against hostile files) was hit.
     #[error("the file exceeds a decoder limit: {0}")]
     Limit(String),
@@ -71,6 +80,7 @@ impl MediaError {
             Self::Truncated => "truncated_audio",
             Self::Limit(_) => "media_limit",
             Self::NeedsSeeking => "needs_seeking",
+            Self::FormatMismatch { .. } => "format_mismatch",
         }
     }
 
