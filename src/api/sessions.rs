@@ -26,8 +26,10 @@ use crate::api::session_access::SessionAccess;
 use crate::api::takeover::take_over;
 use crate::auth::{Access, TokenParameter};
 use crate::error::ApiError;
+use crate::protocol::is_decoded_encoding;
 use crate::state::AppState;
 use flacstream_actors::object_recordings::ObjectRecordings;
+use flacstream_actors::registry::SessionId;
 use futures_util::TryStreamExt;
 
 /// Default page size of the list, and its maximum (inclusive).
@@ -144,18 +146,21 @@ pub async fn close(
         // Scaled mode: the session moves here, then is closed here. A
         // container session is finalized where it is (or, its owner dead,
         // by the takeover): then it is closed already.
-        None if state.cluster.objects.is_some() => match take_over(&state, id).await {
-            Ok((session, _)) => session,
-            Err(ApiError::SessionClosed) => {
-                return match state.store.send(Load { id }).await?? {
-                    Some(record) if record.status != SessionStatus::Live => {
-                        Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0)))
-                    }
-                    _ => Err(ApiError::SessionClosed),
-                };
+        None if state.cluster.objects.is_some() => {
+            let container = live_container(&state, id).await?;
+            match take_over(&state, id).await {
+                Ok((session, _)) => session,
+                Err(ApiError::SessionClosed) if container => {
+                    return match state.store.send(Load { id }).await?? {
+                        Some(record) if record.status != SessionStatus::Live => {
+                            Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0)))
+                        }
+                        _ => Err(ApiError::SessionClosed),
+                    };
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        },
+        }
         None => return Err(state.not_live(id).await),
     };
     // A session that stops while we ask is finished either way.
@@ -173,6 +178,17 @@ pub async fn close(
     Err(ApiError::Unavailable(
         "the session did not finish in time".into(),
     ))
+}
+
+/// Whether session `id` is a container session that the catalog still
+/// shows live: a takeover of it finalizes it instead of moving it, so a
+/// close that finds it closed afterwards closed it.
+async fn live_container(state: &AppState, id: SessionId) -> Result<bool, ApiError> {
+    Ok(state
+        .store
+        .send(Load { id })
+        .await??
+        .is_some_and(|r| r.status == SessionStatus::Live && is_decoded_encoding(&r.encoding)))
 }
 
 /// Polls for the final catalog save after a close: up to 5 s in 50 ms steps.
