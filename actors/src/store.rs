@@ -1,10 +1,11 @@
 //! Durable storage for recorded sessions, off the I/O threads.
 //!
 //! [`Store`] is a sync actor (a `SyncArbiter` pool) that does every blocking
-//! storage operation: session metadata through a [`Catalog`] (SQLite in the
-//! service; a Postgres or object-store backend would be a second
-//! implementation of the same trait) and the recording files' appends,
-//! syncs and finalization. Each thread has its own catalog connection.
+//! storage operation: session metadata through a [`Catalog`] (SQLite on one
+//! node, PostgreSQL when scaled: two implementations of the same trait) and
+//! the recording files' appends, syncs and finalization. Each thread has its
+//! own catalog connection. Lease rows (scaled mode) are in `leases`, named
+//! recordings (the user/phrase API) in `phrases`.
 
 use std::io;
 use std::sync::Arc;
@@ -16,6 +17,15 @@ use parking_lot::Mutex;
 use uuid::Uuid;
 
 use crate::recording::{recover, RecordingFile};
+
+mod leases;
+mod phrases;
+
+pub use leases::{
+    ClaimLease, ClaimOrphans, LeaseClaim, LeaseHolder, Leases, ReleaseLease, RenewLeases,
+    RequestHandover,
+};
+pub use phrases::{BindPhrase, FindPhrase, ListPhrases, PhraseName, Phrases, UnbindPhrase};
 
 /// Where a session is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,40 +133,6 @@ impl From<io::Error> for StoreError {
     }
 }
 
-/// A phrase's name: whose (the API key that owns it, `""` with
-/// authentication off, so tenants that share user ids never meet), which
-/// user's, and which phrase.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PhraseName {
-    /// The owning API key, or `""`.
-    pub owner: String,
-    /// The user label.
-    pub user: String,
-    /// The phrase label.
-    pub phrase: String,
-}
-
-/// Named recordings: a (user, phrase) pair names one session, so a client
-/// can store, fetch and replace "user U's phrase P" (the Phonon API) without
-/// keeping session ids. Methods block.
-pub trait Phrases {
-    /// Names session `id` as `name`; answers the session it named before,
-    /// if any (the caller deletes that one).
-    fn bind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<Option<Uuid>, StoreError>;
-    /// The session `name` names.
-    fn phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError>;
-    /// A user's phrases (`owner`'s) and their sessions, by phrase name.
-    fn phrases(
-        &mut self,
-        owner: &str,
-        user: &str,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Vec<(String, Uuid)>, StoreError>;
-    /// Forgets the name if it still names session `id`; whether it did.
-    fn unbind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<bool, StoreError>;
-}
-
 /// Session metadata storage. Methods block; they run on [`Store`] threads.
 pub trait Catalog: Leases + Phrases + Send {
     /// Inserts or replaces a record.
@@ -184,60 +160,6 @@ pub trait Catalog: Leases + Phrases + Send {
     fn finish_final(&mut self, record: &SessionRecord, _owner: &str) -> Result<bool, StoreError> {
         self.save(record)?;
         Ok(true)
-    }
-}
-
-/// The answer to a lease claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeaseClaim {
-    /// The caller holds the lease now.
-    Claimed,
-    /// Another replica holds it for this much longer.
-    HeldBy {
-        /// The holder's replica id.
-        owner: String,
-        /// Milliseconds until it expires unless renewed.
-        expires_in_ms: i64,
-    },
-}
-
-/// Session ownership between replicas (scaled mode): a lease row per live
-/// session. A single-node catalog has no other replica, so by default every
-/// claim succeeds and there is nothing to renew. Methods block.
-pub trait Leases {
-    /// Takes session `id`'s lease for `owner` for `ttl_ms`, if nobody holds
-    /// it, it has expired, or `owner` holds it already.
-    fn claim(&mut self, _id: Uuid, _owner: &str, _ttl_ms: u64) -> Result<LeaseClaim, StoreError> {
-        Ok(LeaseClaim::Claimed)
-    }
-    /// Renews every lease `owner` holds; answers the sessions another
-    /// replica has asked it to hand over.
-    fn renew(&mut self, _owner: &str, _ttl_ms: u64) -> Result<Vec<Uuid>, StoreError> {
-        Ok(Vec::new())
-    }
-    /// Gives a lease up (if `owner` holds it).
-    fn release(&mut self, _id: Uuid, _owner: &str) -> Result<(), StoreError> {
-        Ok(())
-    }
-    /// Who holds session `id`'s lease now, if anyone (and it has not expired).
-    fn holder(&mut self, _id: Uuid) -> Result<Option<String>, StoreError> {
-        Ok(None)
-    }
-    /// Asks the holder of session `id`'s lease to hand it over.
-    fn request_handover(&mut self, _id: Uuid) -> Result<(), StoreError> {
-        Ok(())
-    }
-    /// Claims up to `limit` live sessions nobody holds: their lease expired
-    /// at least `grace_ms` ago, or they have none and were last saved that
-    /// long ago. Answers their records.
-    fn claim_orphans(
-        &mut self,
-        _owner: &str,
-        _ttl_ms: u64,
-        _grace_ms: u64,
-        _limit: u32,
-    ) -> Result<Vec<SessionRecord>, StoreError> {
-        Ok(Vec::new())
     }
 }
 
@@ -351,81 +273,6 @@ impl Handler<List> for Store {
     }
 }
 
-/// Name a session as a user's phrase; answers the session named before.
-#[derive(Message)]
-#[rtype(result = "Result<Option<Uuid>, StoreError>")]
-pub struct BindPhrase {
-    /// The phrase.
-    pub name: PhraseName,
-    /// The session it names now.
-    pub id: Uuid,
-}
-
-impl Handler<BindPhrase> for Store {
-    type Result = Result<Option<Uuid>, StoreError>;
-
-    fn handle(&mut self, msg: BindPhrase, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.bind_phrase(&msg.name, msg.id)
-    }
-}
-
-/// The session a user's phrase names.
-#[derive(Message)]
-#[rtype(result = "Result<Option<Uuid>, StoreError>")]
-pub struct FindPhrase {
-    /// The phrase.
-    pub name: PhraseName,
-}
-
-impl Handler<FindPhrase> for Store {
-    type Result = Result<Option<Uuid>, StoreError>;
-
-    fn handle(&mut self, msg: FindPhrase, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.phrase(&msg.name)
-    }
-}
-
-/// A user's phrases, by name.
-#[derive(Message)]
-#[rtype(result = "Result<Vec<(String, Uuid)>, StoreError>")]
-pub struct ListPhrases {
-    /// The owning API key, or `""`.
-    pub owner: String,
-    /// The user.
-    pub user: String,
-    /// Page size.
-    pub limit: u32,
-    /// Entries to skip.
-    pub offset: u64,
-}
-
-impl Handler<ListPhrases> for Store {
-    type Result = Result<Vec<(String, Uuid)>, StoreError>;
-
-    fn handle(&mut self, msg: ListPhrases, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog
-            .phrases(&msg.owner, &msg.user, msg.limit, msg.offset)
-    }
-}
-
-/// Forget a user's phrase if it still names a session; whether it did.
-#[derive(Message)]
-#[rtype(result = "Result<bool, StoreError>")]
-pub struct UnbindPhrase {
-    /// The phrase.
-    pub name: PhraseName,
-    /// The session it must still name (a re-upload may have moved it).
-    pub id: Uuid,
-}
-
-impl Handler<UnbindPhrase> for Store {
-    type Result = Result<bool, StoreError>;
-
-    fn handle(&mut self, msg: UnbindPhrase, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.unbind_phrase(&msg.name, msg.id)
-    }
-}
-
 /// Delete a session's metadata and its recording file.
 #[derive(Message)]
 #[rtype(result = "Result<bool, StoreError>")]
@@ -463,123 +310,6 @@ impl Handler<Unfinished> for Store {
 
     fn handle(&mut self, _msg: Unfinished, _ctx: &mut SyncContext<Self>) -> Self::Result {
         self.catalog.unfinished()
-    }
-}
-
-/// Take a session's lease; see [`Leases::claim`].
-#[derive(Message)]
-#[rtype(result = "Result<LeaseClaim, StoreError>")]
-pub struct ClaimLease {
-    /// The session.
-    pub id: Uuid,
-    /// This replica.
-    pub owner: String,
-    /// The lease's length, in milliseconds.
-    pub ttl_ms: u64,
-}
-
-/// Claims.
-impl Handler<ClaimLease> for Store {
-    type Result = Result<LeaseClaim, StoreError>;
-
-    fn handle(&mut self, msg: ClaimLease, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.claim(msg.id, &msg.owner, msg.ttl_ms)
-    }
-}
-
-/// Renew this replica's leases; see [`Leases::renew`].
-#[derive(Message)]
-#[rtype(result = "Result<Vec<Uuid>, StoreError>")]
-pub struct RenewLeases {
-    /// This replica.
-    pub owner: String,
-    /// The leases' length, in milliseconds.
-    pub ttl_ms: u64,
-}
-
-/// Renews.
-impl Handler<RenewLeases> for Store {
-    type Result = Result<Vec<Uuid>, StoreError>;
-
-    fn handle(&mut self, msg: RenewLeases, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.renew(&msg.owner, msg.ttl_ms)
-    }
-}
-
-/// Give a lease up; see [`Leases::release`].
-#[derive(Message)]
-#[rtype(result = "Result<(), StoreError>")]
-pub struct ReleaseLease {
-    /// The session.
-    pub id: Uuid,
-    /// This replica.
-    pub owner: String,
-}
-
-/// Releases.
-impl Handler<ReleaseLease> for Store {
-    type Result = Result<(), StoreError>;
-
-    fn handle(&mut self, msg: ReleaseLease, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.release(msg.id, &msg.owner)
-    }
-}
-
-/// Who holds a session's lease; see [`Leases::holder`].
-#[derive(Message)]
-#[rtype(result = "Result<Option<String>, StoreError>")]
-pub struct LeaseHolder {
-    /// The session.
-    pub id: Uuid,
-}
-
-/// Reads the row.
-impl Handler<LeaseHolder> for Store {
-    type Result = Result<Option<String>, StoreError>;
-
-    fn handle(&mut self, msg: LeaseHolder, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.holder(msg.id)
-    }
-}
-
-/// Ask a session's holder to hand it over; see [`Leases::request_handover`].
-#[derive(Message)]
-#[rtype(result = "Result<(), StoreError>")]
-pub struct RequestHandover {
-    /// The session.
-    pub id: Uuid,
-}
-
-/// Records the request.
-impl Handler<RequestHandover> for Store {
-    type Result = Result<(), StoreError>;
-
-    fn handle(&mut self, msg: RequestHandover, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.request_handover(msg.id)
-    }
-}
-
-/// Claim orphaned live sessions; see [`Leases::claim_orphans`].
-#[derive(Message)]
-#[rtype(result = "Result<Vec<SessionRecord>, StoreError>")]
-pub struct ClaimOrphans {
-    /// This replica.
-    pub owner: String,
-    /// The lease's length, in milliseconds.
-    pub ttl_ms: u64,
-    /// How long a session must have been unowned, in milliseconds.
-    pub grace_ms: u64,
-    /// Most sessions at once.
-    pub limit: u32,
-}
-
-/// Claims.
-impl Handler<ClaimOrphans> for Store {
-    type Result = Result<Vec<SessionRecord>, StoreError>;
-
-    fn handle(&mut self, msg: ClaimOrphans, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog
-            .claim_orphans(&msg.owner, msg.ttl_ms, msg.grace_ms, msg.limit)
     }
 }
 

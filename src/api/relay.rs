@@ -12,8 +12,9 @@
 //! they came (query, `Authorization`, subprotocol), and its address as
 //! `X-Forwarded-For`, which the owner believes when this replica is within
 //! its `--trusted-proxies`. A relayed producer's messages go the other way
-//! too, in order, each only once the owner's side took the one before
-//! (the owner's own backpressure).
+//! too, in order, each sent once the connection to the owner took the one
+//! before (TCP's backpressure, so the owner's), under the same message size
+//! limit as a direct connection.
 //!
 //! Costs (docs/scaling.md): one more hop for the listener's frames, one
 //! connection between replicas per relayed listener. Backpressure holds
@@ -147,6 +148,7 @@ pub async fn join(
         upstream,
         client,
         state.settings.outbound_stall,
+        state.settings.max_message_size_bytes,
     ));
     Ok(response)
 }
@@ -158,90 +160,126 @@ fn http_value(s: &'static str) -> tokio_tungstenite::tungstenite::http::HeaderVa
 type Upstream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Passes the owner's messages to the client until either side closes.
+/// Passes the owner's messages to the client, and a relayed producer's to
+/// the owner, until either side closes. The two directions run side by
+/// side: a producer whose upstream send waits (the owner's backpressure)
+/// still reads its FLAC and acks, so neither side waits on the other.
 async fn pipe(
     relayed: Relayed,
-    mut down: Upgrade,
+    down: Upgrade,
     upstream: Upstream,
     _client: ClientSlot,
     stall: Duration,
+    max_message_bytes: usize,
 ) {
     let (mut up_tx, mut up_rx) = upstream.split();
-    loop {
-        tokio::select! {
-            from_owner = up_rx.next() => {
-                let sent = match from_owner {
-                    Some(Ok(Message::Binary(bytes))) => {
-                        tokio::time::timeout(stall, down.ws.binary(bytes)).await.map_err(|_| ())
-                            .and_then(|r| r.map_err(|_| ()))
-                    }
-                    Some(Ok(Message::Text(text))) => {
-                        tokio::time::timeout(stall, down.ws.text(text.to_string())).await.map_err(|_| ())
-                            .and_then(|r| r.map_err(|_| ()))
-                    }
-                    Some(Ok(Message::Close(frame))) => {
-                        let reason = frame.map(|f| CloseReason {
-                            code: CloseCode::from(u16::from(f.code)),
-                            description: Some(f.reason.to_string()),
-                        });
-                        let _ = down.ws.close(reason).await;
-                        return;
-                    }
-                    Some(Ok(_)) => Ok(()),
-                    Some(Err(_)) | None => {
-                        let _ = down.ws.close(Some(CloseReason {
-                            code: CloseCode::Away,
-                            description: Some("the session's owner went away; reconnect".into()),
-                        })).await;
-                        return;
-                    }
-                };
-                if sent.is_err() {
-                    // The client stopped reading (or left): the owner's own
-                    // stall cut-off ends its side.
-                    let _ = up_tx.send(Message::Close(None)).await;
-                    return;
+    let Upgrade { ws, messages, .. } = down;
+    // The limits a direct connection has (`Link::spawn`): a relayed client
+    // sends what it could send to the owner.
+    let mut messages = messages
+        .max_frame_size(max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(max_message_bytes);
+    let mut to_client = ws.clone();
+    let owner_to_client = async {
+        loop {
+            let sent = match up_rx.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    tokio::time::timeout(stall, to_client.binary(bytes)).await
                 }
+                Some(Ok(Message::Text(text))) => {
+                    tokio::time::timeout(stall, to_client.text(text.to_string())).await
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Ended::OwnerClosed(frame.map(|f| CloseReason {
+                        code: CloseCode::from(u16::from(f.code)),
+                        description: Some(f.reason.to_string()),
+                    }))
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return Ended::OwnerGone,
+            };
+            if !matches!(sent, Ok(Ok(()))) {
+                // The client stopped reading (or left): the owner's own
+                // stall cut-off ends its side.
+                return Ended::ClientGone;
             }
-            from_client = down.messages.next() => match from_client {
-                Some(Ok(actix_ws::Message::Ping(p))) => {
-                    let _ = down.ws.pong(&p).await;
-                }
-                Some(Ok(actix_ws::Message::Close(_))) | Some(Err(_)) | None => {
-                    let _ = up_tx
-                        .send(Message::Close(Some(tokio_tungstenite::tungstenite::protocol::CloseFrame {
-                            code: UpstreamCode::Normal,
-                            reason: "".into(),
-                        })))
-                        .await;
-                    let _ = down.ws.close(None).await;
-                    return;
-                }
-                Some(Ok(actix_ws::Message::Binary(bytes))) if relayed == Relayed::Producer => {
-                    if up_tx.send(Message::Binary(bytes)).await.is_err() {
-                        let _ = down.ws.close(Some(CloseReason {
-                            code: CloseCode::Away,
-                            description: Some("the session's owner went away; reconnect".into()),
-                        })).await;
-                        return;
-                    }
-                }
-                Some(Ok(actix_ws::Message::Text(text))) if relayed == Relayed::Producer => {
-                    if up_tx.send(Message::text(text.to_string())).await.is_err() {
-                        let _ = down.ws.close(Some(CloseReason {
-                            code: CloseCode::Away,
-                            description: Some("the session's owner went away; reconnect".into()),
-                        })).await;
-                        return;
-                    }
-                }
-                // A listener sends nothing else that matters; a listener's
-                // audio is refused by the owner's rules only when sent
-                // there, so it is dropped here.
-                Some(Ok(_)) => {}
-            },
         }
+    };
+    let mut pongs = ws.clone();
+    let client_to_owner = async {
+        loop {
+            let forward = match messages.next().await {
+                Some(Ok(actix_ws::AggregatedMessage::Ping(p))) => {
+                    let _ = pongs.pong(&p).await;
+                    continue;
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Binary(bytes)))
+                    if relayed == Relayed::Producer =>
+                {
+                    Message::Binary(bytes)
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Text(text)))
+                    if relayed == Relayed::Producer =>
+                {
+                    Message::text(text.to_string())
+                }
+                Some(Ok(actix_ws::AggregatedMessage::Close(_))) | None => return Ended::ClientGone,
+                // Over the message size, or a protocol error: as a direct
+                // connection, the client is told and cut off.
+                Some(Err(_)) => return Ended::ClientBroke,
+                // A listener sends nothing else that matters.
+                Some(Ok(_)) => continue,
+            };
+            match tokio::time::timeout(stall, up_tx.send(forward)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Ended::OwnerGone,
+                // The owner took nothing for the stall time: as a slow
+                // reader, the client is cut off.
+                Err(_) => return Ended::ClientBroke,
+            }
+        }
+    };
+    let ended = tokio::select! {
+        ended = owner_to_client => ended,
+        ended = client_to_owner => ended,
+    };
+    let owner_ended = matches!(ended, Ended::OwnerClosed(_) | Ended::OwnerGone);
+    let reason = match ended {
+        Ended::OwnerClosed(reason) => reason,
+        Ended::OwnerGone => Some(CloseReason {
+            code: CloseCode::Away,
+            description: Some("the session's owner went away; reconnect".into()),
+        }),
+        Ended::ClientGone => None,
+        Ended::ClientBroke => Some(CloseReason {
+            code: CloseCode::Size,
+            description: Some("message too large or not taken by the session's owner".into()),
+        }),
+    };
+    if !owner_ended {
+        let _ = up_tx
+            .send(Message::Close(Some(
+                tokio_tungstenite::tungstenite::protocol::CloseFrame {
+                    code: UpstreamCode::Normal,
+                    reason: "".into(),
+                },
+            )))
+            .await;
     }
+    let _ = ws.close(reason).await;
+}
+
+/// Why a relay ended.
+enum Ended {
+    /// The owner closed, with this reason: passed on to the client.
+    OwnerClosed(Option<CloseReason>),
+    /// The connection to the owner broke.
+    OwnerGone,
+    /// The client closed or stopped reading.
+    ClientGone,
+    /// The client sent what the relay cannot pass on.
+    ClientBroke,
 }
 
 #[cfg(test)]

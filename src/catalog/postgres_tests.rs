@@ -2,6 +2,7 @@
 //! `.ci/run` provides); skipped, with a line saying so, without it.
 
 use super::*;
+use flacstream_actors::store::{now_ms, LeaseClaim};
 
 fn catalog() -> Option<Box<dyn Catalog>> {
     let Ok(url) = std::env::var("FLACSTREAM_TEST_DATABASE_URL") else {

@@ -324,6 +324,38 @@ async fn scaled_a_container_producer_is_relayed_and_a_dead_owners_session_ends()
         "relayed: the decode differs from /convert's"
     );
 
+    // A FLAC session resumed through b with its live FLAC (output=flac)
+    // and messages over 64 KiB: the relay passes them whole, and reads the
+    // owner's frames while it sends.
+    let samples = test_signal(48_000 * 3, 2, 16, 17);
+    let wav = dir.wav("exact.wav", &samples, &WavSpec::pcm(2, 48_000, 16));
+    if let Some(flac_path) = Encoding::Flac.make(&wav, 16, &dir) {
+        let source = std::fs::read(&flac_path).unwrap();
+        let url = format!("ws://{}/api/ws/audio?format=flac", a.addr);
+        let (mut ws, _, id) = connect_session(&url).await;
+        let third = source.len() / 3;
+        send_acked(&mut ws, &source[..third], 4_000, &mut rng).await;
+        drop(ws);
+        let (mut ws, hello, _) =
+            connect_session(&format!("ws://{}/api/ws/audio/{id}?output=flac", b.addr)).await;
+        assert_eq!(hello["bytes_accepted"].as_u64(), Some(third as u64));
+        let mut at = third;
+        while at < source.len() {
+            let n = rng.random_range(70_000..=150_000).min(source.len() - at);
+            ws.send(Message::binary(source[at..at + n].to_vec()))
+                .await
+                .unwrap();
+            at += n;
+            let ack = next_text(&mut ws).await;
+            assert_eq!(ack["bytes_accepted"].as_u64(), Some(at as u64), "{ack}");
+        }
+        let done = close_session(&mut ws).await;
+        assert_eq!(done["type"], "done", "{done}");
+        let (status, flac) = http(b.addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
+        assert_eq!(status, 200);
+        assert_exact(&flac, &samples, 2, 16, 4096);
+    }
+
     // Owned by a, which dies: the session ends with its durable part.
     let url = format!("ws://{}/api/ws/audio?format=webm", a.addr);
     let (mut ws, _, id) = connect_session(&url).await;

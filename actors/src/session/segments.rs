@@ -26,6 +26,13 @@ const STREAM_HEADER_BYTES: u64 = (STREAMINFO_OFFSET + STREAMINFO_BYTES) as u64;
 /// orphan sweep, which composes it when storage is back.
 const COMPOSE_RETRY_SECONDS: u64 = 60;
 
+/// How often a container session whose replica's lease clock lapsed (the
+/// database slow or away) looks again before writing its next segment. It
+/// cannot move to another replica as other sessions do (its decoder's
+/// state is here), so it waits: its producer is slowed meanwhile, and a
+/// write that finds the session taken (`Superseded`) ends it.
+const LEASE_LAPSE_RETRY: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Hand the session over: make everything received durable, then stop
 /// without finalizing, so that another replica can continue it. Answers
 /// the samples per channel durable, or `SessionClosed` if it ended first.
@@ -95,6 +102,15 @@ impl Session {
         }
         if !writer.sink.lease.valid() && !writer.is_idle() {
             // Another replica may own the session by now: write nothing.
+            if self.settings.input.is_decoded() {
+                // Its decoder cannot move: wait for the renewals to hold
+                // again (a write then finds out whether it is still ours).
+                ctx.run_later(LEASE_LAPSE_RETRY, |act, ctx| {
+                    act.flush_recording(ctx);
+                    act.pump(ctx);
+                });
+                return;
+            }
             return self.moved(ctx);
         }
         if let Some(write) = writer.next_write(force, format, &stats, frame_bytes) {
@@ -170,6 +186,11 @@ impl Session {
             return;
         };
         if !writer.sink.lease.valid() {
+            if self.settings.input.is_decoded() {
+                // As in `flush_segments`: a container session waits.
+                ctx.run_later(LEASE_LAPSE_RETRY, |act, ctx| act.retry_segment(ctx));
+                return;
+            }
             return self.moved(ctx);
         }
         if let Some(write) = writer.retry() {
