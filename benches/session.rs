@@ -131,6 +131,7 @@ async fn stream(
             conn,
             role: Role::Producer,
             flac: true,
+            metadata: false,
             tx,
         })
         .await
@@ -146,6 +147,7 @@ async fn stream(
                 }
                 Outbound::Done(done) => return (flac, done),
                 Outbound::Failed(e) => panic!("session failed: {e}"),
+                Outbound::Chunk(_) => panic!("the bench measures nothing"),
                 Outbound::Storage { available, .. } => {
                     panic!("the bench records nothing, yet storage changed ({available})")
                 }

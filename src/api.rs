@@ -7,7 +7,11 @@
 //! - [`stream`]: `GET /stream`, one WAV stream to FLAC over WebSocket.
 //! - [`audio_socket`]: `/api/ws/audio`, recorded sessions over WebSocket:
 //!   open, resume, listen.
-//! - [`sessions`]: the sessions HTTP API (get, list, close, audio, delete).
+//! - [`sessions`]: the sessions HTTP API (get, list, close, audio, delete),
+//!   and the list by user (`GET /api/users/{user_id}/sessions`).
+//! - [`chunks`]: chunk metadata (`GET /api/chunks/{chunk_id}`, a session's
+//!   chunks in pages).
+//! - [`analysis`]: a session's loudness, silences and clipping.
 //! - [`convert`]: `POST /convert` (any audio in, FLAC streamed back) and
 //!   `POST /upload` (any audio in, stored as a recorded session).
 //! - [`originals`]: the uploaded bytes kept beside the FLAC, and
@@ -27,7 +31,9 @@
 //!   held) moves to this one for a resume, a listener or a close.
 
 pub mod admin;
+pub mod analysis;
 pub mod audio_socket;
+pub mod chunks;
 pub mod convert;
 pub mod health;
 pub mod metrics;

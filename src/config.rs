@@ -40,6 +40,17 @@ pub const DEFAULT_CONNECTION_TIMEOUT_SECONDS: u64 = 30;
 /// (README "Bounds"); size this for the formats you expect.
 pub const DEFAULT_MAX_SESSIONS: usize = 1024;
 
+/// Level below which a chunk is `silent` and a stretch may be a silence,
+/// dBFS: ffmpeg's `silencedetect` default noise level, below the floor of
+/// any real microphone's self-noise, so only digital or near-digital
+/// silence counts unless a deployment raises it.
+pub const DEFAULT_SILENCE_DBFS: f64 = -60.0;
+
+/// Shortest silence the analysis reports, in milliseconds: longer than the
+/// pauses inside a spoken sentence (~100–500 ms), short enough to find the
+/// gaps between turns.
+pub const DEFAULT_SILENCE_MIN_MS: u64 = 1000;
+
 /// Default time a client may leave output unread before it is closed with
 /// `slow_reader`, in seconds.
 pub const DEFAULT_OUTBOUND_STALL_SECONDS: u64 = 10;
@@ -168,6 +179,24 @@ pub struct Config {
     /// thread of its own (default: one per core).
     #[arg(long, env = "FLACSTREAM_DECODE_THREADS")]
     pub decode_threads: Option<NonZeroUsize>,
+
+    /// Recorded sessions' chunk metadata and loudness measured at once, each
+    /// batch on a blocking thread (default: one per core).
+    #[arg(long, env = "FLACSTREAM_ANALYSIS_THREADS")]
+    pub analysis_threads: Option<NonZeroUsize>,
+
+    /// A chunk is `silent` when every channel's peak is below this, dBFS.
+    #[arg(long, env = "FLACSTREAM_CHUNK_SILENCE_DBFS", default_value_t = DEFAULT_SILENCE_DBFS, allow_hyphen_values = true)]
+    pub chunk_silence_dbfs: f64,
+
+    /// Silences in the session analysis: every channel below this level,
+    /// dBFS (as ffmpeg's `silencedetect` noise)…
+    #[arg(long, env = "FLACSTREAM_SILENCE_THRESHOLD_DBFS", default_value_t = DEFAULT_SILENCE_DBFS, allow_hyphen_values = true)]
+    pub silence_threshold_dbfs: f64,
+
+    /// …for at least this long, in milliseconds.
+    #[arg(long, env = "FLACSTREAM_SILENCE_MIN_MS", default_value_t = DEFAULT_SILENCE_MIN_MS)]
+    pub silence_min_ms: u64,
 
     /// Blocks queued or encoding across the pool (default: 64 per encoder thread).
     #[arg(long, env = "FLACSTREAM_ENCODER_QUEUE")]
@@ -423,6 +452,14 @@ pub struct Settings {
     pub encoder_threads: usize,
     /// Uploads decoded at once.
     pub decode_threads: usize,
+    /// Analysis batches at once.
+    pub analysis_threads: usize,
+    /// Chunk silence level, dBFS.
+    pub chunk_silence_dbfs: f64,
+    /// Silence level, dBFS.
+    pub silence_threshold_dbfs: f64,
+    /// Shortest silence, ms.
+    pub silence_min_ms: u64,
     /// Encoder queue capacity in blocks.
     pub encoder_queue: usize,
     /// Blocks in flight per stream.
@@ -657,6 +694,10 @@ impl Config {
             max_sessions: self.max_sessions,
             encoder_threads,
             decode_threads: self.decode_threads.map_or_else(cores, NonZeroUsize::get),
+            analysis_threads: self.analysis_threads.map_or_else(cores, NonZeroUsize::get),
+            chunk_silence_dbfs: self.chunk_silence_dbfs,
+            silence_threshold_dbfs: self.silence_threshold_dbfs,
+            silence_min_ms: self.silence_min_ms,
             encoder_queue: self.encoder_queue.map_or(
                 encoder_threads * DEFAULT_QUEUE_PER_THREAD,
                 NonZeroUsize::get,

@@ -67,6 +67,13 @@ pub enum ApiError {
     /// No recording is stored under this user and phrase.
     #[error("no phrase is stored under this user and phrase id")]
     PhraseNotFound,
+    /// No chunk has this id (or its metadata is not stored yet: it is saved
+    /// with the session's progress, within 5 s).
+    #[error("no chunk has this id (chunk metadata is stored within 5 s of its ack)")]
+    ChunkNotFound,
+    /// The session has no analysis (yet, or it was not measured).
+    #[error("this session has no analysis yet")]
+    NoAnalysis,
     /// The phrase exists but not in the format asked for.
     #[error("{0}")]
     FormatUnavailable(String),
@@ -198,6 +205,8 @@ impl ApiError {
             Self::TooManyConnections(_) => "too_many_connections",
             Self::NoRecording => "no_recording",
             Self::PhraseNotFound => "phrase_not_found",
+            Self::ChunkNotFound => "chunk_not_found",
+            Self::NoAnalysis => "no_analysis",
             Self::FormatUnavailable(_) => "format_unavailable",
             Self::NoOriginal => "no_original",
             Self::Storage(_) => "storage",
@@ -257,6 +266,8 @@ impl ApiError {
             | Self::TooManyConnections(_)
             | Self::NoRecording
             | Self::PhraseNotFound
+            | Self::ChunkNotFound
+            | Self::NoAnalysis
             | Self::FormatUnavailable(_)
             | Self::NoOriginal
             | Self::NotLoopback
@@ -298,9 +309,12 @@ impl ResponseError for ApiError {
             },
             Self::BadParameter(_) | Self::NotWebSocket => StatusCode::BAD_REQUEST,
             Self::UnsupportedParameter(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::SessionNotFound | Self::NoRecording | Self::NoOriginal | Self::PhraseNotFound => {
-                StatusCode::NOT_FOUND
-            }
+            Self::SessionNotFound
+            | Self::NoRecording
+            | Self::NoOriginal
+            | Self::PhraseNotFound
+            | Self::ChunkNotFound
+            | Self::NoAnalysis => StatusCode::NOT_FOUND,
             Self::FormatUnavailable(_) => StatusCode::NOT_ACCEPTABLE,
             Self::SessionClosed | Self::SessionLive | Self::SessionExists(_) => {
                 StatusCode::CONFLICT

@@ -235,6 +235,35 @@ pub struct AckMessage {
     /// producer sends on from this byte. Absent for PCM sessions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes_accepted: Option<u64>,
+    /// The acknowledged message's chunk id (`GET /api/chunks/{chunk_id}`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_id: Option<String>,
+}
+
+/// A chunk's metadata, live (`metadata=chunk`): `{"type":"chunk", …}`.
+#[derive(Debug, Serialize)]
+pub struct ChunkMessage<'a> {
+    /// Always `"chunk"`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// The metadata, as `GET /api/chunks/{chunk_id}` answers it.
+    #[serde(flatten)]
+    pub chunk: &'a flacstream_actors::chunk_analysis::ChunkMetadata,
+}
+
+impl<'a> ChunkMessage<'a> {
+    /// The message for `chunk`.
+    pub fn new(chunk: &'a flacstream_actors::chunk_analysis::ChunkMetadata) -> Self {
+        Self {
+            kind: "chunk",
+            chunk,
+        }
+    }
+
+    /// The message as JSON text.
+    pub fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 impl AckMessage {
@@ -247,6 +276,7 @@ impl AckMessage {
             samples_received: ack.samples_received,
             samples_durable: ack.samples_durable,
             bytes_accepted: ack.bytes_accepted,
+            chunk_id: ack.chunk_id.clone(),
         }
     }
 

@@ -4,8 +4,8 @@
 use actix_web::web;
 
 use crate::api::{
-    admin, audio_socket, convert, health, metrics, originals, page, phrases, sessions, stream,
-    tokens,
+    admin, analysis, audio_socket, chunks, convert, health, metrics, originals, page, phrases,
+    sessions, stream, tokens,
 };
 
 /// Adds every route of the service to an app (`App::configure`). The app
@@ -49,6 +49,19 @@ pub fn configure(app: &mut web::ServiceConfig) {
         .route(
             "/api/audio/sessions/{id}/original",
             web::get().to(originals::original),
+        )
+        .route(
+            "/api/audio/sessions/{id}/chunks",
+            web::get().to(chunks::list),
+        )
+        .route(
+            "/api/audio/sessions/{id}/analysis",
+            web::get().to(analysis::get),
+        )
+        .route("/api/chunks/{chunk_id}", web::get().to(chunks::get))
+        .route(
+            "/api/users/{user_id}/sessions",
+            web::get().to(sessions::list_by_user),
         )
         .route(
             "/audio/user/{user_id}/phrases",

@@ -134,6 +134,12 @@ impl Service {
             session_rate: SessionRate::new(settings.new_sessions_per_minute),
             cluster,
             decoding: Arc::new(tokio::sync::Semaphore::new(settings.decode_threads)),
+            analysis: flacstream_actors::chunk_analysis::AnalysisSettings {
+                threads: Arc::new(tokio::sync::Semaphore::new(settings.analysis_threads)),
+                chunk_silence_dbfs: settings.chunk_silence_dbfs,
+                silence_threshold_dbfs: settings.silence_threshold_dbfs,
+                silence_min_ms: settings.silence_min_ms,
+            },
         });
         let cluster_lease = Arc::clone(&state.cluster.lease);
         let grace = settings.drain_grace;

@@ -50,6 +50,9 @@ pub struct AppState {
     /// Places for decoding uploads (`--decode-threads`): each decode is
     /// synchronous and runs on a blocking thread while it holds one.
     pub decoding: Arc<tokio::sync::Semaphore>,
+    /// How recorded sessions measure their chunks and audio
+    /// (`--analysis-threads` and the silence levels).
+    pub analysis: flacstream_actors::chunk_analysis::AnalysisSettings,
 }
 
 impl AppState {

@@ -37,11 +37,14 @@
 //! - [`error`]: [`error::StreamError`], every way a stream can fail, each with
 //!   a stable client code and a [`error::ErrorKind`] the service maps to
 //!   close codes and HTTP statuses.
+//! - [`chunk_analysis`]: per-chunk metadata and the session's live analysis
+//!   (loudness, silences, clipping), run off the I/O threads.
 //! - [`activity`]: the lock-free "last heard from" clock the registry sweeps.
 //! - [`metrics`]: every metric's name, kind, unit and help text; recorded
 //!   here through the `metrics` facade, served by the service.
 
 pub mod activity;
+pub mod chunk_analysis;
 pub mod encoder;
 pub mod error;
 pub mod lease_clock;

@@ -21,6 +21,7 @@ mod input;
 mod input_rate;
 mod lifecycle;
 mod live_input;
+mod measures;
 mod membership;
 mod outcome;
 mod recorder;
@@ -37,7 +38,8 @@ pub use lifecycle::{DrainStarted, Finalize, IdleTimeout, Shutdown};
 pub use live_input::DecoderWake;
 use live_input::LiveInput;
 pub use outcome::{
-    listener_channel, outbound_channel, DoneSummary, EndReason, IngestAck, Outbound, SessionClosed,
+    listener_channel, outbound_channel, with_metadata_room, DoneSummary, EndReason, IngestAck,
+    Outbound, SessionClosed, METADATA_ROOM,
 };
 pub use segment_writer::ObjectSink;
 pub use segments::HandOver;
@@ -165,6 +167,10 @@ pub struct Session {
     handover: Vec<oneshot::Sender<Result<u64, SessionClosed>>>,
     /// A `/stream` input that is not WAV, decoded as it arrives.
     live: LiveInput,
+    /// What a recorded session measures of its chunks and audio.
+    measures: measures::Measures,
+    /// The binary message being taken (its chunk's bytes as received).
+    chunk_bytes: Bytes,
 }
 
 impl Session {
@@ -178,6 +184,10 @@ impl Session {
     ) -> Self {
         let takeover = match &kind {
             SessionKind::Recording(p) => p.takeover.clone(),
+            SessionKind::Stream => None,
+        };
+        let kind_measures = match &kind {
+            SessionKind::Recording(p) => p.analysis.clone().map(|a| (a, p.user_id.clone())),
             SessionKind::Stream => None,
         };
         let mut settings = settings;
@@ -220,6 +230,17 @@ impl Session {
             handing_over: false,
             handover: Vec::new(),
             live: LiveInput::default(),
+            measures: match &kind_measures {
+                Some((settings, user)) => {
+                    measures::Measures::new(crate::chunk_analysis::Analyzer::new(
+                        id.to_string(),
+                        user.clone(),
+                        settings.clone(),
+                    ))
+                }
+                None => measures::Measures::default(),
+            },
+            chunk_bytes: Bytes::new(),
         }
     }
 
@@ -247,6 +268,7 @@ impl Session {
             chunk_count: self.chunk_count,
             samples_received: self.samples_received(),
             samples_durable: self.samples_durable(),
+            chunk_id: None,
             bytes_accepted: self
                 .settings
                 .input
@@ -278,6 +300,7 @@ impl Session {
             .policy()
             .and_then(|p| p.takeover.as_ref())
             .and_then(|t| t.tail.last.clone());
+        self.measure_format(sample_rate, layout);
         self.stream = Some(Stream {
             format,
             decoder: PcmDecoder::new(layout),
@@ -529,10 +552,13 @@ impl Session {
                 break;
             }
         }
-        if self.input.is_empty() && self.audio.is_empty() {
+        if self.input.is_empty() && self.audio.is_empty() && !self.measures.full() {
             if let Some(reply) = self.reply.take() {
                 self.activity.touch();
-                let _ = reply.send(Ok(self.ack()));
+                let bytes = std::mem::take(&mut self.chunk_bytes);
+                let mut ack = self.ack();
+                ack.chunk_id = self.measure_chunk(self.chunk_count, bytes, ctx);
+                let _ = reply.send(Ok(ack));
             }
         }
         if self.handing_over {

@@ -53,6 +53,7 @@ impl Harness {
                 conn,
                 role: Role::Producer,
                 flac: true,
+                metadata: false,
                 tx,
             })
             .await

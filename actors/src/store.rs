@@ -18,8 +18,11 @@ use uuid::Uuid;
 
 use crate::recording::{recover, RecordingFile};
 
+mod analyses;
 mod leases;
 mod phrases;
+
+pub use analyses::{Analyses, ListChunks, LoadAnalysis, LoadChunk, SaveAnalysis, SaveChunks};
 
 pub use leases::{
     ClaimLease, ClaimOrphans, LeaseClaim, LeaseHolder, Leases, ReleaseLease, RenewLeases,
@@ -134,7 +137,7 @@ impl From<io::Error> for StoreError {
 }
 
 /// Session metadata storage. Methods block; they run on [`Store`] threads.
-pub trait Catalog: Leases + Phrases + Send {
+pub trait Catalog: Leases + Phrases + Analyses + Send {
     /// Inserts or replaces a record.
     fn save(&mut self, record: &SessionRecord) -> Result<(), StoreError>;
     /// Loads one record.

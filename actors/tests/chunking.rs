@@ -203,6 +203,7 @@ impl Harness {
             conn,
             role: Role::Producer,
             flac: true,
+            metadata: false,
             tx,
         };
         session.send(connect).await.unwrap().unwrap();
@@ -216,7 +217,9 @@ impl Harness {
                     }
                     Outbound::Done(done) => return (flac, done.streaminfo),
                     Outbound::Failed(e) => panic!("the session failed: {e}"),
-                    Outbound::Storage { .. } => panic!("a stream records nothing"),
+                    Outbound::Storage { .. } | Outbound::Chunk(_) => {
+                        panic!("a stream records and measures nothing")
+                    }
                 }
             }
             panic!("the session ended without done");

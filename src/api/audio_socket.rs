@@ -23,8 +23,8 @@ use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::{Join, JoinError, LeaveGuard, SessionId};
 use flacstream_actors::session::{
-    listener_channel, outbound_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind,
-    Welcome,
+    listener_channel, outbound_channel, with_metadata_room, Connect, InputFormat, RecordingPolicy,
+    Role, SessionKind, Welcome,
 };
 use flacstream_actors::store::{LeaseHolder, Load};
 use flacstream_actors::{Session, SessionSettings};
@@ -73,6 +73,8 @@ pub struct NewSessionParams {
     pub acks: Option<bool>,
     /// `flac` to receive the FLAC live.
     pub output: Option<String>,
+    /// `chunk` to receive each chunk's metadata live.
+    pub metadata: Option<String>,
     /// The new session's id, chosen by the client; see [`parse_chosen_id`].
     pub session_id: Option<String>,
     /// A token; read by [`crate::auth`].
@@ -94,6 +96,8 @@ pub struct JoinParams {
     pub acks: Option<bool>,
     /// `flac` for a producer to receive the FLAC live (listeners always do).
     pub output: Option<String>,
+    /// `chunk` to receive each chunk's metadata live.
+    pub metadata: Option<String>,
     /// A token; read by [`crate::auth`].
     #[allow(
         dead_code,
@@ -107,6 +111,16 @@ fn query<T: for<'de> Deserialize<'de>>(req: &HttpRequest) -> Result<T, ApiError>
     web::Query::<T>::from_query(req.query_string())
         .map(web::Query::into_inner)
         .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))
+}
+
+fn wants_metadata(metadata: Option<&str>) -> Result<bool, ApiError> {
+    match metadata {
+        None => Ok(false),
+        Some("chunk") => Ok(true),
+        Some(other) => Err(ApiError::BadParameter(format!(
+            "metadata must be chunk, got {other}"
+        ))),
+    }
 }
 
 fn wants_flac(output: Option<&str>) -> Result<bool, ApiError> {
@@ -302,6 +316,7 @@ pub async fn open(
         encoding,
         objects: state.cluster.sink(),
         takeover: None,
+        analysis: Some(state.analysis.clone()),
     };
     let session = Session::new(
         id,
@@ -314,6 +329,7 @@ pub async fn open(
     flacstream_actors::metrics::stream_started("/api/ws/audio");
     let dialect = Dialect::Audio {
         acks: params.acks.unwrap_or(true),
+        metadata: wants_metadata(params.metadata.as_deref())?,
     };
     attach(
         &state,
@@ -375,6 +391,7 @@ pub async fn join(
     let settings = state.session_settings(None, None, InputFormat::Wav);
     let dialect = Dialect::Audio {
         acks: params.acks.unwrap_or(true),
+        metadata: wants_metadata(params.metadata.as_deref())?,
     };
     attach(
         &state,
@@ -453,12 +470,19 @@ async fn attach(
         Role::Producer => outbound_channel(settings),
         Role::Listener => listener_channel(state.settings.listener_queue_frames),
     };
+    let metadata = matches!(dialect, Dialect::Audio { metadata: true, .. });
+    let (tx, rx) = if metadata {
+        with_metadata_room((tx, rx), flacstream_actors::session::METADATA_ROOM)
+    } else {
+        (tx, rx)
+    };
     let conn = next_connection_id();
     let welcome = session
         .send(Connect {
             conn,
             role,
             flac,
+            metadata,
             tx,
         })
         .await;

@@ -81,6 +81,7 @@ async fn start_session(
             conn,
             role: Role::Producer,
             flac,
+            metadata: false,
             tx,
         })
         .await;
@@ -273,7 +274,9 @@ fn flac_body(
             }
             // A conversion records nothing, so it is never told about
             // storage; an empty chunk keeps the stream going if it were.
-            Outbound::Storage { .. } => Some((Ok(bytes::Bytes::new()), Some(state))),
+            Outbound::Storage { .. } | Outbound::Chunk(_) => {
+                Some((Ok(bytes::Bytes::new()), Some(state)))
+            }
         }
     })
 }
@@ -483,6 +486,7 @@ pub async fn store_upload(
         encoding,
         objects: state.cluster.sink(),
         takeover: None,
+        analysis: Some(state.analysis.clone()),
     };
     let kind = SessionKind::Recording(Box::new(policy));
     let (id, session, conn, mut events) =
@@ -507,7 +511,7 @@ pub async fn store_upload(
     let expected = spool.info;
     loop {
         match events.recv().await {
-            Some(Outbound::Flac(_)) | Some(Outbound::Storage { .. }) => {}
+            Some(Outbound::Flac(_) | Outbound::Storage { .. } | Outbound::Chunk(_)) => {}
             Some(Outbound::Done(done)) if done.reason != EndReason::Complete => {
                 return Err(match done.reason {
                     EndReason::GoingAway => {

@@ -90,6 +90,10 @@ pub struct SessionJson {
     pub error: Option<String>,
     /// Where the FLAC is, if recorded.
     pub audio_url: Option<String>,
+    /// Loudness, silences and clipping (`GET …/analysis`), on a single
+    /// session's answer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub analysis: Option<serde_json::Value>,
 }
 
 impl SessionJson {
@@ -122,6 +126,7 @@ impl SessionJson {
             audio_url: r
                 .record
                 .then(|| format!("/api/audio/sessions/{}/audio", r.id)),
+            analysis: None,
         }
     }
 }
@@ -132,7 +137,9 @@ pub async fn get(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let (record, connections) = session.current(&state).await?;
-    Ok(HttpResponse::Ok().json(SessionJson::new(&record, connections)))
+    let mut json = SessionJson::new(&record, connections);
+    json.analysis = crate::api::analysis::load(&state, session.id).await?;
+    Ok(HttpResponse::Ok().json(json))
 }
 
 /// `POST /api/audio/sessions/{id}/close`: finalizes, then answers the final record.
@@ -302,6 +309,38 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let params = web::Query::<ListParams>::from_query(req.query_string())
         .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?;
+    page(&access, &state, params.into_inner()).await
+}
+
+/// `GET /api/users/{user_id}/sessions`: the list of one user's sessions
+/// (the lookup by user), as `GET /api/audio/sessions?user_id=…`.
+pub async fn list_by_user(
+    access: Access,
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let mut params = web::Query::<ListParams>::from_query(req.query_string())
+        .map_err(|e| ApiError::BadParameter(format!("bad query parameters: {e}")))?
+        .into_inner();
+    if params
+        .user_id
+        .as_deref()
+        .is_some_and(|u| u != path.as_str())
+    {
+        return Err(ApiError::BadParameter(
+            "user_id is in the path; the query may not name another".into(),
+        ));
+    }
+    params.user_id = Some(path.into_inner());
+    page(&access, &state, params).await
+}
+
+async fn page(
+    access: &Access,
+    state: &AppState,
+    params: ListParams,
+) -> Result<HttpResponse, ApiError> {
     let limit = params.limit.unwrap_or(DEFAULT_PAGE);
     if !(1..=MAX_PAGE).contains(&limit) {
         return Err(ApiError::BadParameter(format!(

@@ -88,6 +88,7 @@ pub async fn stream(
         conn,
         role: Role::Producer,
         flac: true,
+        metadata: false,
         tx,
     };
     match session.send(connect).await {

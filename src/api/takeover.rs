@@ -163,6 +163,9 @@ pub async fn take_over(
             created_at_ms: record.created_at_ms,
             tail,
         }),
+        // A session continued here measures nothing more: its analysis so
+        // far is stored, and its stream went on without it.
+        analysis: None,
     };
     let session = Session::new(
         id,

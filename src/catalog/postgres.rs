@@ -26,6 +26,7 @@ use flacstream_actors::store::{Catalog, CatalogFactory, SessionRecord, SessionSt
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+mod analyses;
 mod leases;
 mod phrases;
 
@@ -71,6 +72,18 @@ const MIGRATIONS: &[&str] = &[
         phrase_id TEXT NOT NULL,
         session_id UUID NOT NULL,
         PRIMARY KEY (owner_key, user_id, phrase_id)
+    );",
+    // Chunk metadata and session analyses, as JSON documents.
+    "CREATE TABLE chunks (
+        session_id UUID NOT NULL,
+        seq BIGINT NOT NULL,
+        metadata TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    );
+    CREATE TABLE analyses (
+        session_id UUID PRIMARY KEY,
+        version BIGINT NOT NULL,
+        analysis TEXT NOT NULL
     );",
 ];
 
@@ -359,11 +372,17 @@ impl Catalog for PostgresCatalog {
                 .execute("DELETE FROM leases WHERE session_id = $1", &[&id])
                 .await
                 .map_err(db_error)?;
-            // A phrase that names the session goes with it.
-            client
-                .execute("DELETE FROM phrases WHERE session_id = $1", &[&id])
-                .await
-                .map_err(db_error)?;
+            // A phrase that names the session goes with it, and so do its
+            // measures.
+            for table in ["phrases", "chunks", "analyses"] {
+                client
+                    .execute(
+                        &format!("DELETE FROM {table} WHERE session_id = $1"),
+                        &[&id],
+                    )
+                    .await
+                    .map_err(db_error)?;
+            }
             let n = client
                 .execute("DELETE FROM sessions WHERE id = $1", &[&id])
                 .await

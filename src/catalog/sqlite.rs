@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flacstream_actors::store::{
-    Catalog, CatalogFactory, Leases, PhraseName, Phrases, SessionRecord, SessionStatus, StoreError,
+    Analyses, Catalog, CatalogFactory, Leases, PhraseName, Phrases, SessionRecord, SessionStatus,
+    StoreError,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
@@ -64,6 +65,21 @@ fn migrations() -> Migrations<'static> {
             phrase_id TEXT NOT NULL,
             session_id TEXT NOT NULL,
             PRIMARY KEY (owner_key, user_id, phrase_id)
+        );",
+        ),
+        // Chunk metadata and session analyses (chunk_analysis in the actors
+        // crate), as JSON documents.
+        M::up(
+            "CREATE TABLE chunks (
+            session_id TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            metadata TEXT NOT NULL,
+            PRIMARY KEY (session_id, seq)
+        ) WITHOUT ROWID;
+        CREATE TABLE analyses (
+            session_id TEXT PRIMARY KEY,
+            version INTEGER NOT NULL,
+            analysis TEXT NOT NULL
         );",
         ),
     ])
@@ -176,6 +192,75 @@ impl SqliteCatalog {
             out.push((name, Uuid::parse_str(&id).map_err(db_error)?));
         }
         Ok(out)
+    }
+}
+
+impl Analyses for SqliteCatalog {
+    fn save_chunks(&mut self, id: Uuid, chunks: &[(u64, String)]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(db_error)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO chunks (session_id, seq, metadata) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(db_error)?;
+            for (seq, json) in chunks {
+                insert
+                    .execute(params![id.to_string(), *seq as i64, json])
+                    .map_err(db_error)?;
+            }
+        }
+        tx.commit().map_err(db_error)
+    }
+
+    fn chunk(&mut self, id: Uuid, seq: u64) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT metadata FROM chunks WHERE session_id = ?1 AND seq = ?2",
+                params![id.to_string(), seq as i64],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_error)
+    }
+
+    fn chunks(&mut self, id: Uuid, after: u64, limit: u32) -> Result<Vec<String>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT metadata FROM chunks WHERE session_id = ?1 AND seq > ?2 \
+                 ORDER BY seq LIMIT ?3",
+            )
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![id.to_string(), after as i64, limit], |row| {
+                row.get(0)
+            })
+            .map_err(db_error)?;
+        rows.collect::<Result<_, _>>().map_err(db_error)
+    }
+
+    fn save_analysis(&mut self, id: Uuid, version: i64, json: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO analyses (session_id, version, analysis) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, \
+                 analysis = excluded.analysis WHERE excluded.version >= analyses.version",
+                params![id.to_string(), version, json],
+            )
+            .map(|_| ())
+            .map_err(db_error)
+    }
+
+    fn analysis(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT analysis FROM analyses WHERE session_id = ?1",
+                [id.to_string()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_error)
     }
 }
 
@@ -340,11 +425,13 @@ impl Catalog for SqliteCatalog {
         // A phrase that names the session goes with it (a name left behind
         // would list a recording that is gone).
         let tx = self.conn.transaction().map_err(db_error)?;
-        tx.execute(
-            "DELETE FROM phrases WHERE session_id = ?1",
-            [id.to_string()],
-        )
-        .map_err(db_error)?;
+        for table in ["phrases", "chunks", "analyses"] {
+            tx.execute(
+                &format!("DELETE FROM {table} WHERE session_id = ?1"),
+                [id.to_string()],
+            )
+            .map_err(db_error)?;
+        }
         let n = tx
             .execute("DELETE FROM sessions WHERE id = ?1", [id.to_string()])
             .map_err(db_error)?;
@@ -364,6 +451,24 @@ impl Catalog for SqliteCatalog {
 struct Unavailable(StoreError);
 
 impl Leases for Unavailable {}
+
+impl Analyses for Unavailable {
+    fn save_chunks(&mut self, _: Uuid, _: &[(u64, String)]) -> Result<(), StoreError> {
+        Err(self.0.clone())
+    }
+    fn chunk(&mut self, _: Uuid, _: u64) -> Result<Option<String>, StoreError> {
+        Err(self.0.clone())
+    }
+    fn chunks(&mut self, _: Uuid, _: u64, _: u32) -> Result<Vec<String>, StoreError> {
+        Err(self.0.clone())
+    }
+    fn save_analysis(&mut self, _: Uuid, _: i64, _: &str) -> Result<(), StoreError> {
+        Err(self.0.clone())
+    }
+    fn analysis(&mut self, _: Uuid) -> Result<Option<String>, StoreError> {
+        Err(self.0.clone())
+    }
+}
 
 impl Phrases for Unavailable {
     fn bind_phrase(&mut self, _: &PhraseName, _: Uuid) -> Result<Option<Uuid>, StoreError> {

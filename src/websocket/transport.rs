@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::error::{done_close_code, ApiError};
 use crate::limits::client_connections::ClientSlot;
-use crate::protocol::{AckMessage, ClientMessage, DoneMessage, StorageMessage};
+use crate::protocol::{AckMessage, ChunkMessage, ClientMessage, DoneMessage, StorageMessage};
 use crate::websocket::frame_limit;
 use crate::websocket::socket::PeerSocket;
 
@@ -60,6 +60,8 @@ pub enum Dialect {
     Audio {
         /// Send an ack after each binary message.
         acks: bool,
+        /// Send each chunk's metadata (`metadata=chunk`).
+        metadata: bool,
     },
 }
 
@@ -227,7 +229,7 @@ async fn read_loop(
                         Err(_) => return,
                     },
                 };
-                if link.dialect == (Dialect::Audio { acks: true }) {
+                if matches!(link.dialect, Dialect::Audio { acks: true, .. }) {
                     let text = AckMessage::new(link.session_id, &ack).json();
                     if ws.text(text).await.is_err() {
                         return;
@@ -353,6 +355,17 @@ async fn write_loop(
             Outbound::Failed(error) => {
                 let error = ApiError::from(error);
                 break (Some(error.json()), Some(error.close_code()), false);
+            }
+            Outbound::Chunk(chunk) => {
+                let text = ChunkMessage::new(&chunk).json();
+                match tokio::time::timeout(stall, ws.text(text)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_closed)) => break (None, None, false),
+                    Err(_elapsed) => {
+                        let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
+                        break (Some(error.json()), Some(error.close_code()), true);
+                    }
+                }
             }
             Outbound::Storage {
                 available,

@@ -1,6 +1,8 @@
 //! The service's integration tests, as one test binary: every module runs a
 //! real server (in-process, or the built binary) and real clients.
 //!
+//! - [`analysis`]: chunk metadata and session analysis, against the test's
+//!   own numbers and ffmpeg's `ebur128` and `silencedetect`.
 //! - [`admin`]: `/admin/drain` and the container clients (`probe`, `drain`).
 //! - [`auth`]: keys, tokens, session ownership, the Origin allow-list, and
 //!   that no credential reaches the log.
@@ -38,6 +40,7 @@
 mod common;
 
 mod admin;
+mod analysis;
 mod auth;
 mod chosen_ids;
 mod container_sessions;

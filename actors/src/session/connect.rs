@@ -44,6 +44,8 @@ pub struct Connect {
     pub role: Role,
     /// Whether it receives FLAC frames.
     pub flac: bool,
+    /// Whether it receives chunk metadata (`metadata=chunk`).
+    pub metadata: bool,
     /// Its outbound channel (see [`super::outbound_channel`]).
     pub tx: mpsc::Sender<Outbound>,
 }
@@ -99,6 +101,7 @@ impl Handler<Connect> for Session {
                 tx: msg.tx,
                 role: msg.role,
                 flac: msg.flac,
+                metadata: msg.metadata,
             },
         );
         let ack = self.ack();

@@ -33,6 +33,8 @@ pub struct Connection {
     pub role: Role,
     /// Whether it receives FLAC frames.
     pub flac: bool,
+    /// Whether it receives chunk metadata.
+    pub metadata: bool,
 }
 
 /// The session's connections.
@@ -115,6 +117,17 @@ impl Fanout {
         }
     }
 
+    /// Sends a chunk's metadata to every connection that asked, if its
+    /// channel has room: it is advice (the catalog keeps every chunk), so a
+    /// busy connection misses it rather than slowing or losing anything.
+    pub fn metadata(&mut self, chunk: &std::sync::Arc<crate::chunk_analysis::ChunkMetadata>) {
+        for (_, c) in &self.connections {
+            if c.metadata && c.tx.capacity() > 1 {
+                let _ = c.tx.try_send(Outbound::Chunk(std::sync::Arc::clone(chunk)));
+            }
+        }
+    }
+
     /// Sends a notice to the producer, if there is one and its channel has
     /// room (a notice is advice: the acks carry the same numbers).
     pub fn notify_producer(&mut self, event: Outbound) {
@@ -161,6 +174,7 @@ mod tests {
                 tx,
                 role: Role::Listener,
                 flac: true,
+                metadata: false,
             },
         );
         rx

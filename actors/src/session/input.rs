@@ -50,10 +50,12 @@ impl Handler<Ingest> for Session {
         self.chunk_count += 1;
         if self.ending.is_some() {
             // Bytes after the data chunk are ignored.
-            let ack = self.ack();
+            let mut ack = self.ack();
+            ack.chunk_id = self.measure_chunk(self.chunk_count, msg.bytes, ctx);
             return Box::pin(async move { Ok(ack) });
         }
         let (tx, rx) = oneshot::channel();
+        self.chunk_bytes = msg.bytes.clone();
         self.input = msg.bytes;
         self.reply = Some(tx);
         self.pump(ctx);
@@ -98,6 +100,7 @@ impl Session {
                 metrics::counter!(INPUT_SAMPLES)
                     .increment(stream.decoder.frames_decoded() - decoded);
                 let used = self.audio.len() - rest.len();
+                self.measure_pcm(self.audio.slice(..used));
                 self.audio.advance(used);
                 progressed |= used > 0 || staged > 0;
                 if !self.audio.is_empty() {
@@ -182,6 +185,9 @@ impl Session {
                 // data length; they will be sent again.
                 let partial = stream.decoder.discard_partial() as u64;
                 self.parser.unread(unstaged + partial);
+                if partial > 0 {
+                    self.measure_discard_partial();
+                }
             }
             // A WAV header cut off mid-way is sent again from the start.
             None => self.parser = WavParser::new(self.settings.max_header_bytes),

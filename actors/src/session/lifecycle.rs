@@ -165,7 +165,8 @@ impl Session {
         })
     }
 
-    pub(super) fn save_progress(&self) {
+    pub(super) fn save_progress(&mut self) {
+        self.save_measures(false);
         if let (Some(policy), Some(record)) =
             (self.policy(), self.record(SessionStatus::Live, None))
         {
@@ -204,6 +205,14 @@ impl Session {
         {
             return;
         }
+        if self.measures.busy() {
+            // The analysis has the last of the audio still to measure.
+            return self.run_measures(ctx);
+        }
+        self.save_measures(true);
+        let Some(stream) = self.stream.as_ref() else {
+            return;
+        };
         let info = StreamInfo {
             format: stream.format,
             min_frame_bytes: stream.stats.min_frame_bytes,

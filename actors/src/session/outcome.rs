@@ -51,6 +51,8 @@ pub enum Outbound {
     Done(DoneSummary),
     /// The stream (or this connection) failed; no more events follow.
     Failed(StreamError),
+    /// A chunk's metadata, to connections that asked (`metadata=chunk`).
+    Chunk(std::sync::Arc<crate::chunk_analysis::ChunkMetadata>),
     /// To the producer: storage stopped taking the recording's writes
     /// (`available: false`: `samples_durable` waits, nothing acknowledged
     /// is lost, the writes are retried) or takes them again.
@@ -101,7 +103,7 @@ pub struct DoneSummary {
 pub struct SessionClosed;
 
 /// What an [`super::Ingest`] achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestAck {
     /// Binary messages taken so far.
     pub chunk_count: u64,
@@ -112,6 +114,9 @@ pub struct IngestAck {
     /// For a container decoded as it arrives: its bytes the decoder took.
     /// A resuming producer sends on from this byte.
     pub bytes_accepted: Option<u64>,
+    /// The acknowledged message's chunk id, when the session measures its
+    /// chunks (`None` in the session's welcome).
+    pub chunk_id: Option<String>,
 }
 /// A producer's outbound channel, sized for the in-flight bound.
 pub fn outbound_channel(
@@ -126,4 +131,18 @@ pub fn outbound_channel(
 /// the producer's bursts, not for the blocks in flight.
 pub fn listener_channel(frames: usize) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
     mpsc::channel(frames.max(1) + OUTBOUND_SLACK)
+}
+
+/// Room a connection that asked for chunk metadata gets on top of its
+/// channel: every chunk the analysis may close in one batch, so a reader
+/// that keeps up misses none.
+pub const METADATA_ROOM: usize = super::measures::MAX_CHUNKS_QUEUED;
+
+/// A channel `room` messages larger than `(tx, rx)`'s, for a connection
+/// that asked for chunk metadata.
+pub fn with_metadata_room(
+    (tx, _rx): (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>),
+    room: usize,
+) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
+    mpsc::channel(tx.max_capacity() + room)
 }

@@ -132,6 +132,8 @@ pub struct RecordingPolicy {
     /// Set when this replica takes over a session another one held: where
     /// its durable stream ends and the counters it had.
     pub takeover: Option<Takeover>,
+    /// How it measures its chunks and its audio; `None`: it does not.
+    pub analysis: Option<crate::chunk_analysis::AnalysisSettings>,
 }
 
 /// A session continued on this replica from what is durable.

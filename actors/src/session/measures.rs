@@ -1,0 +1,191 @@
+//! A recorded session's measuring (`crate::chunk_analysis`): the session
+//! queues what it staged and each chunk it acknowledged; one batch at a
+//! time runs on a blocking thread, holding a place of the shared analysis
+//! pool (`AnalysisSettings::threads`), with the analyzer moved there and
+//! back, so the I/O threads only queue. A producer that outruns the
+//! analysis by [`MAX_CHUNKS_QUEUED`] chunks waits for its ack.
+//!
+//! Results go three ways: to connections that asked for them
+//! (`metadata=chunk`), to the catalog with the session's progress saves
+//! (and at its end), and into the live analysis the session JSON shows.
+//! A panic inside the analysis turns the session's measuring off; its
+//! audio goes on.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use actix::fut::wrap_future;
+use actix::{ActorFutureExt, AsyncContext, Context};
+use bytes::Bytes;
+use flacstream_codec::pcm::PcmLayout;
+
+use super::Session;
+use crate::chunk_analysis::{chunk_id, Analyzer, ChunkMetadata, SessionAnalysis, Work};
+use crate::store::{SaveAnalysis, SaveChunks};
+
+/// Acknowledged chunks a session may have waiting for the analysis; past
+/// this its producer's next ack waits (backpressure), so a fast producer
+/// cannot queue without bound.
+pub const MAX_CHUNKS_QUEUED: usize = 64;
+
+/// A session's measuring state.
+#[derive(Default)]
+pub struct Measures {
+    /// The analyzer; `None` while a batch runs (or measuring is off).
+    analyzer: Option<Box<Analyzer>>,
+    /// Whether the session measures at all.
+    enabled: bool,
+    queue: Vec<Work>,
+    /// Chunks in `queue` and in the running batch.
+    chunks_pending: usize,
+    running: bool,
+    /// Chunk metadata not yet handed to the catalog.
+    unsaved: Vec<ChunkMetadata>,
+    /// The latest analysis.
+    summary: Option<SessionAnalysis>,
+}
+
+impl Measures {
+    /// Measuring with `analyzer`.
+    pub fn new(analyzer: Analyzer) -> Self {
+        Self {
+            analyzer: Some(Box::new(analyzer)),
+            enabled: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether a batch runs or work waits.
+    pub fn busy(&self) -> bool {
+        self.enabled && (self.running || !self.queue.is_empty())
+    }
+
+    /// Whether the producer's next ack must wait for the analysis.
+    pub fn full(&self) -> bool {
+        self.enabled && self.chunks_pending >= MAX_CHUNKS_QUEUED
+    }
+
+    fn push(&mut self, work: Work) {
+        if self.enabled {
+            self.queue.push(work);
+        }
+    }
+}
+
+impl Session {
+    /// The stream's format is known.
+    pub(super) fn measure_format(&mut self, sample_rate: u32, layout: PcmLayout) {
+        self.measures.push(Work::Format {
+            sample_rate,
+            layout,
+        });
+    }
+
+    /// `bytes` of PCM were staged.
+    pub(super) fn measure_pcm(&mut self, bytes: Bytes) {
+        if !bytes.is_empty() {
+            self.measures.push(Work::Pcm(bytes));
+        }
+    }
+
+    /// A partial sample frame was dropped with its producer.
+    pub(super) fn measure_discard_partial(&mut self) {
+        self.measures.push(Work::DiscardPartial);
+    }
+
+    /// Chunk `seq` (`bytes` as received) is acknowledged; its id, when
+    /// the session measures.
+    pub(super) fn measure_chunk(
+        &mut self,
+        seq: u64,
+        bytes: Bytes,
+        ctx: &mut Context<Self>,
+    ) -> Option<String> {
+        if !self.measures.enabled {
+            return None;
+        }
+        self.measures.push(Work::Chunk {
+            seq,
+            bytes,
+            received_at_ms: crate::store::now_ms(),
+        });
+        self.measures.chunks_pending += 1;
+        self.run_measures(ctx);
+        Some(chunk_id(&self.id.to_string(), seq))
+    }
+
+    /// Starts the next batch if none runs.
+    pub(super) fn run_measures(&mut self, ctx: &mut Context<Self>) {
+        if self.measures.running || self.measures.queue.is_empty() {
+            return;
+        }
+        let Some(mut analyzer) = self.measures.analyzer.take() else {
+            return;
+        };
+        let Some(places) = self.policy().and_then(|p| p.analysis.clone()) else {
+            return;
+        };
+        let work = std::mem::take(&mut self.measures.queue);
+        let chunks = work
+            .iter()
+            .filter(|w| matches!(w, Work::Chunk { .. }))
+            .count();
+        let complete = self.finished || self.ending.is_some();
+        self.measures.running = true;
+        let job = async move {
+            let _place = places.threads.acquire_owned().await.ok()?;
+            tokio::task::spawn_blocking(move || {
+                catch_unwind(AssertUnwindSafe(move || {
+                    let closed = analyzer.run(work);
+                    let summary = analyzer.summary(complete);
+                    (analyzer, closed, summary)
+                }))
+                .ok()
+            })
+            .await
+            .ok()
+            .flatten()
+        };
+        let done = wrap_future::<_, Self>(job).map(move |result, act, ctx| {
+            act.measures.running = false;
+            act.measures.chunks_pending = act.measures.chunks_pending.saturating_sub(chunks);
+            let Some((analyzer, closed, summary)) = result else {
+                log::error!("Session {}: the analysis failed; measuring is off.", act.id);
+                act.measures.enabled = false;
+                act.measures.queue.clear();
+                act.measures.chunks_pending = 0;
+                act.pump(ctx);
+                return;
+            };
+            act.measures.analyzer = Some(analyzer);
+            for chunk in &closed {
+                act.fanout.metadata(&Arc::new(chunk.clone()));
+            }
+            act.measures.unsaved.extend(closed);
+            act.measures.summary = Some(summary);
+            act.run_measures(ctx);
+            act.pump(ctx);
+        });
+        ctx.spawn(done);
+    }
+
+    /// Hands unsaved chunk metadata and the analysis to the catalog.
+    pub(super) fn save_measures(&mut self, complete: bool) {
+        let Some(store) = self.policy().map(|p| p.store.clone()) else {
+            return;
+        };
+        if !self.measures.unsaved.is_empty() {
+            store.do_send(SaveChunks {
+                id: self.id,
+                chunks: std::mem::take(&mut self.measures.unsaved),
+            });
+        }
+        if let Some(summary) = self.measures.summary.as_mut() {
+            summary.complete = complete;
+            store.do_send(SaveAnalysis {
+                id: self.id,
+                analysis: summary.clone(),
+            });
+        }
+    }
+}
