@@ -557,10 +557,12 @@ impl Session {
                 self.activity.touch();
                 let bytes = std::mem::take(&mut self.chunk_bytes);
                 let mut ack = self.ack();
-                ack.chunk_id = self.measure_chunk(self.chunk_count, bytes, ctx);
+                ack.chunk_id = self.measure_chunk(self.chunk_count, bytes);
                 let _ = reply.send(Ok(ack));
             }
         }
+        // Eagerly: a container's PCM arrives between acks.
+        self.run_measures(ctx);
         if self.handing_over {
             self.finish_handover_if_drained(ctx);
         } else if let Some(reason) = self.ending {

@@ -49,13 +49,15 @@ impl Handler<Ingest> for Session {
         metrics::counter!(INPUT_BYTES).increment(msg.bytes.len() as u64);
         self.chunk_count += 1;
         if self.ending.is_some() {
-            // Bytes after the data chunk are ignored.
-            let mut ack = self.ack();
-            ack.chunk_id = self.measure_chunk(self.chunk_count, msg.bytes, ctx);
+            // Bytes after the data chunk are ignored: acknowledged, not
+            // measured (they are no chunk of the recording).
+            let ack = self.ack();
             return Box::pin(async move { Ok(ack) });
         }
         let (tx, rx) = oneshot::channel();
-        self.chunk_bytes = msg.bytes.clone();
+        if self.measures.enabled() {
+            self.chunk_bytes = msg.bytes.clone();
+        }
         self.input = msg.bytes;
         self.reply = Some(tx);
         self.pump(ctx);
@@ -166,6 +168,13 @@ impl Session {
     /// never acknowledged, and its successor resends from `samples_received`.
     pub(super) fn drop_producer_input(&mut self) {
         self.input.clear();
+        if self.reply.is_some() {
+            // The message being taken was counted and may be partly staged:
+            // it closes as a chunk (stored, never acknowledged), so the
+            // successor's chunks start where the stream stands.
+            let bytes = std::mem::take(&mut self.chunk_bytes);
+            self.measure_chunk(self.chunk_count, bytes);
+        }
         if self.settings.input.is_decoded() {
             // What the decoder took stays, and so does its PCM still to be
             // staged: the successor sends on from `bytes_accepted`.

@@ -311,6 +311,8 @@ impl Session {
         }
         log::info!("Session {} failed: {} ({error}).", self.id, error.code());
         metrics::counter!(STREAMS_FAILED, LABEL_CODE => error.code()).increment(1);
+        // What was measured is kept (a batch still running is not).
+        self.save_measures(true);
         if self.segments.is_some() && self.finalizing {
             // The compose under way ends the session.
             return;

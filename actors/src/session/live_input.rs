@@ -138,7 +138,9 @@ impl Session {
         if self.ending.is_some() && self.input.is_empty() {
             decoder.close_input();
         }
-        if !self.audio.is_empty() {
+        if !self.audio.is_empty() || self.measures.full() {
+            // The analysis is behind: the decoder waits (its queue fills,
+            // and the client with it); the batch's end pumps again.
             return Ok(progressed);
         }
         match decoder.try_next() {

@@ -28,6 +28,11 @@ use crate::store::{SaveAnalysis, SaveChunks};
 /// cannot queue without bound.
 pub const MAX_CHUNKS_QUEUED: usize = 64;
 
+/// PCM a session may have waiting for the analysis, in bytes; past this
+/// its producer's next ack waits and a container's decoder is not read
+/// (its output arrives between acks): 4 MiB is 24 s of CD audio.
+pub const MAX_PCM_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+
 /// A session's measuring state.
 #[derive(Default)]
 pub struct Measures {
@@ -38,6 +43,8 @@ pub struct Measures {
     queue: Vec<Work>,
     /// Chunks in `queue` and in the running batch.
     chunks_pending: usize,
+    /// PCM bytes in `queue` and in the running batch.
+    pcm_pending: usize,
     running: bool,
     /// Chunk metadata not yet handed to the catalog.
     unsaved: Vec<ChunkMetadata>,
@@ -55,6 +62,11 @@ impl Measures {
         }
     }
 
+    /// Whether the session measures.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// Whether a batch runs or work waits.
     pub fn busy(&self) -> bool {
         self.enabled && (self.running || !self.queue.is_empty())
@@ -62,7 +74,9 @@ impl Measures {
 
     /// Whether the producer's next ack must wait for the analysis.
     pub fn full(&self) -> bool {
-        self.enabled && self.chunks_pending >= MAX_CHUNKS_QUEUED
+        self.enabled
+            && (self.chunks_pending >= MAX_CHUNKS_QUEUED
+                || self.pcm_pending >= MAX_PCM_QUEUED_BYTES)
     }
 
     fn push(&mut self, work: Work) {
@@ -83,7 +97,8 @@ impl Session {
 
     /// `bytes` of PCM were staged.
     pub(super) fn measure_pcm(&mut self, bytes: Bytes) {
-        if !bytes.is_empty() {
+        if !bytes.is_empty() && self.measures.enabled {
+            self.measures.pcm_pending += bytes.len();
             self.measures.push(Work::Pcm(bytes));
         }
     }
@@ -93,14 +108,10 @@ impl Session {
         self.measures.push(Work::DiscardPartial);
     }
 
-    /// Chunk `seq` (`bytes` as received) is acknowledged; its id, when
-    /// the session measures.
-    pub(super) fn measure_chunk(
-        &mut self,
-        seq: u64,
-        bytes: Bytes,
-        ctx: &mut Context<Self>,
-    ) -> Option<String> {
+    /// Chunk `seq` (`bytes` as received) is acknowledged (or was taken
+    /// and its producer left first); its id, when the session measures.
+    /// The batch starts at the end of the session's pump.
+    pub(super) fn measure_chunk(&mut self, seq: u64, bytes: Bytes) -> Option<String> {
         if !self.measures.enabled {
             return None;
         }
@@ -110,7 +121,6 @@ impl Session {
             received_at_ms: crate::store::now_ms(),
         });
         self.measures.chunks_pending += 1;
-        self.run_measures(ctx);
         Some(chunk_id(&self.id.to_string(), seq))
     }
 
@@ -119,10 +129,10 @@ impl Session {
         if self.measures.running || self.measures.queue.is_empty() {
             return;
         }
-        let Some(mut analyzer) = self.measures.analyzer.take() else {
+        let Some(places) = self.policy().and_then(|p| p.analysis.clone()) else {
             return;
         };
-        let Some(places) = self.policy().and_then(|p| p.analysis.clone()) else {
+        let Some(mut analyzer) = self.measures.analyzer.take() else {
             return;
         };
         let work = std::mem::take(&mut self.measures.queue);
@@ -130,11 +140,21 @@ impl Session {
             .iter()
             .filter(|w| matches!(w, Work::Chunk { .. }))
             .count();
+        let pcm: usize = work
+            .iter()
+            .map(|w| match w {
+                Work::Pcm(b) => b.len(),
+                _ => 0,
+            })
+            .sum();
         let complete = self.finished || self.ending.is_some();
         self.measures.running = true;
         let job = async move {
-            let _place = places.threads.acquire_owned().await.ok()?;
+            let place = places.threads.acquire_owned().await.ok()?;
             tokio::task::spawn_blocking(move || {
+                // Held here, so the place is free only once the work is
+                // done, even if the session stopped waiting for it.
+                let _place = place;
                 catch_unwind(AssertUnwindSafe(move || {
                     let closed = analyzer.run(work);
                     let summary = analyzer.summary(complete);
@@ -149,11 +169,13 @@ impl Session {
         let done = wrap_future::<_, Self>(job).map(move |result, act, ctx| {
             act.measures.running = false;
             act.measures.chunks_pending = act.measures.chunks_pending.saturating_sub(chunks);
+            act.measures.pcm_pending = act.measures.pcm_pending.saturating_sub(pcm);
             let Some((analyzer, closed, summary)) = result else {
                 log::error!("Session {}: the analysis failed; measuring is off.", act.id);
                 act.measures.enabled = false;
                 act.measures.queue.clear();
                 act.measures.chunks_pending = 0;
+                act.measures.pcm_pending = 0;
                 act.pump(ctx);
                 return;
             };

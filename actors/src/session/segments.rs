@@ -240,6 +240,8 @@ impl Session {
 
     fn stop_moved(&mut self, ctx: &mut Context<Self>) {
         metrics::counter!(STREAMS_FAILED, LABEL_CODE => StreamError::Moved.code()).increment(1);
+        // What was measured here is kept; the session goes on unmeasured.
+        self.save_measures(false);
         // If this replica still holds the lease, give it up (the delete
         // names the owner, so another's lease is untouched): a row left
         // behind would be renewed forever and the session never swept.

@@ -23,8 +23,11 @@ pub struct ChannelLevels {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LevelSums {
     peak: u64,
-    sum: i128,
-    sum_squares: u128,
+    /// Exact while under 2^63: 2^31-magnitude samples, 2^32 of them.
+    sum: i64,
+    /// In floating point: 53 bits of precision are far finer than the
+    /// 0.01 dB the levels are given to, and cheaper than 128-bit integers.
+    sum_squares: f64,
     clipped: u64,
     count: u64,
 }
@@ -35,8 +38,9 @@ impl LevelSums {
     pub fn add(&mut self, sample: i32, bits: u32) {
         let magnitude = u64::from(sample.unsigned_abs());
         self.peak = self.peak.max(magnitude);
-        self.sum += i128::from(sample);
-        self.sum_squares += u128::from(magnitude * magnitude);
+        self.sum = self.sum.wrapping_add(i64::from(sample));
+        let v = f64::from(sample);
+        self.sum_squares += v * v;
         let max = (1i64 << (bits - 1)) - 1;
         if i64::from(sample) >= max || i64::from(sample) < -max {
             self.clipped += 1;
@@ -55,7 +59,7 @@ impl LevelSums {
         let n = self.count.max(1) as f64;
         ChannelLevels {
             peak_dbfs: db(self.peak as f64 / scale),
-            rms_dbfs: db((self.sum_squares as f64 / n).sqrt() / scale),
+            rms_dbfs: db((self.sum_squares / n).sqrt() / scale),
             clipped_samples: self.clipped,
             dc_offset: self.sum as f64 / n / scale,
         }
