@@ -17,6 +17,9 @@ const CONNECT_TIMEOUT_MS = 15000;     // WebSocket open, first `session` message
 const FINISH_TIMEOUT_MS = 120000;     // after the last byte: `done` and the close
 const FLUSH_TIMEOUT_MS = 2000;        // the worklet handing over its last samples
 const CLOSE_SESSION_TIMEOUT_MS = 30000;
+const ANALYSIS_POLLS = 40;            // the final analysis is stored moments after `done`
+const ANALYSIS_POLL_MS = 250;
+const SILENCES_SHOWN = 5;
 
 const $ = (id) => document.getElementById(id);
 
@@ -394,6 +397,7 @@ const recordUi = {
   download: $('record-download'),
   elapsed: $('elapsed'),
   figures: $('record-figures'),
+  analysis: $('record-analysis'),
   level: $('level'),
 };
 
@@ -680,6 +684,7 @@ async function stopRecording(rec) {
     const seconds = done.sample_rate ? done.samples / done.sample_rate : 0;
     await fetchRecording(rec, `Recorded ${seconds.toFixed(2)} s at ${done.sample_rate} Hz ` +
       `(${formatBytes(done.bytes_out || 0)} of FLAC).`);
+    await showAnalysis(rec);
   } catch (error) {
     stopCapture(rec);
     if (rec.ws) rec.ws.close();
@@ -687,6 +692,45 @@ async function stopRecording(rec) {
   } finally {
     finishUi();
   }
+}
+
+/** Shows the finished session's loudness and silences (GET …/analysis). */
+async function showAnalysis(rec) {
+  const url = httpUrl(`/api/audio/sessions/${rec.sessionId}/analysis`);
+  for (let i = 0; i < ANALYSIS_POLLS; i += 1) {
+    let response;
+    try {
+      response = await withTimeout(fetch(url, { headers: authHeaders() }), CLOSE_SESSION_TIMEOUT_MS,
+        'The analysis did not arrive in time.');
+    } catch {
+      return; // another origin without CORS, or the server is gone: the recording is what matters
+    }
+    if (response.ok) {
+      const analysis = await response.json();
+      if (analysis.complete) {
+        recordUi.analysis.textContent = describeAnalysis(analysis);
+        recordUi.analysis.hidden = false;
+        return;
+      }
+    }
+    await new Promise((resolve) => { setTimeout(resolve, ANALYSIS_POLL_MS); });
+  }
+}
+
+function describeAnalysis(analysis) {
+  const l = analysis.loudness;
+  const fixed = (v, unit) => (v === null || v === undefined ? 'n/a' : `${v.toFixed(1)} ${unit}`);
+  const loudness = `Loudness ${fixed(l.integrated_lufs, 'LUFS')} integrated, ` +
+    `range ${fixed(l.loudness_range_lu, 'LU')}, true peak ${fixed(l.true_peak_dbtp, 'dBTP')}.`;
+  const silences = analysis.silences || [];
+  const shown = silences.slice(0, SILENCES_SHOWN)
+    .map((s) => `${(s.start_ms / 1000).toFixed(1)}–${(s.end_ms / 1000).toFixed(1)} s`).join(', ');
+  const more = silences.length > SILENCES_SHOWN ? ` and ${silences.length - SILENCES_SHOWN} more` : '';
+  const silence = silences.length === 0
+    ? `No silences (below ${analysis.silence_threshold_dbfs} dBFS for ${analysis.silence_min_ms / 1000} s).`
+    : `Silences: ${shown}${more}.`;
+  const clipped = analysis.clipped_samples ? ` ${analysis.clipped_samples} samples clipped.` : '';
+  return `${loudness} ${silence}${clipped}`;
 }
 
 function finishUi() {
@@ -701,6 +745,7 @@ function setupRecord() {
     if (recording) return;
     ui.record.disabled = true;
     hideDownload(ui.download);
+    ui.analysis.hidden = true;
     ui.elapsed.textContent = formatSeconds(0);
     try {
       await startRecording();

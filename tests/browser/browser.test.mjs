@@ -256,6 +256,15 @@ test('records ~3 s from the microphone and offers a FLAC of that length', { skip
   assert.ok(tone > 4000, `the recording has the microphone's 330 Hz tone (amplitude ${tone.toFixed(0)})`);
   assert.equal(await page.isEnabled('#record'), true, 'ready to record again');
 
+  // After Stop the page shows the session's analysis: a 330 Hz tone of
+  // amplitude 8000 (−12.3 dBFS peak) reads about −16 LUFS, and the tone
+  // leaves no silence.
+  const analysis = await page.textContent('#record-analysis');
+  const lufs = Number((/Loudness (-?\d+\.\d) LUFS integrated/.exec(analysis) || [])[1]);
+  assert.ok(lufs > -19 && lufs < -13, `the page shows the loudness (${analysis})`);
+  assert.match(analysis, /true peak -1\d\.\d dBTP/);
+  assert.equal(await page.isHidden('#record-analysis'), false);
+
   if (SCREENSHOT && existsSync(dirname(SCREENSHOT))) {
     await page.screenshot({ path: SCREENSHOT, fullPage: true, timeout: STEP_MS });
   }
