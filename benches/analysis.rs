@@ -54,6 +54,7 @@ fn work(clip: &Clip) -> Vec<Work> {
             seq: n as u64 + 1,
             bytes,
             received_at_ms: 0,
+            whole: None,
         });
     }
     work

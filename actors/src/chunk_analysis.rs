@@ -35,6 +35,16 @@ pub struct AnalysisSettings {
     pub silence_min_ms: u64,
 }
 
+/// An upload's body, measured as one chunk (its bytes and SHA-256 as
+/// received, the audio all of it) rather than per feed step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeUpload {
+    /// Bytes of the body.
+    pub bytes: u64,
+    /// Its SHA-256.
+    pub sha256: [u8; 32],
+}
+
 /// Silences a session keeps in its analysis at most (the last ones): a
 /// 4-hour session of short pauses must not grow its record without bound.
 pub const MAX_SILENCES: usize = 10_000;
@@ -114,6 +124,8 @@ pub enum Work {
         bytes: Bytes,
         /// When.
         received_at_ms: i64,
+        /// An upload's body, in place of `bytes`.
+        whole: Option<WholeUpload>,
     },
 }
 
@@ -170,7 +182,8 @@ impl Analyzer {
                     seq,
                     bytes,
                     received_at_ms,
-                } => closed.push(self.close_chunk(seq, &bytes, received_at_ms)),
+                    whole,
+                } => closed.push(self.close_chunk(seq, &bytes, whole, received_at_ms)),
             }
         }
         closed
@@ -225,7 +238,13 @@ impl Analyzer {
         self.position += (self.samples.len() / layout.channels) as u64;
     }
 
-    fn close_chunk(&mut self, seq: u64, bytes: &[u8], received_at_ms: i64) -> ChunkMetadata {
+    fn close_chunk(
+        &mut self,
+        seq: u64,
+        bytes: &[u8],
+        whole: Option<WholeUpload>,
+        received_at_ms: i64,
+    ) -> ChunkMetadata {
         self.chunks += 1;
         let (rate, bits) = self
             .format
@@ -246,7 +265,7 @@ impl Analyzer {
             session_id: self.session_id.clone(),
             user_id: self.user_id.clone(),
             seq,
-            bytes: bytes.len() as u64,
+            bytes: whole.map_or(bytes.len() as u64, |w| w.bytes),
             samples,
             start_sample: self.chunk_start,
             duration_ms: if rate == 0 {
@@ -254,7 +273,10 @@ impl Analyzer {
             } else {
                 samples as f64 * 1000.0 / f64::from(rate)
             },
-            sha256: hex(&Sha256::digest(bytes)),
+            sha256: match whole {
+                Some(w) => hex(&w.sha256),
+                None => hex(&Sha256::digest(bytes)),
+            },
             channels,
             silent,
             received_at_ms,
@@ -370,12 +392,14 @@ mod tests {
             seq: 1,
             bytes: Bytes::copy_from_slice(first),
             received_at_ms: 1,
+            whole: None,
         });
         work.push(Work::Pcm(Bytes::copy_from_slice(second)));
         work.push(Work::Chunk {
             seq: 2,
             bytes: Bytes::copy_from_slice(second),
             received_at_ms: 2,
+            whole: None,
         });
         let chunks = a.run(work);
         // 1001 bytes = 166 frames of 6 bytes and 5 bytes over.

@@ -187,7 +187,10 @@ impl Session {
             SessionKind::Stream => None,
         };
         let kind_measures = match &kind {
-            SessionKind::Recording(p) => p.analysis.clone().map(|a| (a, p.user_id.clone())),
+            SessionKind::Recording(p) => p
+                .analysis
+                .clone()
+                .map(|a| (a, p.user_id.clone(), p.whole_upload)),
             SessionKind::Stream => None,
         };
         let mut settings = settings;
@@ -231,13 +234,14 @@ impl Session {
             handover: Vec::new(),
             live: LiveInput::default(),
             measures: match &kind_measures {
-                Some((settings, user)) => {
-                    measures::Measures::new(crate::chunk_analysis::Analyzer::new(
+                Some((settings, user, whole)) => measures::Measures::new(
+                    crate::chunk_analysis::Analyzer::new(
                         id.to_string(),
                         user.clone(),
                         settings.clone(),
-                    ))
-                }
+                    ),
+                    *whole,
+                ),
                 None => measures::Measures::default(),
             },
             chunk_bytes: Bytes::new(),

@@ -317,6 +317,7 @@ pub async fn open(
         objects: state.cluster.sink(),
         takeover: None,
         analysis: Some(state.analysis.clone()),
+        whole_upload: None,
     };
     let session = Session::new(
         id,

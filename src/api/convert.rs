@@ -487,6 +487,10 @@ pub async fn store_upload(
         objects: state.cluster.sink(),
         takeover: None,
         analysis: Some(state.analysis.clone()),
+        whole_upload: Some(flacstream_actors::chunk_analysis::WholeUpload {
+            bytes: spool.received.0,
+            sha256: spool.received.1,
+        }),
     };
     let kind = SessionKind::Recording(Box::new(policy));
     let (id, session, conn, mut events) =

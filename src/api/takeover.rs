@@ -166,6 +166,7 @@ pub async fn take_over(
         // A session continued here measures nothing more: its analysis so
         // far is stored, and its stream went on without it.
         analysis: None,
+        whole_upload: None,
     };
     let session = Session::new(
         id,

@@ -9,7 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{connect_session, http_json, start, Ws};
+use crate::common::{connect_session, http_json, http_send, start, Ws};
 use flacstream_codec::fixture::encoded::{have, lossy_signal, Scratch};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, WavSpec};
 use futures_util::{SinkExt, StreamExt};
@@ -341,5 +341,53 @@ async fn loudness_and_silences_agree_with_ffmpeg_on_speech_and_music() {
             http_json(service.addr, "GET", &format!("/api/audio/sessions/{id}")).await;
         assert_eq!(session["analysis"], analysis);
     }
+    service.drain().await;
+}
+
+#[actix_rt::test]
+async fn an_upload_is_one_chunk() {
+    let service = start(&[]);
+    let samples = test_signal(30_000, 2, 16, 8);
+    let wav = wav_bytes(&WavSpec::pcm(2, 22_050, 16), &pcm_bytes(&samples, 16));
+    let answer = http_send(service.addr, "POST", "/upload", "audio/wav", &wav).await;
+    assert_eq!(
+        answer.status,
+        201,
+        "{}",
+        String::from_utf8_lossy(&answer.body)
+    );
+    let id = answer.json()["session_id"].as_str().unwrap().to_string();
+    let mut page = Value::Null;
+    for _ in 0..100 {
+        let (_, p) = http_json(
+            service.addr,
+            "GET",
+            &format!("/api/audio/sessions/{id}/chunks"),
+        )
+        .await;
+        if p["chunks"].as_array().is_some_and(|c| !c.is_empty()) {
+            page = p;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let chunks = page["chunks"].as_array().expect("the upload's chunk");
+    assert_eq!(chunks.len(), 1, "{page}");
+    let chunk = &chunks[0];
+    assert_eq!(chunk["chunk_id"], format!("{id}.1"));
+    assert_eq!(chunk["bytes"], wav.len());
+    assert_eq!(chunk["sha256"], hex(&Sha256::digest(&wav)));
+    assert_eq!(
+        (chunk["start_sample"].as_u64(), chunk["samples"].as_u64()),
+        (Some(0), Some(30_000))
+    );
+    let peak = samples
+        .iter()
+        .step_by(2)
+        .map(|s| s.unsigned_abs())
+        .max()
+        .unwrap();
+    let got = chunk["channels"][0]["peak_dbfs"].as_f64().unwrap();
+    assert!((got - dbfs(f64::from(peak), 16)).abs() < 0.01);
     service.drain().await;
 }

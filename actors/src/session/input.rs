@@ -55,7 +55,7 @@ impl Handler<Ingest> for Session {
             return Box::pin(async move { Ok(ack) });
         }
         let (tx, rx) = oneshot::channel();
-        if self.measures.enabled() {
+        if self.measures.per_message() {
             self.chunk_bytes = msg.bytes.clone();
         }
         self.input = msg.bytes;

@@ -205,6 +205,7 @@ impl Session {
         {
             return;
         }
+        self.measure_whole_upload();
         if self.measures.busy() {
             // The analysis has the last of the audio still to measure.
             return self.run_measures(ctx);

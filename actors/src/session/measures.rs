@@ -20,7 +20,9 @@ use bytes::Bytes;
 use flacstream_codec::pcm::PcmLayout;
 
 use super::Session;
-use crate::chunk_analysis::{chunk_id, Analyzer, ChunkMetadata, SessionAnalysis, Work};
+use crate::chunk_analysis::{
+    chunk_id, Analyzer, ChunkMetadata, SessionAnalysis, WholeUpload, Work,
+};
 use crate::store::{SaveAnalysis, SaveChunks};
 
 /// Acknowledged chunks a session may have waiting for the analysis; past
@@ -50,21 +52,24 @@ pub struct Measures {
     unsaved: Vec<ChunkMetadata>,
     /// The latest analysis.
     summary: Option<SessionAnalysis>,
+    /// An upload's body, closed as one chunk when its input ends.
+    whole: Option<WholeUpload>,
 }
 
 impl Measures {
-    /// Measuring with `analyzer`.
-    pub fn new(analyzer: Analyzer) -> Self {
+    /// Measuring with `analyzer`; an upload's body is one chunk.
+    pub fn new(analyzer: Analyzer, whole: Option<WholeUpload>) -> Self {
         Self {
             analyzer: Some(Box::new(analyzer)),
             enabled: true,
+            whole,
             ..Self::default()
         }
     }
 
-    /// Whether the session measures.
-    pub fn enabled(&self) -> bool {
-        self.enabled
+    /// Whether each message is a chunk (not an upload's feed step).
+    pub fn per_message(&self) -> bool {
+        self.enabled && self.whole.is_none()
     }
 
     /// Whether a batch runs or work waits.
@@ -112,16 +117,32 @@ impl Session {
     /// and its producer left first); its id, when the session measures.
     /// The batch starts at the end of the session's pump.
     pub(super) fn measure_chunk(&mut self, seq: u64, bytes: Bytes) -> Option<String> {
-        if !self.measures.enabled {
+        if !self.measures.per_message() {
             return None;
         }
         self.measures.push(Work::Chunk {
             seq,
             bytes,
             received_at_ms: crate::store::now_ms(),
+            whole: None,
         });
         self.measures.chunks_pending += 1;
         Some(chunk_id(&self.id.to_string(), seq))
+    }
+
+    /// An upload's input has ended: its body closes as its one chunk.
+    pub(super) fn measure_whole_upload(&mut self) {
+        if let Some(whole) = self.measures.whole.take() {
+            if self.measures.enabled {
+                self.measures.queue.push(Work::Chunk {
+                    seq: 1,
+                    bytes: Bytes::new(),
+                    received_at_ms: crate::store::now_ms(),
+                    whole: Some(whole),
+                });
+                self.measures.chunks_pending += 1;
+            }
+        }
     }
 
     /// Starts the next batch if none runs.

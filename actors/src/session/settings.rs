@@ -134,6 +134,8 @@ pub struct RecordingPolicy {
     pub takeover: Option<Takeover>,
     /// How it measures its chunks and its audio; `None`: it does not.
     pub analysis: Option<crate::chunk_analysis::AnalysisSettings>,
+    /// An upload: its body is its one chunk, closed when the input ends.
+    pub whole_upload: Option<crate::chunk_analysis::WholeUpload>,
 }
 
 /// A session continued on this replica from what is durable.

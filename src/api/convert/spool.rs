@@ -10,6 +10,7 @@
 //!   decode before any FLAC is produced. Since the spool is a file, an MP4
 //!   with its `moov` at the end decodes like any other.
 
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,6 +69,9 @@ pub(super) struct Spool {
     pub(super) source: Source,
     /// How it is decoded (if it is not WAV).
     pub(super) options: DecodeOptions,
+    /// The body's bytes and their SHA-256, as received: the upload's one
+    /// chunk (chunk metadata).
+    pub(super) received: (u64, [u8; 32]),
 }
 
 impl Drop for Spool {
@@ -327,9 +331,11 @@ pub(super) async fn spool(
         stem: "audio".into(),
         source: Source::Wav,
         options,
+        received: (0, [0; 32]),
     };
     let mut writer = SpoolWriter {
         file,
+        digest: Sha256::new(),
         written: 0,
         limit: settings.max_upload_bytes,
         sniff: Sniff::Pending(Vec::new()),
@@ -372,6 +378,7 @@ pub(super) async fn spool(
     }
     writer.file.flush().await.map_err(io_error)?;
     drop(writer.file);
+    spool.received = (writer.written, writer.digest.finalize().into());
     match writer.sniff {
         Sniff::Media => {
             // The place moves into the blocking call, so a request dropped
@@ -414,6 +421,8 @@ enum Sniff {
 
 struct SpoolWriter {
     file: tokio::fs::File,
+    /// SHA-256 of the body so far.
+    digest: Sha256,
     written: u64,
     limit: u64,
     sniff: Sniff,
@@ -447,6 +456,7 @@ impl SpoolWriter {
 
     async fn write(&mut self, chunk: &[u8]) -> Result<(), ApiError> {
         self.count(chunk.len())?;
+        self.digest.update(chunk);
         match &mut self.sniff {
             Sniff::Wav(checker) => {
                 if let Err(e) = checker.feed(chunk) {
