@@ -133,6 +133,13 @@ IDLE_CONNECTION_KIB = 64
 # A connection that dies within a second (garbage, mid-frame): its request
 # buffers and one message at most.
 SHORT_CONNECTION_KIB = 128
+# A recorded session that receives audio measures it (issue 15): its
+# loudness meter (the ebur128 crate) keeps 3 s of audio in f64 per channel,
+# plus its histograms and the analysis' own buffers.
+def loudness_meter_kib(rate: int, channels: int) -> float:
+    return 3 * rate * channels * 8 / 1024 + 64
+
+
 # Allocator and thread-stack slack on top of the sum, as a fraction.
 ALLOCATOR_SLACK = 0.25
 
@@ -991,6 +998,10 @@ def rss_bound(baseline_kib: int, args) -> tuple[int, list[str]]:
         ('flood', 1, flood_kib),
         ('idle sockets', IDLE_SOCKETS, IDLE_CONNECTION_KIB),
         ('garbage/mid-frame open at once', concurrent_short, SHORT_CONNECTION_KIB),
+        ('loudness meters, good sessions (16 kHz mono)', GOOD_SESSIONS,
+         loudness_meter_kib(16_000, 1)),
+        ('loudness meters, slow-reader sessions (44.1 kHz stereo)', SLOW_READER_SESSIONS,
+         loudness_meter_kib(44_100, 2)),
     ]
     total = sum(n * kib for _, n, kib in parts)
     bound = int(baseline_kib + total * (1 + ALLOCATOR_SLACK))

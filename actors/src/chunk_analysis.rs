@@ -192,7 +192,10 @@ impl Analyzer {
     fn start(&mut self, sample_rate: u32, layout: PcmLayout) {
         let bits = layout.bits_per_sample() as u32;
         self.format = Some((sample_rate, layout));
-        self.loudness = LoudnessMeter::new(layout.channels, sample_rate, bits);
+        // The loudness meter holds 3 s of audio in f64 (2 MiB for CD
+        // stereo): made with the first audio, so a session that waits for
+        // its producer costs no more than before.
+        self.loudness = None;
         self.silence = Some(SilenceDetector::new(
             layout.channels,
             sample_rate,
@@ -228,6 +231,10 @@ impl Analyzer {
             for (sum, &s) in self.chunk_sums.iter_mut().zip(frame) {
                 sum.add(s, bits);
             }
+        }
+        if self.loudness.is_none() && !self.samples.is_empty() {
+            self.loudness =
+                LoudnessMeter::new(layout.channels, self.format.map_or(0, |f| f.0), bits);
         }
         if let Some(meter) = self.loudness.as_mut() {
             meter.add(&self.samples);
