@@ -186,13 +186,6 @@ impl Session {
             SessionKind::Recording(p) => p.takeover.clone(),
             SessionKind::Stream => None,
         };
-        let kind_measures = match &kind {
-            SessionKind::Recording(p) => p
-                .analysis
-                .clone()
-                .map(|a| (a, p.user_id.clone(), p.whole_upload)),
-            SessionKind::Stream => None,
-        };
         let mut settings = settings;
         if let Some(last) = takeover.as_ref().and_then(|t| t.tail.last.as_ref()) {
             // The durable stream fixes the format: the producer resumes with
@@ -206,6 +199,7 @@ impl Session {
             }
             settings.block_size = Some(last.format.block_size);
         }
+        let measures = measures::Measures::for_session(id, &kind);
         Self {
             id,
             settings,
@@ -233,17 +227,7 @@ impl Session {
             handing_over: false,
             handover: Vec::new(),
             live: LiveInput::default(),
-            measures: match &kind_measures {
-                Some((settings, user, whole)) => measures::Measures::new(
-                    crate::chunk_analysis::Analyzer::new(
-                        id.to_string(),
-                        user.clone(),
-                        settings.clone(),
-                    ),
-                    *whole,
-                ),
-                None => measures::Measures::default(),
-            },
+            measures,
             chunk_bytes: Bytes::new(),
         }
     }

@@ -122,17 +122,16 @@ impl Session {
             return Ok(dropped);
         }
         // When the decoder's queue is full the input stays: the wake after
-        // it takes a chunk retries. The bytes go over as a `Vec` without a
-        // copy when this is their only handle, and come back as they went.
+        // it takes a chunk retries. The bytes go over as they are, never
+        // copied (the chunk's measuring may hold them too).
         if !self.input.is_empty() {
-            let bytes = Vec::from(std::mem::take(&mut self.input));
-            let len = bytes.len() as u64;
-            match decoder.push(bytes) {
+            let len = self.input.len() as u64;
+            match decoder.push(std::mem::take(&mut self.input)) {
                 Ok(()) => {
                     self.live.accepted += len;
                     progressed = true;
                 }
-                Err(back) => self.input = Bytes::from(back),
+                Err(back) => self.input = back,
             }
         }
         if self.ending.is_some() && self.input.is_empty() {

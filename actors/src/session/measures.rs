@@ -57,12 +57,20 @@ pub struct Measures {
 }
 
 impl Measures {
-    /// Measuring with `analyzer`; an upload's body is one chunk.
-    pub fn new(analyzer: Analyzer, whole: Option<WholeUpload>) -> Self {
+    /// What session `id` of `kind` measures: a recorded session with
+    /// analysis settings does, anything else nothing.
+    pub fn for_session(id: crate::session_id::SessionId, kind: &super::SessionKind) -> Self {
+        let super::SessionKind::Recording(policy) = kind else {
+            return Self::default();
+        };
+        let Some(settings) = policy.analysis.clone() else {
+            return Self::default();
+        };
+        let analyzer = Analyzer::new(id.to_string(), policy.user_id.clone(), settings);
         Self {
             analyzer: Some(Box::new(analyzer)),
             enabled: true,
-            whole,
+            whole: policy.whole_upload,
             ..Self::default()
         }
     }

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use symphonia::core::io::ReadOnlySource;
 
 use super::{DecodeOptions, MediaDecoder, MediaError, MediaInfo};
@@ -54,7 +55,7 @@ pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// The caller's side of a live decoder.
 pub struct LiveDecoder {
-    input: Option<SyncSender<Vec<u8>>>,
+    input: Option<SyncSender<Bytes>>,
     output: Receiver<LiveEvent>,
     finished: bool,
 }
@@ -62,7 +63,7 @@ pub struct LiveDecoder {
 impl LiveDecoder {
     /// Starts the decoder thread.
     pub fn start(options: DecodeOptions, wake: Wake) -> std::io::Result<Self> {
-        let (input, input_rx) = sync_channel::<Vec<u8>>(INPUT_CHUNKS);
+        let (input, input_rx) = sync_channel::<Bytes>(INPUT_CHUNKS);
         let (output_tx, output) = sync_channel::<LiveEvent>(OUTPUT_EVENTS);
         std::thread::Builder::new()
             .name("flacstream-decode".into())
@@ -77,7 +78,7 @@ impl LiveDecoder {
 
     /// Hands `bytes` to the decoder unless its queue is full or it has
     /// stopped taking input (then they come back).
-    pub fn push(&mut self, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
+    pub fn push(&mut self, bytes: Bytes) -> Result<(), Bytes> {
         match self.input.as_ref() {
             Some(input) => match input.try_send(bytes) {
                 Ok(()) => Ok(()),
@@ -125,8 +126,8 @@ impl LiveDecoder {
 /// The decoder thread's input: chunks from the channel, then end of file
 /// when the caller closes it.
 struct ChannelReader {
-    input: Mutex<Receiver<Vec<u8>>>,
-    current: Vec<u8>,
+    input: Mutex<Receiver<Bytes>>,
+    current: Bytes,
     at: usize,
     wake: Wake,
     /// Set once the caller closed the input (end of file for symphonia).
@@ -178,12 +179,7 @@ fn known_start(head: &[u8]) -> bool {
         || (head.len() >= 2 && head[0] == 0xFF && head[1] & 0xE0 == 0xE0)
 }
 
-fn run(
-    input: Receiver<Vec<u8>>,
-    output: SyncSender<LiveEvent>,
-    options: DecodeOptions,
-    wake: Wake,
-) {
+fn run(input: Receiver<Bytes>, output: SyncSender<LiveEvent>, options: DecodeOptions, wake: Wake) {
     let send = |event: LiveEvent| {
         let sent = output.send(event).is_ok();
         wake();
@@ -192,7 +188,7 @@ fn run(
     let closed = Arc::new(AtomicBool::new(false));
     let mut reader = ChannelReader {
         input: Mutex::new(input),
-        current: Vec::new(),
+        current: Bytes::new(),
         at: 0,
         wake: Arc::clone(&wake),
         closed: Arc::clone(&closed),
@@ -313,7 +309,7 @@ mod tests {
         )
         .unwrap();
         let feeder = std::thread::spawn({
-            let mut pieces: Vec<Vec<u8>> = wav.chunks(333).map(<[u8]>::to_vec).collect();
+            let mut pieces: Vec<Bytes> = wav.chunks(333).map(Bytes::copy_from_slice).collect();
             pieces.reverse();
             move || {
                 let mut live = live;
@@ -345,7 +341,8 @@ mod tests {
         assert!(!known_start(b"hello world"));
         assert!(!known_start(&[0xFF, 0x10]));
         let mut mp4 = LiveDecoder::start(DecodeOptions::default(), Arc::new(|| {})).unwrap();
-        mp4.push(b"\0\0\0\x20ftypM4A \0\0\0\0".to_vec()).unwrap();
+        mp4.push(Bytes::from_static(b"\0\0\0\x20ftypM4A \0\0\0\0"))
+            .unwrap();
         mp4.close_input();
         let (_, _, failed) = collect(&mut mp4);
         assert_eq!(failed, Some(MediaError::NeedsSeeking));
