@@ -38,7 +38,7 @@ pub use lifecycle::{DrainStarted, Finalize, IdleTimeout, Shutdown};
 pub use live_input::DecoderWake;
 use live_input::LiveInput;
 pub use outcome::{
-    listener_channel, outbound_channel, with_metadata_room, DoneSummary, EndReason, IngestAck,
+    connection_channel, listener_channel, outbound_channel, DoneSummary, EndReason, IngestAck,
     Outbound, SessionClosed, METADATA_ROOM,
 };
 pub use segment_writer::ObjectSink;

@@ -23,8 +23,7 @@ use actix::Actor;
 use actix_web::{web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::{Join, JoinError, LeaveGuard, SessionId};
 use flacstream_actors::session::{
-    listener_channel, outbound_channel, with_metadata_room, Connect, InputFormat, RecordingPolicy,
-    Role, SessionKind, Welcome,
+    connection_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
 };
 use flacstream_actors::store::{LeaseHolder, Load};
 use flacstream_actors::{Session, SessionSettings};
@@ -467,16 +466,13 @@ async fn attach(
     settings: &SessionSettings,
     mut upgrade: Upgrade,
 ) -> Result<(), ApiError> {
-    let (tx, rx) = match role {
-        Role::Producer => outbound_channel(settings),
-        Role::Listener => listener_channel(state.settings.listener_queue_frames),
-    };
     let metadata = matches!(dialect, Dialect::Audio { metadata: true, .. });
-    let (tx, rx) = if metadata {
-        with_metadata_room((tx, rx), flacstream_actors::session::METADATA_ROOM)
-    } else {
-        (tx, rx)
-    };
+    let (tx, rx) = connection_channel(
+        role,
+        settings,
+        state.settings.listener_queue_frames,
+        metadata,
+    );
     let conn = next_connection_id();
     let welcome = session
         .send(Connect {

@@ -138,11 +138,20 @@ pub fn listener_channel(frames: usize) -> (mpsc::Sender<Outbound>, mpsc::Receive
 /// that keeps up misses none.
 pub const METADATA_ROOM: usize = super::measures::MAX_CHUNKS_QUEUED;
 
-/// A channel `room` messages larger than `(tx, rx)`'s, for a connection
-/// that asked for chunk metadata.
-pub fn with_metadata_room(
-    (tx, _rx): (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>),
-    room: usize,
+/// A recorded session's connection's channel: a producer's as
+/// [`outbound_channel`], a listener's as [`listener_channel`] with
+/// `listener_frames`, and [`METADATA_ROOM`] more for one that asked for
+/// chunk metadata.
+pub fn connection_channel(
+    role: super::Role,
+    settings: &SessionSettings,
+    listener_frames: usize,
+    metadata: bool,
 ) -> (mpsc::Sender<Outbound>, mpsc::Receiver<Outbound>) {
-    mpsc::channel(tx.max_capacity() + room)
+    let queued = match role {
+        super::Role::Producer => settings.max_blocks_in_flight.max(1),
+        super::Role::Listener => listener_frames.max(1),
+    };
+    let room = if metadata { METADATA_ROOM } else { 0 };
+    mpsc::channel(queued + OUTBOUND_SLACK + room)
 }
