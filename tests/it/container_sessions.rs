@@ -30,14 +30,21 @@ async fn next_text(ws: &mut Ws) -> Value {
     }
 }
 
-/// Sends `bytes` in random pieces of up to `max` bytes, reading each ack;
-/// returns the last.
-async fn send_acked(ws: &mut Ws, bytes: &[u8], max: usize, rng: &mut rand::rngs::StdRng) -> Value {
+/// Sends `file[from..]` in random pieces of `sizes` bytes, reading each
+/// ack, whose `bytes_accepted` must be the offset in `file` after the piece;
+/// returns the last ack.
+async fn send_acked(
+    ws: &mut Ws,
+    file: &[u8],
+    from: usize,
+    sizes: std::ops::RangeInclusive<usize>,
+    rng: &mut rand::rngs::StdRng,
+) -> Value {
     let mut ack = Value::Null;
-    let mut at = 0;
-    while at < bytes.len() {
-        let n = rng.random_range(1..=max).min(bytes.len() - at);
-        ws.send(Message::binary(bytes[at..at + n].to_vec()))
+    let mut at = from;
+    while at < file.len() {
+        let n = rng.random_range(sizes.clone()).min(file.len() - at);
+        ws.send(Message::binary(file[at..at + n].to_vec()))
             .await
             .unwrap();
         at += n;
@@ -102,7 +109,7 @@ async fn record_with_a_resume(
     let (mut ws, hello, id) = connect_session(&url).await;
     assert_eq!(hello["bytes_accepted"], 0, "{hello}");
     let half = bytes.len() / 2;
-    send_acked(&mut ws, &bytes[..half], 3_000, &mut rng).await;
+    send_acked(&mut ws, &bytes[..half], 0, 1..=3_000, &mut rng).await;
     // One more message, then the connection is gone before its ack: the
     // session may or may not have taken it.
     let more = (half + 2_000).min(bytes.len());
@@ -123,16 +130,7 @@ async fn record_with_a_resume(
         bytes.len()
     );
     let mut rest_rng = rand::rngs::StdRng::seed_from_u64(seed + 100);
-    let mut sent = from;
-    while sent < bytes.len() {
-        let n = rest_rng.random_range(1..=3_000).min(bytes.len() - sent);
-        ws.send(Message::binary(bytes[sent..sent + n].to_vec()))
-            .await
-            .unwrap();
-        sent += n;
-        let ack = next_text(&mut ws).await;
-        assert_eq!(ack["bytes_accepted"].as_u64(), Some(sent as u64), "{ack}");
-    }
+    send_acked(&mut ws, bytes, from, 1..=3_000, &mut rest_rng).await;
     let done = close_session(&mut ws).await;
     assert_eq!(done["type"], "done", "{format}: {done}");
     let (status, flac) = http(addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
@@ -296,22 +294,13 @@ async fn scaled_a_container_producer_is_relayed_and_a_dead_owners_session_ends()
     let url = format!("ws://{}/api/ws/audio?format=webm", a.addr);
     let (mut ws, _, id) = connect_session(&url).await;
     let half = bytes.len() / 2;
-    send_acked(&mut ws, &bytes[..half], 4_000, &mut rng).await;
+    send_acked(&mut ws, &bytes[..half], 0, 1..=4_000, &mut rng).await;
     drop(ws);
     let (mut ws, hello) = resume(b.addr, &id).await;
     assert_eq!(hello["resumed"], true, "{hello}");
     let from = hello["bytes_accepted"].as_u64().unwrap() as usize;
     assert_eq!(from, half, "{hello}");
-    let mut at = from;
-    while at < bytes.len() {
-        let n = rng.random_range(1..=4_000).min(bytes.len() - at);
-        ws.send(Message::binary(bytes[at..at + n].to_vec()))
-            .await
-            .unwrap();
-        at += n;
-        let ack = next_text(&mut ws).await;
-        assert_eq!(ack["bytes_accepted"].as_u64(), Some(at as u64), "{ack}");
-    }
+    send_acked(&mut ws, &bytes, from, 1..=4_000, &mut rng).await;
     drop(ws);
     let (status, closed) =
         http_json(b.addr, "POST", &format!("/api/audio/sessions/{id}/close")).await;
@@ -334,21 +323,12 @@ async fn scaled_a_container_producer_is_relayed_and_a_dead_owners_session_ends()
         let url = format!("ws://{}/api/ws/audio?format=flac", a.addr);
         let (mut ws, _, id) = connect_session(&url).await;
         let third = source.len() / 3;
-        send_acked(&mut ws, &source[..third], 4_000, &mut rng).await;
+        send_acked(&mut ws, &source[..third], 0, 1..=4_000, &mut rng).await;
         drop(ws);
         let (mut ws, hello, _) =
             connect_session(&format!("ws://{}/api/ws/audio/{id}?output=flac", b.addr)).await;
         assert_eq!(hello["bytes_accepted"].as_u64(), Some(third as u64));
-        let mut at = third;
-        while at < source.len() {
-            let n = rng.random_range(70_000..=150_000).min(source.len() - at);
-            ws.send(Message::binary(source[at..at + n].to_vec()))
-                .await
-                .unwrap();
-            at += n;
-            let ack = next_text(&mut ws).await;
-            assert_eq!(ack["bytes_accepted"].as_u64(), Some(at as u64), "{ack}");
-        }
+        send_acked(&mut ws, &source, third, 70_000..=150_000, &mut rng).await;
         let done = close_session(&mut ws).await;
         assert_eq!(done["type"], "done", "{done}");
         let (status, flac) = http(b.addr, "GET", &format!("/api/audio/sessions/{id}/audio")).await;
@@ -359,7 +339,7 @@ async fn scaled_a_container_producer_is_relayed_and_a_dead_owners_session_ends()
     // Owned by a, which dies: the session ends with its durable part.
     let url = format!("ws://{}/api/ws/audio?format=webm", a.addr);
     let (mut ws, _, id) = connect_session(&url).await;
-    let mut ack = send_acked(&mut ws, &bytes[..half], 4_000, &mut rng).await;
+    let mut ack = send_acked(&mut ws, &bytes[..half], 0, 1..=4_000, &mut rng).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while ack["samples_durable"].as_u64().unwrap_or(0) == 0 && std::time::Instant::now() < deadline
     {
