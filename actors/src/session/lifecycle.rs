@@ -382,7 +382,9 @@ impl Session {
             .as_ref()
             .filter(|w| w.sink.shared)
             .map(|w| w.sink.replica.clone());
+        let measured = self.measures_saved();
         let stored = async move {
+            measured.await;
             match (settlement, fence) {
                 (Settlement::Save(save), Some(owner)) => {
                     store

@@ -18,6 +18,8 @@ use actix::fut::wrap_future;
 use actix::{ActorFutureExt, AsyncContext, Context};
 use bytes::Bytes;
 use flacstream_codec::pcm::PcmLayout;
+use futures_util::future::{join_all, LocalBoxFuture};
+use futures_util::FutureExt;
 
 use super::Session;
 use crate::chunk_analysis::{
@@ -54,6 +56,10 @@ pub struct Measures {
     summary: Option<SessionAnalysis>,
     /// An upload's body, closed as one chunk when its input ends.
     whole: Option<WholeUpload>,
+    /// The final saves, awaited before the session's last message: a
+    /// client that reads the catalog after `done` finds every chunk (the
+    /// store is a pool, so a save only sent could still be running).
+    final_saves: Vec<LocalBoxFuture<'static, ()>>,
 }
 
 impl Measures {
@@ -220,23 +226,46 @@ impl Session {
         ctx.spawn(done);
     }
 
-    /// Hands unsaved chunk metadata and the analysis to the catalog.
+    /// Hands unsaved chunk metadata and the analysis to the catalog. The
+    /// final saves (`complete`) are kept for [`Session::measures_saved`].
     pub(super) fn save_measures(&mut self, complete: bool) {
         let Some(store) = self.policy().map(|p| p.store.clone()) else {
             return;
         };
         if !self.measures.unsaved.is_empty() {
-            store.do_send(SaveChunks {
+            let save = SaveChunks {
                 id: self.id,
                 chunks: std::mem::take(&mut self.measures.unsaved),
-            });
+            };
+            if complete {
+                let sent = store.send(save);
+                self.measures
+                    .final_saves
+                    .push(sent.map(|_| ()).boxed_local());
+            } else {
+                store.do_send(save);
+            }
         }
         if let Some(summary) = self.measures.summary.as_mut() {
             summary.complete = complete;
-            store.do_send(SaveAnalysis {
+            let save = SaveAnalysis {
                 id: self.id,
                 analysis: summary.clone(),
-            });
+            };
+            if complete {
+                let sent = store.send(save);
+                self.measures
+                    .final_saves
+                    .push(sent.map(|_| ()).boxed_local());
+            } else {
+                store.do_send(save);
+            }
         }
+    }
+
+    /// Resolves once the final saves are done (failures are logged by the
+    /// store).
+    pub(super) fn measures_saved(&mut self) -> impl std::future::Future<Output = ()> + 'static {
+        join_all(std::mem::take(&mut self.measures.final_saves)).map(|_| ())
     }
 }
