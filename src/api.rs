@@ -12,6 +12,8 @@
 //! - [`chunks`]: chunk metadata (`GET /api/chunks/{chunk_id}`, a session's
 //!   chunks in pages).
 //! - [`analysis`]: a session's loudness, silences and clipping.
+//! - [`jobs`]: a session's background jobs and their attempts (the webhook
+//!   delivery log), `GET /api/jobs?session_id=`.
 //! - [`convert`]: `POST /convert` (any audio in, FLAC streamed back) and
 //!   `POST /upload` (any audio in, stored as a recorded session).
 //! - [`originals`]: the uploaded bytes kept beside the FLAC, and
@@ -36,6 +38,7 @@ pub mod audio_socket;
 pub mod chunks;
 pub mod convert;
 pub mod health;
+pub mod jobs;
 pub mod metrics;
 pub mod originals;
 pub mod page;

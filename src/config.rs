@@ -26,9 +26,11 @@ use crate::limits::session_rate::DEFAULT_NEW_SESSIONS_PER_MINUTE;
 use crate::tls::TlsFiles;
 
 mod defaults;
+mod jobs;
 mod settings;
 
 pub use defaults::*;
+pub use jobs::{JobFlags, JobSettings, RetentionSettings, WebhookSettings};
 pub use settings::{ClusterSettings, ConfigError, Settings};
 
 /// The server's flags and environment variables.
@@ -257,6 +259,10 @@ pub struct Config {
     /// Longest one object-storage or database request may take, in seconds.
     #[arg(long, env = "FLACSTREAM_STORAGE_TIMEOUT_SECONDS", default_value_t = DEFAULT_STORAGE_TIMEOUT_SECONDS)]
     pub storage_timeout_seconds: u64,
+
+    /// Background jobs, webhooks and retention.
+    #[command(flatten)]
+    pub jobs: JobFlags,
 }
 
 fn cores() -> usize {
@@ -466,6 +472,7 @@ impl Config {
             max_session: Duration::from_secs(self.max_session_seconds),
             max_upload_bytes: self.max_upload_bytes,
             keep_originals: self.keep_originals,
+            jobs: self.jobs.validate()?,
             trusted_proxies: TrustedProxies::new(self.trusted_proxies),
             max_connections_per_ip: self.max_connections_per_ip,
             new_sessions_per_minute: self.new_sessions_per_minute,

@@ -22,6 +22,11 @@
 //!   start.
 //!
 //! Below the endpoints:
+//! - [`jobs`]: background jobs from the catalog's queue, on any replica:
+//!   the final analysis, recompression for archives, webhook delivery,
+//!   retention.
+//! - [`webhook`]: a webhook's signature, its receiver's address checks
+//!   (SSRF) and one delivery attempt.
 //! - [`websocket`]: the actix-ws read and write loops, the frame-size limit
 //!   and the per-connection socket.
 //! - [`auth`]: API keys, signed tokens, ownership and the `Origin`
@@ -57,6 +62,7 @@ pub mod cpu;
 pub mod drain;
 pub mod error;
 pub(crate) mod ids;
+pub mod jobs;
 pub mod limits;
 pub(crate) mod metrics;
 pub(crate) mod protocol;
@@ -66,4 +72,5 @@ pub mod shutdown;
 pub(crate) mod state;
 pub mod storage;
 pub mod tls;
+pub mod webhook;
 pub mod websocket;

@@ -4,8 +4,8 @@
 use actix_web::web;
 
 use crate::api::{
-    admin, analysis, audio_socket, chunks, convert, health, metrics, originals, page, phrases,
-    sessions, stream, tokens,
+    admin, analysis, audio_socket, chunks, convert, health, jobs, metrics, originals, page,
+    phrases, sessions, stream, tokens,
 };
 
 /// Adds every route of the service to an app (`App::configure`). The app
@@ -58,6 +58,11 @@ pub fn configure(app: &mut web::ServiceConfig) {
             "/api/audio/sessions/{id}/analysis",
             web::get().to(analysis::get),
         )
+        .route(
+            "/api/audio/sessions/{id}/jobs",
+            web::get().to(jobs::of_session),
+        )
+        .route("/api/jobs", web::get().to(jobs::by_query))
         .route("/api/chunks/{chunk_id}", web::get().to(chunks::get))
         .route(
             "/api/users/{user_id}/sessions",

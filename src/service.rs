@@ -15,7 +15,7 @@ use actix_web::http::KeepAlive;
 use actix_web::{web, App, HttpServer};
 use flacstream_actors::metrics::DRAINING;
 use flacstream_actors::registry::RegistrySettings;
-use flacstream_actors::store::Store;
+use flacstream_actors::store::{JobPlan, Store};
 use flacstream_actors::{EncoderPool, Registry};
 
 use crate::catalog::postgres::PostgresCatalog;
@@ -23,9 +23,12 @@ use crate::catalog::sqlite::SqliteCatalog;
 use crate::cluster::{lease_keeper, orphan_sweep, Cluster};
 use crate::config::Settings;
 use crate::drain::{Draining, Stopper, DRAIN_FLUSH_MARGIN_SECONDS};
+use crate::jobs::context::JobContext;
+use crate::jobs::runner::JobRunner;
 use crate::limits::client_connections::ClientConnections;
 use crate::limits::session_rate::SessionRate;
 use crate::state::AppState;
+use crate::webhook::delivery::Deliverer;
 use crate::websocket::socket;
 use crate::{routes, tls};
 
@@ -100,7 +103,19 @@ impl Service {
             ),
             None => (SqliteCatalog::factory(&settings.data_dir), STORE_THREADS),
         };
-        let store = Store::start(threads, catalog.map_err(io::Error::other)?);
+        let jobs = &settings.jobs;
+        let plan = JobPlan {
+            analysis: jobs.final_analysis,
+            recompress_level: jobs.archive_level,
+            webhook_url: jobs.webhooks.as_ref().and_then(|w| w.url.clone()),
+            key_webhooks: jobs
+                .webhooks
+                .as_ref()
+                .map(|w| w.per_key.clone())
+                .unwrap_or_default(),
+            max_attempts: jobs.max_attempts,
+        };
+        let store = Store::start(threads, catalog.map_err(io::Error::other)?, plan);
         let registry = Registry::new(RegistrySettings {
             max_sessions: settings.max_sessions,
             idle_timeout: settings.connection_timeout,
@@ -141,6 +156,31 @@ impl Service {
                 silence_min_ms: settings.silence_min_ms,
             },
         });
+        let deliverer = settings
+            .jobs
+            .webhooks
+            .as_ref()
+            .map(|w| Deliverer::new(w.targets.clone(), Arc::clone(&w.secret), w.timeout))
+            .transpose()
+            .map_err(io::Error::other)?;
+        let worker = format!(
+            "{}/{}",
+            state.cluster.replica,
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        JobRunner::new(
+            Arc::new(JobContext {
+                store: store.clone(),
+                data_dir: settings.data_dir.clone(),
+                objects: state.cluster.objects.clone(),
+                analysis: state.analysis.clone(),
+                decoding: Arc::clone(&state.decoding),
+                deliverer,
+                settings: settings.jobs.clone(),
+            }),
+            worker,
+        )
+        .start();
         let cluster_lease = Arc::clone(&state.cluster.lease);
         let grace = settings.drain_grace;
         let drain_deadline =

@@ -57,6 +57,22 @@ pub const SEGMENTS_WRITTEN: &str = "flacstream_segments_written_total";
 pub const SEGMENT_WRITE_FAILURES: &str = "flacstream_segment_write_failures_total";
 /// Counter: sessions this replica took over from another one.
 pub const SESSIONS_TAKEN_OVER: &str = "flacstream_sessions_taken_over_total";
+/// Background jobs in the queue, by kind and state (from the catalog,
+/// shared by every replica).
+pub const JOBS: &str = "flacstream_jobs";
+/// Job attempts this replica ran, by kind and outcome.
+pub const JOB_ATTEMPTS: &str = "flacstream_job_attempts_total";
+/// Time one job attempt took, in seconds.
+pub const JOB_SECONDS: &str = "flacstream_job_seconds";
+/// Label of the job metrics: the job's kind.
+pub const LABEL_KIND: &str = "kind";
+/// Label of [`JOBS`]: the job's state.
+pub const LABEL_STATE: &str = "state";
+/// Label of [`JOB_ATTEMPTS`]: `done`, `retry` or `failed`.
+pub const LABEL_OUTCOME: &str = "outcome";
+/// Bucket upper bounds of [`JOB_SECONDS`]: a webhook answered at once
+/// (10 ms) to an hour-long recording analysed (10 min).
+pub const JOB_SECONDS_BUCKETS: &[f64] = &[0.01, 0.05, 0.25, 1.0, 5.0, 30.0, 120.0, 600.0];
 
 /// Label of [`STREAMS_STARTED`]: the route that started the session.
 pub const LABEL_ENDPOINT: &str = "endpoint";
@@ -262,6 +278,34 @@ pub const ALL: &[Metric] = &[
         Unit::Count,
         "1 once the server is draining, else 0.",
     ),
+    Metric {
+        labels: &[LABEL_KIND, LABEL_STATE],
+        ..metric(
+            JOBS,
+            Kind::Gauge,
+            Unit::Count,
+            "Background jobs in the queue, by kind and state (every replica's).",
+        )
+    },
+    Metric {
+        labels: &[LABEL_KIND, LABEL_OUTCOME],
+        ..metric(
+            JOB_ATTEMPTS,
+            Kind::Counter,
+            Unit::Count,
+            "Job attempts run here, by kind and outcome (done, retry, failed).",
+        )
+    },
+    Metric {
+        labels: &[LABEL_KIND],
+        buckets: JOB_SECONDS_BUCKETS,
+        ..metric(
+            JOB_SECONDS,
+            Kind::Histogram,
+            Unit::Seconds,
+            "Time one job attempt took.",
+        )
+    },
 ];
 
 /// Counts one session start at `endpoint` (the route, e.g. `/stream`).

@@ -19,11 +19,16 @@ use uuid::Uuid;
 use crate::recording::{recover, RecordingFile};
 
 mod analyses;
+mod jobs;
 mod leases;
 mod phrases;
 
 pub use analyses::{Analyses, ListChunks, LoadAnalysis, LoadChunk, SaveAnalysis, SaveChunks};
 
+pub use jobs::{
+    ClaimJobs, Enqueue, FinishJob, Job, JobAttempt, JobCounts, JobKind, JobOutcome, JobPlan,
+    JobState, Jobs, NewJob, RenewJob, SessionJobs, WebhookPayload,
+};
 pub use leases::{
     ClaimLease, ClaimOrphans, LeaseClaim, LeaseHolder, Leases, ReleaseLease, RenewLeases,
     RequestHandover,
@@ -137,9 +142,12 @@ impl From<io::Error> for StoreError {
 }
 
 /// Session metadata storage. Methods block; they run on [`Store`] threads.
-pub trait Catalog: Leases + Phrases + Analyses + Send {
+pub trait Catalog: Leases + Phrases + Analyses + Jobs + Send {
     /// Inserts or replaces a record.
     fn save(&mut self, record: &SessionRecord) -> Result<(), StoreError>;
+    /// Saves a record that ends its session and queues its jobs, in one
+    /// transaction (so an ended session never lacks its jobs).
+    fn save_ended(&mut self, record: &SessionRecord, jobs: &[NewJob]) -> Result<(), StoreError>;
     /// Loads one record.
     fn load(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError>;
     /// Lists records, newest first, optionally only one owner key's and/or
@@ -155,13 +163,32 @@ pub trait Catalog: Leases + Phrases + Analyses + Send {
     fn remove(&mut self, id: Uuid) -> Result<bool, StoreError>;
     /// Records still `live` (to recover after a restart).
     fn unfinished(&mut self) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Records that an ended session's recording was re-encoded at `level`
+    /// into `bytes_out` bytes; whether the session exists.
+    fn recompressed(&mut self, id: Uuid, level: u8, bytes_out: u64) -> Result<bool, StoreError>;
+    /// Ended sessions closed before `before_ms`, oldest first, at most
+    /// `limit`: of owner key `owner` if given, and of no key in `except`
+    /// (retention: keys with an age of their own are swept separately).
+    fn expired(
+        &mut self,
+        before_ms: i64,
+        owner: Option<&str>,
+        except: &[String],
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
     /// Saves a finished record only if `owner` still holds the session's
     /// lease (and it is still live), then drops the lease, in one
     /// transaction; answers whether it did. A replica that lost the session
     /// to another one (a takeover while it was finishing) must neither close
     /// it nor delete its segments. One node (the default): always saves.
-    fn finish_final(&mut self, record: &SessionRecord, _owner: &str) -> Result<bool, StoreError> {
-        self.save(record)?;
+    /// The ended session's jobs are queued in the same transaction.
+    fn finish_final(
+        &mut self,
+        record: &SessionRecord,
+        _owner: &str,
+        jobs: &[NewJob],
+    ) -> Result<bool, StoreError> {
+        self.save_ended(record, jobs)?;
         Ok(true)
     }
 }
@@ -176,6 +203,8 @@ pub type SharedRecording = Arc<Mutex<RecordingFile>>;
 /// The store actor; see the module docs.
 pub struct Store {
     catalog: Box<dyn Catalog>,
+    /// The jobs an ended session gets.
+    plan: Arc<JobPlan>,
 }
 
 impl Actor for Store {
@@ -183,9 +212,23 @@ impl Actor for Store {
 }
 
 impl Store {
-    /// Starts `threads` store threads, each with a catalog from `factory`.
-    pub fn start(threads: usize, factory: CatalogFactory) -> Addr<Self> {
-        SyncArbiter::start(threads.max(1), move || Store { catalog: factory() })
+    /// Starts `threads` store threads, each with a catalog from `factory`;
+    /// ended sessions get the jobs of `plan`.
+    pub fn start(threads: usize, factory: CatalogFactory, plan: JobPlan) -> Addr<Self> {
+        let plan = Arc::new(plan);
+        SyncArbiter::start(threads.max(1), move || Store {
+            catalog: factory(),
+            plan: Arc::clone(&plan),
+        })
+    }
+
+    /// Saves a record; one that ends its session with its jobs.
+    fn save_record(&mut self, record: &SessionRecord) -> Result<(), StoreError> {
+        if record.status == SessionStatus::Live {
+            return self.catalog.save(record);
+        }
+        let jobs = self.plan.for_ended(record);
+        self.catalog.save_ended(record, &jobs)
     }
 }
 
@@ -202,7 +245,7 @@ impl Handler<Save> for Store {
     type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: Save, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.save(&msg.record)
+        self.save_record(&msg.record)
     }
 }
 
@@ -222,7 +265,8 @@ impl Handler<SaveFinal> for Store {
     type Result = Result<bool, StoreError>;
 
     fn handle(&mut self, msg: SaveFinal, _ctx: &mut SyncContext<Self>) -> Self::Result {
-        self.catalog.finish_final(&msg.record, &msg.owner)
+        let jobs = self.plan.for_ended(&msg.record);
+        self.catalog.finish_final(&msg.record, &msg.owner, &jobs)
     }
 }
 
@@ -299,6 +343,51 @@ impl Handler<Remove> for Store {
             }
         }
         self.catalog.remove(msg.id)
+    }
+}
+
+/// An ended session's recording was re-encoded; see [`Catalog::recompressed`].
+#[derive(Message)]
+#[rtype(result = "Result<bool, StoreError>")]
+pub struct Recompressed {
+    /// The session.
+    pub id: Uuid,
+    /// Its new level.
+    pub level: u8,
+    /// Its new size.
+    pub bytes_out: u64,
+}
+
+/// Records it.
+impl Handler<Recompressed> for Store {
+    type Result = Result<bool, StoreError>;
+
+    fn handle(&mut self, msg: Recompressed, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog.recompressed(msg.id, msg.level, msg.bytes_out)
+    }
+}
+
+/// Ended sessions past an age; see [`Catalog::expired`].
+#[derive(Message)]
+#[rtype(result = "Result<Vec<SessionRecord>, StoreError>")]
+pub struct Expired {
+    /// Closed before this, milliseconds since the Unix epoch.
+    pub before_ms: i64,
+    /// Only this owner key's.
+    pub owner: Option<String>,
+    /// None of these keys'.
+    pub except: Vec<String>,
+    /// At most this many.
+    pub limit: u32,
+}
+
+/// Lists them.
+impl Handler<Expired> for Store {
+    type Result = Result<Vec<SessionRecord>, StoreError>;
+
+    fn handle(&mut self, msg: Expired, _ctx: &mut SyncContext<Self>) -> Self::Result {
+        self.catalog
+            .expired(msg.before_ms, msg.owner.as_deref(), &msg.except, msg.limit)
     }
 }
 
@@ -413,7 +502,7 @@ impl Handler<Settle> for Store {
                 }
             }
         }
-        self.catalog.save(&record)?;
+        self.save_record(&record)?;
         Ok(record)
     }
 }

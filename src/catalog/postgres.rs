@@ -22,11 +22,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use flacstream_actors::store::{Catalog, CatalogFactory, SessionRecord, SessionStatus, StoreError};
+use flacstream_actors::store::{
+    Catalog, CatalogFactory, NewJob, SessionRecord, SessionStatus, StoreError,
+};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 mod analyses;
+mod jobs;
 mod leases;
 mod phrases;
 
@@ -84,6 +87,36 @@ const MIGRATIONS: &[&str] = &[
         session_id UUID PRIMARY KEY,
         version BIGINT NOT NULL,
         analysis TEXT NOT NULL
+    );",
+    // The background-job queue and its attempt log.
+    "CREATE TABLE jobs (
+        id UUID PRIMARY KEY,
+        dedupe TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        session_id UUID,
+        payload TEXT NOT NULL,
+        state TEXT NOT NULL,
+        attempts BIGINT NOT NULL,
+        max_attempts BIGINT NOT NULL,
+        run_after_ms BIGINT NOT NULL,
+        claimed_by TEXT,
+        claimed_until_ms BIGINT,
+        last_error TEXT,
+        result TEXT,
+        created_at_ms BIGINT NOT NULL,
+        updated_at_ms BIGINT NOT NULL
+    );
+    CREATE INDEX jobs_due ON jobs (state, run_after_ms);
+    CREATE INDEX jobs_by_session ON jobs (session_id, created_at_ms);
+    CREATE TABLE job_attempts (
+        job_id UUID NOT NULL,
+        attempt BIGINT NOT NULL,
+        worker TEXT NOT NULL,
+        started_at_ms BIGINT NOT NULL,
+        finished_at_ms BIGINT,
+        outcome TEXT,
+        detail TEXT,
+        PRIMARY KEY (job_id, attempt)
     );",
 ];
 
@@ -268,8 +301,9 @@ fn from_row(row: &Row) -> Result<SessionRecord, StoreError> {
     })
 }
 
-impl Catalog for PostgresCatalog {
-    fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
+impl PostgresCatalog {
+    /// Saves a record and queues `jobs`, in one transaction.
+    fn save_with(&mut self, r: &SessionRecord, jobs: &[NewJob]) -> Result<(), StoreError> {
         let sql = format!(
             "INSERT INTO sessions ({COLUMNS}) VALUES \
              ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
@@ -321,8 +355,19 @@ impl Catalog for PostgresCatalog {
                     .await
                     .map_err(db_error)?;
             }
+            jobs::insert(&tx, jobs).await?;
             tx.commit().await.map_err(db_error)
         })
+    }
+}
+
+impl Catalog for PostgresCatalog {
+    fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
+        self.save_with(r, &[])
+    }
+
+    fn save_ended(&mut self, r: &SessionRecord, jobs: &[NewJob]) -> Result<(), StoreError> {
+        self.save_with(r, jobs)
     }
 
     fn load(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
@@ -374,7 +419,15 @@ impl Catalog for PostgresCatalog {
                 .map_err(db_error)?;
             // A phrase that names the session goes with it, and so do its
             // measures.
-            for table in ["phrases", "chunks", "analyses"] {
+            client
+                .execute(
+                    "DELETE FROM job_attempts WHERE job_id IN \
+                     (SELECT id FROM jobs WHERE session_id = $1)",
+                    &[&id],
+                )
+                .await
+                .map_err(db_error)?;
+            for table in ["phrases", "chunks", "analyses", "jobs"] {
                 client
                     .execute(
                         &format!("DELETE FROM {table} WHERE session_id = $1"),
@@ -391,7 +444,12 @@ impl Catalog for PostgresCatalog {
         })
     }
 
-    fn finish_final(&mut self, r: &SessionRecord, owner: &str) -> Result<bool, StoreError> {
+    fn finish_final(
+        &mut self,
+        r: &SessionRecord,
+        owner: &str,
+        jobs: &[NewJob],
+    ) -> Result<bool, StoreError> {
         let sql = "UPDATE sessions SET status = $2, chunk_count = $3, samples = $4, \
              bytes_in = $5, bytes_out = $6, updated_at_ms = $7, closed_at_ms = $8, file = $9, \
              error = $10, sample_rate = $11, channels = $12, bits_per_sample = $13, \
@@ -439,6 +497,9 @@ impl Catalog for PostgresCatalog {
             tx.execute("DELETE FROM leases WHERE session_id = $1", &[&r.id])
                 .await
                 .map_err(db_error)?;
+            if n == 1 {
+                jobs::insert(&tx, jobs).await?;
+            }
             tx.commit().await.map_err(db_error)?;
             Ok(n == 1)
         })
@@ -450,6 +511,49 @@ impl Catalog for PostgresCatalog {
         shared.run(async {
             let client = shared.pool.get().await.map_err(db_error)?;
             let rows = client.query(sql.as_str(), &[]).await.map_err(db_error)?;
+            rows.iter().map(from_row).collect()
+        })
+    }
+
+    fn recompressed(&mut self, id: Uuid, level: u8, bytes_out: u64) -> Result<bool, StoreError> {
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let n = client
+                .execute(
+                    "UPDATE sessions SET level = $2, bytes_out = $3 \
+                     WHERE id = $1 AND status <> 'live'",
+                    &[&id, &i64::from(level), &(bytes_out as i64)],
+                )
+                .await
+                .map_err(db_error)?;
+            Ok(n > 0)
+        })
+    }
+
+    fn expired(
+        &mut self,
+        before_ms: i64,
+        owner: Option<&str>,
+        except: &[String],
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sessions WHERE status <> 'live' AND closed_at_ms < $1 \
+             AND ($2::TEXT IS NULL OR owner_key = $2) \
+             AND (owner_key IS NULL OR NOT (owner_key = ANY($3::TEXT[]))) \
+             ORDER BY closed_at_ms LIMIT $4"
+        );
+        let shared = &self.shared;
+        shared.run(async {
+            let client = shared.pool.get().await.map_err(db_error)?;
+            let rows = client
+                .query(
+                    sql.as_str(),
+                    &[&before_ms, &owner, &except, &i64::from(limit)],
+                )
+                .await
+                .map_err(db_error)?;
             rows.iter().map(from_row).collect()
         })
     }

@@ -58,14 +58,14 @@ fn only_the_lease_holder_can_finish_a_session() {
     let mut closed = live(id);
     closed.status = SessionStatus::Closed;
     closed.closed_at_ms = Some(now_ms());
-    assert!(!c.finish_final(&closed, "a").unwrap());
+    assert!(!c.finish_final(&closed, "a", &[]).unwrap());
     assert_eq!(c.load(id).unwrap().unwrap().status, SessionStatus::Live);
     // B may, and its lease goes with it.
-    assert!(c.finish_final(&closed, "b").unwrap());
+    assert!(c.finish_final(&closed, "b", &[]).unwrap());
     assert_eq!(c.load(id).unwrap().unwrap().status, SessionStatus::Closed);
     assert_eq!(c.holder(id).unwrap(), None);
     assert!(
-        !c.finish_final(&closed, "b").unwrap(),
+        !c.finish_final(&closed, "b", &[]).unwrap(),
         "a closed session stays closed"
     );
     c.remove(id).unwrap();

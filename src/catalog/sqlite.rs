@@ -9,12 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flacstream_actors::store::{
-    Analyses, Catalog, CatalogFactory, Leases, PhraseName, Phrases, SessionRecord, SessionStatus,
-    StoreError,
+    Catalog, CatalogFactory, Leases, NewJob, SessionRecord, SessionStatus, StoreError,
 };
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use rusqlite_migration::{Migrations, M};
 use uuid::Uuid;
+
+mod analyses;
+mod jobs;
+mod phrases;
+mod unavailable;
+
+use unavailable::Unavailable;
 
 /// The catalog's file name inside the data directory.
 pub const DATABASE_FILE: &str = "flacstream.sqlite3";
@@ -81,6 +87,39 @@ fn migrations() -> Migrations<'static> {
             version INTEGER NOT NULL,
             analysis TEXT NOT NULL
         );",
+        ),
+        // The background-job queue (`flacstream_actors::store::Jobs`) and
+        // its attempt log.
+        M::up(
+            "CREATE TABLE jobs (
+            id TEXT PRIMARY KEY NOT NULL,
+            dedupe TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            session_id TEXT,
+            payload TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            run_after_ms INTEGER NOT NULL,
+            claimed_by TEXT,
+            claimed_until_ms INTEGER,
+            last_error TEXT,
+            result TEXT,
+            created_at_ms INTEGER NOT NULL,
+            updated_at_ms INTEGER NOT NULL
+        );
+        CREATE INDEX jobs_due ON jobs (state, run_after_ms);
+        CREATE INDEX jobs_by_session ON jobs (session_id, created_at_ms);
+        CREATE TABLE job_attempts (
+            job_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            worker TEXT NOT NULL,
+            started_at_ms INTEGER NOT NULL,
+            finished_at_ms INTEGER,
+            outcome TEXT,
+            detail TEXT,
+            PRIMARY KEY (job_id, attempt)
+        ) WITHOUT ROWID;",
         ),
     ])
 }
@@ -159,198 +198,11 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 /// One node: no other replica, so every claim holds (the defaults).
 impl Leases for SqliteCatalog {}
 
-impl SqliteCatalog {
-    /// Every phrase of every owner and user, in key order (`flacstream
-    /// migrate` copies them).
-    pub fn every_phrase(
-        &mut self,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Vec<(PhraseName, Uuid)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT owner_key, user_id, phrase_id, session_id FROM phrases \
-                 ORDER BY owner_key, user_id, phrase_id LIMIT ?1 OFFSET ?2",
-            )
-            .map_err(db_error)?;
-        let rows = stmt
-            .query_map(params![limit, offset as i64], |row| {
-                Ok((
-                    PhraseName {
-                        owner: row.get(0)?,
-                        user: row.get(1)?,
-                        phrase: row.get(2)?,
-                    },
-                    row.get::<_, String>(3)?,
-                ))
-            })
-            .map_err(db_error)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (name, id) = row.map_err(db_error)?;
-            out.push((name, Uuid::parse_str(&id).map_err(db_error)?));
-        }
-        Ok(out)
-    }
-}
-
-impl Analyses for SqliteCatalog {
-    fn save_chunks(&mut self, id: Uuid, chunks: &[(u64, String)]) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(db_error)?;
-        {
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO chunks (session_id, seq, metadata) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(db_error)?;
-            for (seq, json) in chunks {
-                insert
-                    .execute(params![id.to_string(), *seq as i64, json])
-                    .map_err(db_error)?;
-            }
-        }
-        tx.commit().map_err(db_error)
-    }
-
-    fn chunk(&mut self, id: Uuid, seq: u64) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT metadata FROM chunks WHERE session_id = ?1 AND seq = ?2",
-                params![id.to_string(), seq as i64],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_error)
-    }
-
-    fn chunks(&mut self, id: Uuid, after: u64, limit: u32) -> Result<Vec<String>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT metadata FROM chunks WHERE session_id = ?1 AND seq > ?2 \
-                 ORDER BY seq LIMIT ?3",
-            )
-            .map_err(db_error)?;
-        let rows = stmt
-            .query_map(params![id.to_string(), after as i64, limit], |row| {
-                row.get(0)
-            })
-            .map_err(db_error)?;
-        rows.collect::<Result<_, _>>().map_err(db_error)
-    }
-
-    fn save_analysis(&mut self, id: Uuid, version: i64, json: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO analyses (session_id, version, analysis) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, \
-                 analysis = excluded.analysis WHERE excluded.version >= analyses.version",
-                params![id.to_string(), version, json],
-            )
-            .map(|_| ())
-            .map_err(db_error)
-    }
-
-    fn analysis(&mut self, id: Uuid) -> Result<Option<String>, StoreError> {
-        self.conn
-            .query_row(
-                "SELECT analysis FROM analyses WHERE session_id = ?1",
-                [id.to_string()],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_error)
-    }
-}
-
-impl Phrases for SqliteCatalog {
-    fn bind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<Option<Uuid>, StoreError> {
-        // Immediate: the read and the write under one lock, so a progress
-        // save on the other store connection cannot make the upgrade fail.
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(db_error)?;
-        let before: Option<String> = tx
-            .query_row(
-                "SELECT session_id FROM phrases \
-                 WHERE owner_key = ?1 AND user_id = ?2 AND phrase_id = ?3",
-                params![name.owner, name.user, name.phrase],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_error)?;
-        tx.execute(
-            "INSERT INTO phrases (owner_key, user_id, phrase_id, session_id) \
-             VALUES (?1, ?2, ?3, ?4) ON CONFLICT (owner_key, user_id, phrase_id) \
-             DO UPDATE SET session_id = excluded.session_id",
-            params![name.owner, name.user, name.phrase, id.to_string()],
-        )
-        .map_err(db_error)?;
-        tx.commit().map_err(db_error)?;
-        Ok(before.and_then(|s| Uuid::parse_str(&s).ok()))
-    }
-
-    fn phrase(&mut self, name: &PhraseName) -> Result<Option<Uuid>, StoreError> {
-        let id: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT session_id FROM phrases \
-                 WHERE owner_key = ?1 AND user_id = ?2 AND phrase_id = ?3",
-                params![name.owner, name.user, name.phrase],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_error)?;
-        Ok(id.and_then(|s| Uuid::parse_str(&s).ok()))
-    }
-
-    fn phrases(
-        &mut self,
-        owner: &str,
-        user: &str,
-        limit: u32,
-        offset: u64,
-    ) -> Result<Vec<(String, Uuid)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT phrase_id, session_id FROM phrases WHERE owner_key = ?1 \
-                 AND user_id = ?2 ORDER BY phrase_id LIMIT ?3 OFFSET ?4",
-            )
-            .map_err(db_error)?;
-        let rows = stmt
-            .query_map(params![owner, user, limit, offset as i64], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
-            .map_err(db_error)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (phrase, id) = row.map_err(db_error)?;
-            out.push((phrase, Uuid::parse_str(&id).map_err(db_error)?));
-        }
-        Ok(out)
-    }
-
-    fn unbind_phrase(&mut self, name: &PhraseName, id: Uuid) -> Result<bool, StoreError> {
-        let n = self
-            .conn
-            .execute(
-                "DELETE FROM phrases WHERE owner_key = ?1 AND user_id = ?2 AND phrase_id = ?3 \
-                 AND session_id = ?4",
-                params![name.owner, name.user, name.phrase, id.to_string()],
-            )
-            .map_err(db_error)?;
-        Ok(n > 0)
-    }
-}
-
-impl Catalog for SqliteCatalog {
-    fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
-        // A finished session never goes back to live, whatever order the
-        // store threads apply saves in.
-        let sql = format!(
+/// Inserts or updates a record on `conn` (a connection or a transaction).
+fn save_on(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
+    // A finished session never goes back to live, whatever order the
+    // store threads apply saves in.
+    let sql = format!(
             "INSERT INTO sessions ({COLUMNS}) VALUES \
              (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, \
              ?20) \
@@ -364,34 +216,48 @@ impl Catalog for SqliteCatalog {
              file = excluded.file, error = excluded.error \
              WHERE sessions.status = 'live'"
         );
-        self.conn
-            .execute(
-                &sql,
-                params![
-                    r.id.to_string(),
-                    r.user_id,
-                    r.status.as_str(),
-                    r.encoding,
-                    r.sample_rate,
-                    r.channels,
-                    r.bits_per_sample,
-                    r.level,
-                    r.block_size,
-                    r.record,
-                    r.chunk_count as i64,
-                    r.samples as i64,
-                    r.bytes_in as i64,
-                    r.bytes_out as i64,
-                    r.created_at_ms,
-                    r.updated_at_ms,
-                    r.closed_at_ms,
-                    r.file,
-                    r.error,
-                    r.owner_key,
-                ],
-            )
+    conn.execute(
+        &sql,
+        params![
+            r.id.to_string(),
+            r.user_id,
+            r.status.as_str(),
+            r.encoding,
+            r.sample_rate,
+            r.channels,
+            r.bits_per_sample,
+            r.level,
+            r.block_size,
+            r.record,
+            r.chunk_count as i64,
+            r.samples as i64,
+            r.bytes_in as i64,
+            r.bytes_out as i64,
+            r.created_at_ms,
+            r.updated_at_ms,
+            r.closed_at_ms,
+            r.file,
+            r.error,
+            r.owner_key,
+        ],
+    )
+    .map_err(db_error)?;
+    Ok(())
+}
+
+impl Catalog for SqliteCatalog {
+    fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
+        save_on(&self.conn, r)
+    }
+
+    fn save_ended(&mut self, r: &SessionRecord, jobs: &[NewJob]) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db_error)?;
-        Ok(())
+        save_on(&tx, r)?;
+        jobs::insert(&tx, jobs)?;
+        tx.commit().map_err(db_error)
     }
 
     fn load(&mut self, id: Uuid) -> Result<Option<SessionRecord>, StoreError> {
@@ -425,7 +291,12 @@ impl Catalog for SqliteCatalog {
         // A phrase that names the session goes with it (a name left behind
         // would list a recording that is gone).
         let tx = self.conn.transaction().map_err(db_error)?;
-        for table in ["phrases", "chunks", "analyses"] {
+        tx.execute(
+            "DELETE FROM job_attempts WHERE job_id IN (SELECT id FROM jobs WHERE session_id = ?1)",
+            [id.to_string()],
+        )
+        .map_err(db_error)?;
+        for table in ["phrases", "chunks", "analyses", "jobs"] {
             tx.execute(
                 &format!("DELETE FROM {table} WHERE session_id = ?1"),
                 [id.to_string()],
@@ -445,73 +316,37 @@ impl Catalog for SqliteCatalog {
         let rows = stmt.query_map([], from_row).map_err(db_error)?;
         rows.collect::<Result<_, _>>().map_err(db_error)
     }
-}
 
-/// A catalog whose connection could not be opened: every call reports why.
-struct Unavailable(StoreError);
+    fn recompressed(&mut self, id: Uuid, level: u8, bytes_out: u64) -> Result<bool, StoreError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE sessions SET level = ?2, bytes_out = ?3 WHERE id = ?1 AND status <> 'live'",
+                params![id.to_string(), level, bytes_out as i64],
+            )
+            .map_err(db_error)?;
+        Ok(n > 0)
+    }
 
-impl Leases for Unavailable {}
-
-impl Analyses for Unavailable {
-    fn save_chunks(&mut self, _: Uuid, _: &[(u64, String)]) -> Result<(), StoreError> {
-        Err(self.0.clone())
-    }
-    fn chunk(&mut self, _: Uuid, _: u64) -> Result<Option<String>, StoreError> {
-        Err(self.0.clone())
-    }
-    fn chunks(&mut self, _: Uuid, _: u64, _: u32) -> Result<Vec<String>, StoreError> {
-        Err(self.0.clone())
-    }
-    fn save_analysis(&mut self, _: Uuid, _: i64, _: &str) -> Result<(), StoreError> {
-        Err(self.0.clone())
-    }
-    fn analysis(&mut self, _: Uuid) -> Result<Option<String>, StoreError> {
-        Err(self.0.clone())
-    }
-}
-
-impl Phrases for Unavailable {
-    fn bind_phrase(&mut self, _: &PhraseName, _: Uuid) -> Result<Option<Uuid>, StoreError> {
-        Err(self.0.clone())
-    }
-    fn phrase(&mut self, _: &PhraseName) -> Result<Option<Uuid>, StoreError> {
-        Err(self.0.clone())
-    }
-    fn phrases(
+    fn expired(
         &mut self,
-        _: &str,
-        _: &str,
-        _: u32,
-        _: u64,
-    ) -> Result<Vec<(String, Uuid)>, StoreError> {
-        Err(self.0.clone())
-    }
-    fn unbind_phrase(&mut self, _: &PhraseName, _: Uuid) -> Result<bool, StoreError> {
-        Err(self.0.clone())
-    }
-}
-
-impl Catalog for Unavailable {
-    fn save(&mut self, _: &SessionRecord) -> Result<(), StoreError> {
-        Err(self.0.clone())
-    }
-    fn load(&mut self, _: Uuid) -> Result<Option<SessionRecord>, StoreError> {
-        Err(self.0.clone())
-    }
-    fn list(
-        &mut self,
-        _: Option<&str>,
-        _: Option<&str>,
-        _: u32,
-        _: u64,
+        before_ms: i64,
+        owner: Option<&str>,
+        except: &[String],
+        limit: u32,
     ) -> Result<Vec<SessionRecord>, StoreError> {
-        Err(self.0.clone())
-    }
-    fn remove(&mut self, _: Uuid) -> Result<bool, StoreError> {
-        Err(self.0.clone())
-    }
-    fn unfinished(&mut self) -> Result<Vec<SessionRecord>, StoreError> {
-        Err(self.0.clone())
+        let sql = format!(
+            "SELECT {COLUMNS} FROM sessions WHERE status <> 'live' AND closed_at_ms < ?1 \
+             AND (?2 IS NULL OR owner_key = ?2) \
+             AND (owner_key IS NULL OR owner_key NOT IN (SELECT value FROM json_each(?3))) \
+             ORDER BY closed_at_ms LIMIT ?4"
+        );
+        let except = serde_json::to_string(except).map_err(db_error)?;
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(db_error)?;
+        let rows = stmt
+            .query_map(params![before_ms, owner, except, limit], from_row)
+            .map_err(db_error)?;
+        rows.collect::<Result<_, _>>().map_err(db_error)
     }
 }
 
@@ -547,40 +382,6 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
-    }
-
-    #[test]
-    fn phrases_bind_replace_list_and_unbind_per_owner() {
-        let dir = std::env::temp_dir().join(format!("flacstream-phrases-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let _ = std::fs::remove_file(dir.join("p.sqlite3"));
-        let mut db = SqliteCatalog::open(&dir.join("p.sqlite3")).unwrap();
-        let name = |owner: &str, phrase: &str| PhraseName {
-            owner: owner.into(),
-            user: "u".into(),
-            phrase: phrase.into(),
-        };
-        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
-        assert_eq!(db.bind_phrase(&name("", "hi"), a).unwrap(), None);
-        assert_eq!(db.bind_phrase(&name("", "hi"), b).unwrap(), Some(a));
-        assert_eq!(db.bind_phrase(&name("k2", "hi"), c).unwrap(), None);
-        assert_eq!(db.phrase(&name("", "hi")).unwrap(), Some(b));
-        assert_eq!(db.phrase(&name("k2", "hi")).unwrap(), Some(c));
-        db.bind_phrase(&name("", "abc"), a).unwrap();
-        let listed = db.phrases("", "u", 10, 0).unwrap();
-        assert_eq!(listed, vec![("abc".to_string(), a), ("hi".to_string(), b)]);
-        assert_eq!(
-            db.phrases("", "u", 1, 1).unwrap(),
-            vec![("hi".to_string(), b)]
-        );
-        assert!(
-            !db.unbind_phrase(&name("", "hi"), a).unwrap(),
-            "names b now"
-        );
-        assert!(db.unbind_phrase(&name("", "hi"), b).unwrap());
-        assert!(!db.unbind_phrase(&name("", "hi"), b).unwrap());
-        assert_eq!(db.phrase(&name("k2", "hi")).unwrap(), Some(c));
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

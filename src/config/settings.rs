@@ -40,6 +40,9 @@ pub enum ConfigError {
     /// A shared catalog needs shared recordings.
     #[error("FLACSTREAM_DATABASE_URL (scaled mode) needs FLACSTREAM_STORAGE_URL=s3://… too: replicas must share recordings as they share the catalog")]
     ScaledNeedsStorage,
+    /// A job, webhook or retention setting cannot work.
+    #[error("{0}")]
+    Jobs(String),
     /// A rate is not a number, or below its minimum.
     #[error("{name} must be a number of at least {min}, got {got}")]
     RateTooLow {
@@ -145,4 +148,6 @@ pub struct Settings {
     pub tls_handshake_timeout: Duration,
     /// TLS handshakes in progress per HTTP worker.
     pub tls_max_handshakes_per_worker: usize,
+    /// Background jobs, webhooks and retention.
+    pub jobs: super::JobSettings,
 }

@@ -48,6 +48,7 @@ mod convert;
 mod faults;
 mod formats;
 mod full_disk;
+mod jobs;
 mod layout;
 mod limits;
 mod metrics;
