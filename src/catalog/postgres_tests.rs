@@ -94,3 +94,62 @@ fn renewal_reports_handover_requests_and_orphans_are_claimed_once() {
     assert!(!second.iter().any(|r| r.id == id));
     c.remove(id).unwrap();
 }
+
+#[test]
+fn replicas_claiming_at_once_never_take_one_job_twice() {
+    use flacstream_actors::store::{JobKind, JobOutcome, NewJob};
+    let (Some(mut a), Some(mut b)) = (catalog(), catalog()) else {
+        return;
+    };
+    let ours: Vec<NewJob> = (0..20)
+        .map(|i| {
+            NewJob::now(
+                JobKind::Webhook,
+                format!("pg-test:{}:{i}", Uuid::new_v4()),
+                None,
+                "{}".into(),
+                3,
+            )
+        })
+        .collect();
+    assert_eq!(a.enqueue(&ours).unwrap(), 20);
+    assert_eq!(
+        a.enqueue(&ours).unwrap(),
+        0,
+        "dedupe keys queue nothing twice"
+    );
+    let wanted: std::collections::HashSet<Uuid> = ours.iter().map(|j| j.id).collect();
+    let claim = |mut c: Box<dyn Catalog>, worker: &'static str| {
+        std::thread::spawn(move || {
+            let mut got = Vec::new();
+            loop {
+                let batch = c.claim_jobs(worker, now_ms(), 60_000, 3).unwrap();
+                if batch.is_empty() {
+                    return (c, got);
+                }
+                got.extend(batch);
+            }
+        })
+    };
+    let (ta, tb) = (claim(a, "replica-a"), claim(b, "replica-b"));
+    let ((mut a, got_a), (_b, got_b)) = (ta.join().unwrap(), tb.join().unwrap());
+    let ids_a: std::collections::HashSet<Uuid> = got_a.iter().map(|j| j.id).collect();
+    let ids_b: std::collections::HashSet<Uuid> = got_b.iter().map(|j| j.id).collect();
+    assert!(ids_a.is_disjoint(&ids_b), "a job claimed twice");
+    assert!(wanted.is_subset(&ids_a.union(&ids_b).copied().collect()));
+    // Only the claimant records an outcome.
+    let mine = got_a
+        .iter()
+        .find(|j| wanted.contains(&j.id))
+        .or_else(|| got_b.iter().find(|j| wanted.contains(&j.id)));
+    let job = mine.unwrap();
+    let (owner, other) = if ids_a.contains(&job.id) {
+        ("replica-a", "replica-b")
+    } else {
+        ("replica-b", "replica-a")
+    };
+    let done = JobOutcome::Done("ok".into());
+    assert!(!a.finish_job(job.id, other, 1, &done).unwrap());
+    assert!(a.finish_job(job.id, owner, 1, &done).unwrap());
+    assert!(!a.finish_job(job.id, owner, 1, &done).unwrap(), "once");
+}
