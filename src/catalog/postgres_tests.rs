@@ -98,7 +98,7 @@ fn renewal_reports_handover_requests_and_orphans_are_claimed_once() {
 #[test]
 fn replicas_claiming_at_once_never_take_one_job_twice() {
     use flacstream_actors::store::{JobKind, JobOutcome, NewJob};
-    let (Some(mut a), Some(mut b)) = (catalog(), catalog()) else {
+    let (Some(mut a), Some(b)) = (catalog(), catalog()) else {
         return;
     };
     let ours: Vec<NewJob> = (0..20)
