@@ -134,10 +134,12 @@ IDLE_CONNECTION_KIB = 64
 # buffers and one message at most.
 SHORT_CONNECTION_KIB = 128
 # A recorded session that receives audio measures it (issue 15): its
-# loudness meter (the ebur128 crate) keeps 3 s of audio in f64 per channel,
-# plus its histograms and the analysis' own buffers.
+# loudness meter keeps two histograms (1000 bins of a count and an energy:
+# 32 KiB) and 269 f32 of true-peak history and scratch per channel, plus the
+# analysis' own buffers (a chunk's samples as i32: 100 ms). The rate is kept
+# in the signature for that last part.
 def loudness_meter_kib(rate: int, channels: int) -> float:
-    return 3 * rate * channels * 8 / 1024 + 64
+    return 32 + channels * 269 * 4 / 1024 + rate * channels * 4 * 0.1 / 1024 + 64
 
 
 # Allocator and thread-stack slack on top of the sum, as a fraction.

@@ -57,8 +57,9 @@ pub const SEGMENTS_WRITTEN: &str = "flacstream_segments_written_total";
 pub const SEGMENT_WRITE_FAILURES: &str = "flacstream_segment_write_failures_total";
 /// Counter: sessions this replica took over from another one.
 pub const SESSIONS_TAKEN_OVER: &str = "flacstream_sessions_taken_over_total";
-/// Background jobs in the queue, by kind and state (from the catalog,
-/// shared by every replica).
+/// Background jobs in the queue, by kind and state: queued, running and
+/// failed (from the catalog, shared by every replica; done ones are counted
+/// by [`JOB_ATTEMPTS`]).
 pub const JOBS: &str = "flacstream_jobs";
 /// Job attempts this replica ran, by kind and outcome.
 pub const JOB_ATTEMPTS: &str = "flacstream_job_attempts_total";
@@ -284,7 +285,7 @@ pub const ALL: &[Metric] = &[
             JOBS,
             Kind::Gauge,
             Unit::Count,
-            "Background jobs in the queue, by kind and state (every replica's).",
+            "Background jobs queued, running and failed, by kind (every replica's).",
         )
     },
     Metric {

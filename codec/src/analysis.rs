@@ -7,15 +7,18 @@
 //! - [`loudness`]: integrated, momentary and short-term loudness, loudness
 //!   range and true peak of a whole stream, kept live
 //!   ([`loudness::LoudnessMeter`]).
+//! - [`k_weighting`] and [`true_peak`]: the loudness meter's filters.
 //! - [`silence`]: the stream's silent stretches, as ffmpeg's
 //!   `silencedetect` finds them ([`silence::SilenceDetector`]).
 //!
 //! Decibel values of digital silence are `None` (minus infinity has no
 //! JSON form).
 
+pub mod k_weighting;
 pub mod levels;
 pub mod loudness;
 pub mod silence;
+pub mod true_peak;
 
 /// Full scale of `bits`-bit samples: the magnitude 0 dBFS stands for.
 pub fn full_scale(bits: u32) -> f64 {

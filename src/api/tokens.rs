@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::token::{
-    now_seconds, valid_user_id, Claims, DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS,
+    expiry_after, valid_user_id, Claims, DEFAULT_TOKEN_TTL_SECONDS, MAX_TOKEN_TTL_SECONDS,
     MAX_TOKEN_USER_ID_BYTES,
 };
 use crate::auth::{Access, Auth};
@@ -114,7 +114,7 @@ pub async fn issue(
         key_fingerprint,
         user_id: request.user_id,
         session_id,
-        expires_at: now_seconds() + ttl,
+        expires_at: expiry_after(ttl),
     };
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))

@@ -76,6 +76,18 @@ pub fn now_seconds() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The expiry of a token that lasts `ttl` seconds from now: rounded up to
+/// the next whole second, so it lasts at least `ttl` (at most one more). A
+/// token is valid while its expiry is after the current whole second, so
+/// rounding down would let a one-second token issued late in a second
+/// expire within milliseconds.
+pub fn expiry_after(ttl: u64) -> u64 {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    now.as_secs() + u64::from(now.subsec_nanos() > 0) + ttl
+}
+
 /// Whether `user_id` may be carried in a token: 1 to
 /// [`MAX_TOKEN_USER_ID_BYTES`] of ASCII letters, digits and `.`, `_`, `-`,
 /// `@`, `+`, `:`. Narrow on purpose: it is compared, stored and shown, and

@@ -101,12 +101,15 @@ fn replicas_claiming_at_once_never_take_one_job_twice() {
     let (Some(mut a), Some(b)) = (catalog(), catalog()) else {
         return;
     };
+    // All under one session id, so that removing it removes them (the
+    // database is shared with other tests' replicas, which would run them).
+    let session = Uuid::new_v4();
     let ours: Vec<NewJob> = (0..20)
         .map(|i| {
             NewJob::now(
                 JobKind::Webhook,
-                format!("pg-test:{}:{i}", Uuid::new_v4()),
-                None,
+                format!("pg-test:{session}:{i}"),
+                Some(session),
                 "{}".into(),
                 3,
             )
@@ -152,4 +155,7 @@ fn replicas_claiming_at_once_never_take_one_job_twice() {
     assert!(!a.finish_job(job.id, other, 1, &done).unwrap());
     assert!(a.finish_job(job.id, owner, 1, &done).unwrap());
     assert!(!a.finish_job(job.id, owner, 1, &done).unwrap(), "once");
+    assert_eq!(a.session_jobs(session).unwrap().len(), 20);
+    a.remove(session).unwrap();
+    assert!(a.session_jobs(session).unwrap().is_empty());
 }

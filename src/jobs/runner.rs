@@ -86,7 +86,8 @@ impl JobRunner {
                 return;
             };
             for kind in JobKind::ALL {
-                for state in JobState::ALL {
+                let watched = [JobState::Queued, JobState::Running, JobState::Failed];
+                for state in watched {
                     let n = counts
                         .iter()
                         .find(|(k, s, _)| *k == kind && *s == state)

@@ -256,7 +256,9 @@ pub trait Jobs {
     ) -> Result<bool, StoreError>;
     /// A session's jobs, oldest first, each with its attempts.
     fn session_jobs(&mut self, session: Uuid) -> Result<Vec<(Job, Vec<JobAttempt>)>, StoreError>;
-    /// Jobs per kind and state.
+    /// Jobs per kind and state, of the states worth watching (queued,
+    /// running, failed: through the state index, where counting every
+    /// `done` row would scan the whole history).
     fn job_counts(&mut self) -> Result<Vec<(JobKind, JobState, u64)>, StoreError>;
 }
 

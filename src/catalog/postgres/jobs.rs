@@ -269,7 +269,7 @@ impl Jobs for PostgresCatalog {
             let client = shared.pool.get().await.map_err(db_error)?;
             let rows = client
                 .query(
-                    "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state",
+                    "SELECT kind, state, COUNT(*) FROM jobs WHERE state IN ('queued', 'running', 'failed') GROUP BY kind, state",
                     &[],
                 )
                 .await

@@ -259,7 +259,7 @@ impl Jobs for SqliteCatalog {
     fn job_counts(&mut self) -> Result<Vec<(JobKind, JobState, u64)>, StoreError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state")
+            .prepare_cached("SELECT kind, state, COUNT(*) FROM jobs WHERE state IN ('queued', 'running', 'failed') GROUP BY kind, state")
             .map_err(db_error)?;
         let rows = stmt
             .query_map([], |row| {
