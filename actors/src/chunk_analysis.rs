@@ -13,7 +13,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use flacstream_codec::analysis::levels::{ChannelLevels, LevelSums};
+use flacstream_codec::analysis::levels::{add_frames, ChannelLevels, LevelSums};
 use flacstream_codec::analysis::loudness::{Loudness, LoudnessMeter};
 use flacstream_codec::analysis::silence::{Silence, SilenceDetector};
 use flacstream_codec::pcm::PcmLayout;
@@ -192,9 +192,9 @@ impl Analyzer {
     fn start(&mut self, sample_rate: u32, layout: PcmLayout) {
         let bits = layout.bits_per_sample() as u32;
         self.format = Some((sample_rate, layout));
-        // The loudness meter holds 3 s of audio in f64 (2 MiB for CD
-        // stereo): made with the first audio, so a session that waits for
-        // its producer costs no more than before.
+        // The loudness meter (about 34 KiB) is made with the first audio,
+        // so a session that waits for its producer costs no more than
+        // before.
         self.loudness = None;
         self.silence = Some(SilenceDetector::new(
             layout.channels,
@@ -227,11 +227,7 @@ impl Analyzer {
         let whole = input.len() / align * align;
         push_samples(&input[..whole], layout.bytes_per_sample, &mut self.samples);
         self.carry.extend_from_slice(&input[whole..]);
-        for frame in self.samples.chunks_exact(layout.channels) {
-            for (sum, &s) in self.chunk_sums.iter_mut().zip(frame) {
-                sum.add(s, bits);
-            }
-        }
+        add_frames(&mut self.chunk_sums, &self.samples, bits);
         if self.loudness.is_none() && !self.samples.is_empty() {
             self.loudness =
                 LoudnessMeter::new(layout.channels, self.format.map_or(0, |f| f.0), bits);

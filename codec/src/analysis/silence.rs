@@ -17,13 +17,76 @@ pub struct Silence {
     pub end_ms: u64,
 }
 
+/// Samples looked at as one group before frame by frame: a whole number
+/// of frames for 1, 2, 4 and 8 channels.
+const GROUP: usize = 16;
+
+/// Whether a group of `GROUP` samples of `CH` channels holds a silent
+/// frame (`want_silent`) or a loud one, without a branch per sample.
+fn group_has<const CH: usize>(group: &[i32], threshold: u64, want_silent: bool) -> bool {
+    let mut below = [0u8; GROUP];
+    for (b, &s) in below.iter_mut().zip(group) {
+        *b = u8::from(u64::from(s.unsigned_abs()) < threshold);
+    }
+    let wanted = u8::from(want_silent);
+    let mut hit = 0u8;
+    for frame in below.chunks_exact(CH) {
+        // A frame is silent when all its channels are below.
+        let silent = frame.iter().fold(1u8, |all, &b| all & b);
+        hit |= u8::from(silent == wanted);
+    }
+    hit != 0
+}
+
+/// The first frame at or after `from` that is silent (`want_silent`) or
+/// loud (not). Groups of frames without one are passed over with a
+/// comparison per sample the compiler vectorises; only the group holding
+/// the change is searched frame by frame.
+fn next_change(
+    samples: &[i32],
+    ch: usize,
+    from: usize,
+    threshold: u64,
+    want_silent: bool,
+    silent: &impl Fn(&[i32]) -> bool,
+) -> Option<usize> {
+    let frames = samples.len() / ch;
+    let mut frame = from;
+    if GROUP.is_multiple_of(ch) {
+        let per_group = GROUP / ch;
+        // Frame by frame up to a group boundary, then group by group.
+        while frame < frames && !frame.is_multiple_of(per_group) {
+            if silent(&samples[frame * ch..(frame + 1) * ch]) == want_silent {
+                return Some(frame);
+            }
+            frame += 1;
+        }
+        while frame + per_group <= frames {
+            let group = &samples[frame * ch..frame * ch + GROUP];
+            let found = match ch {
+                1 => group_has::<1>(group, threshold, want_silent),
+                2 => group_has::<2>(group, threshold, want_silent),
+                4 => group_has::<4>(group, threshold, want_silent),
+                _ => group_has::<8>(group, threshold, want_silent),
+            };
+            if found {
+                break;
+            }
+            frame += per_group;
+        }
+    }
+    (frame..frames).find(|&f| silent(&samples[f * ch..(f + 1) * ch]) == want_silent)
+}
+
 /// Finds silences in a stream fed in pieces; see the module docs.
 #[derive(Debug, Clone)]
 pub struct SilenceDetector {
     channels: usize,
     sample_rate: u64,
-    /// Magnitudes below this are silent, in sample units.
-    threshold: f64,
+    /// Magnitudes below this are silent, in sample units: the level's
+    /// threshold rounded up (an integer is below a real number exactly
+    /// when it is below its ceiling).
+    threshold: u64,
     /// Frames a silence lasts at least.
     min_frames: u64,
     /// Frames seen.
@@ -51,7 +114,9 @@ impl SilenceDetector {
         Self {
             channels: channels.max(1),
             sample_rate: u64::from(sample_rate.max(1)),
-            threshold: full_scale(bits) * 10f64.powf(threshold_dbfs / 20.0),
+            threshold: (full_scale(bits) * 10f64.powf(threshold_dbfs / 20.0))
+                .ceil()
+                .clamp(0.0, u64::MAX as f64) as u64,
             min_frames: (min_duration_ms * u64::from(sample_rate)).div_ceil(1000),
             position: 0,
             run_start: None,
@@ -63,18 +128,35 @@ impl SilenceDetector {
 
     /// Adds interleaved whole frames.
     pub fn add(&mut self, samples: &[i32]) {
-        for frame in samples.chunks_exact(self.channels) {
-            let silent = frame.iter().all(|&s| f64::from(s).abs() < self.threshold);
-            match (silent, self.run_start) {
-                (true, None) => self.run_start = Some(self.position),
-                (false, Some(start)) => {
-                    self.close(start, self.position);
+        // Long scans for the next change (a silent frame while sound runs,
+        // a loud one during a silence) instead of a state step per frame.
+        let threshold = self.threshold;
+        let silent = |frame: &[i32]| {
+            frame
+                .iter()
+                .all(|&s| u64::from(s.unsigned_abs()) < threshold)
+        };
+        let ch = self.channels;
+        let total = (samples.len() / ch) as u64;
+        let end = self.position + total;
+        let base = self.position;
+        let mut from = 0usize;
+        loop {
+            let want_silent = self.run_start.is_none();
+            let Some(i) = next_change(samples, ch, from, threshold, want_silent, &silent) else {
+                break;
+            };
+            from = i + 1;
+            let at = base + i as u64;
+            match self.run_start {
+                None => self.run_start = Some(at),
+                Some(start) => {
+                    self.close(start, at);
                     self.run_start = None;
                 }
-                _ => {}
             }
-            self.position += 1;
         }
+        self.position = end;
     }
 
     fn close(&mut self, start: u64, end: u64) {
@@ -170,5 +252,59 @@ mod tests {
         }
         assert_eq!(d.silences().len(), 2);
         assert_eq!(d.dropped(), 1);
+    }
+
+    #[test]
+    fn group_scanning_finds_what_a_frame_by_frame_scan_finds() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for channels in 1..=8usize {
+            // Stretches of loud and quiet frames of random lengths.
+            let mut samples = Vec::new();
+            for stretch in 0..60 {
+                let len = (next() % 3000) as usize;
+                for _ in 0..len * channels {
+                    let v = (next() % 2000) as i32 - 1000;
+                    samples.push(if stretch % 2 == 0 { v * 30 } else { v / 100 });
+                }
+            }
+            let naive = {
+                let (mut found, mut run, thr) = (Vec::new(), None, 33u64);
+                for (i, f) in samples.chunks_exact(channels).enumerate() {
+                    let quiet = f.iter().all(|&s| u64::from(s.unsigned_abs()) < thr);
+                    match (quiet, run) {
+                        (true, None) => run = Some(i),
+                        (false, Some(s)) => {
+                            if i - s >= 1600 {
+                                found.push((s * 1000 / 16_000, i * 1000 / 16_000));
+                            }
+                            run = None;
+                        }
+                        _ => {}
+                    }
+                }
+                found
+            };
+            // −60 dBFS of 16-bit: 32.77, so magnitudes up to 32 are silent.
+            let mut d = SilenceDetector::new(channels, 16_000, 16, -60.0, 100, 10_000);
+            let mut at = 0;
+            while at < samples.len() / channels {
+                let n = ((next() % 700) as usize + 1).min(samples.len() / channels - at);
+                d.add(&samples[at * channels..(at + n) * channels]);
+                at += n;
+            }
+            let got: Vec<(usize, usize)> = d
+                .found
+                .iter()
+                .map(|s| (s.start_ms as usize, s.end_ms as usize))
+                .collect();
+            assert!(!naive.is_empty());
+            assert_eq!(got, naive, "{channels} channels");
+        }
     }
 }

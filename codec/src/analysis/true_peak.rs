@@ -18,8 +18,14 @@
 /// Channels at most (FLAC's).
 pub const MAX_CHANNELS: usize = 8;
 
-/// Frames interpolated at a time (the scratch buffers' length).
+/// Frames taken from the interleaved input at a time (the scratch
+/// buffers' length).
 const STRETCH: usize = 256;
+
+/// Frames checked against the bound, and interpolated if they pass, at a
+/// time: short, so that inside a loud passage its quieter moments are
+/// skipped too.
+const WINDOW: usize = 32;
 
 /// One phase's taps: `coeffs[t]` applies to the input `delays[t]` frames
 /// before the newest.
@@ -29,6 +35,25 @@ struct Phase {
     delays: Vec<usize>,
     /// Σ|coeffs|: the phase's output is at most this times its largest input.
     gain_bound: f32,
+}
+
+/// The largest magnitude of `values` (no NaN among them), in lanes: a
+/// comparison-and-select per lane, which compiles to packed maxima where
+/// `f32::max` (NaN-aware) stays one scalar step at a time.
+fn max_abs(values: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(chunk) {
+            let a = v.abs();
+            *l = if a > *l { a } else { *l };
+        }
+    }
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(0.0f32, |m, v| m.max(v.abs()));
+    lanes.into_iter().fold(tail, f32::max)
 }
 
 /// The true-peak meter of a stream's channels.
@@ -41,6 +66,8 @@ pub struct TruePeak {
     history: usize,
     /// Per channel, its last `history` inputs, then scratch for a stretch.
     buffers: Vec<Vec<f32>>,
+    /// The largest phase's [`Phase::gain_bound`].
+    bound: f32,
     /// Largest magnitude so far per channel (inputs and interpolated).
     peaks: [f32; MAX_CHANNELS],
     out: Vec<f32>,
@@ -88,12 +115,17 @@ impl TruePeak {
             .max()
             .unwrap_or(0);
         let channels = channels.clamp(1, MAX_CHANNELS);
+        let bound = phases
+            .iter()
+            .skip(1)
+            .fold(0.0f32, |m, p| m.max(p.gain_bound));
         Self {
             channels,
             // Phase 0 holds the centre tap alone: the samples, delayed.
             phases: phases.into_iter().skip(1).collect(),
             history,
             buffers: vec![vec![0.0; history + STRETCH]; channels],
+            bound,
             peaks: [0.0; MAX_CHANNELS],
             out: vec![0.0; STRETCH],
         }
@@ -101,48 +133,73 @@ impl TruePeak {
 
     /// Adds interleaved whole frames, scaled to ±1 by `scale`.
     pub fn add(&mut self, samples: &[i32], scale: f32) {
-        let ch = self.channels;
+        let (ch, h) = (self.channels, self.history);
         let frames = samples.len() / ch;
         let mut at = 0;
         while at < frames {
             let n = STRETCH.min(frames - at);
             let stretch = &samples[at * ch..(at + n) * ch];
+            // De-interleaved in one pass over the frames, each channel into
+            // its buffer after its history (measured: a strided pass per
+            // channel was half of the true peak's time).
+            match &mut self.buffers[..] {
+                [mono] => {
+                    for (x, &s) in mono[h..h + n].iter_mut().zip(stretch) {
+                        *x = s as f32 * scale;
+                    }
+                }
+                [left, right] => {
+                    let pairs = stretch.chunks_exact(2);
+                    for ((l, r), f) in left[h..h + n]
+                        .iter_mut()
+                        .zip(&mut right[h..h + n])
+                        .zip(pairs)
+                    {
+                        *l = f[0] as f32 * scale;
+                        *r = f[1] as f32 * scale;
+                    }
+                }
+                buffers => {
+                    for (i, frame) in stretch.chunks_exact(ch).enumerate() {
+                        for (buf, &s) in buffers.iter_mut().zip(frame) {
+                            buf[h + i] = s as f32 * scale;
+                        }
+                    }
+                }
+            }
             for c in 0..ch {
-                self.add_channel(c, stretch, n, scale);
+                self.interpolate(c, n);
             }
             at += n;
         }
     }
 
-    fn add_channel(&mut self, c: usize, stretch: &[i32], n: usize, scale: f32) {
-        let (h, ch) = (self.history, self.channels);
+    /// Channel `c`'s new `n` inputs, after its history in its buffer.
+    fn interpolate(&mut self, c: usize, n: usize) {
+        let h = self.history;
         let buf = &mut self.buffers[c];
-        let mut loudest = 0.0f32;
-        for (slot, &s) in buf[h..h + n]
-            .iter_mut()
-            .zip(stretch.iter().skip(c).step_by(ch))
-        {
-            *slot = s as f32 * scale;
-            loudest = loudest.max(slot.abs());
-        }
-        let reach = buf[..h].iter().fold(loudest, |m, v| m.max(v.abs()));
         let peak = &mut self.peaks[c];
-        *peak = peak.max(loudest);
-        for phase in &self.phases {
-            if reach * phase.gain_bound <= *peak {
-                continue;
-            }
-            // out[i] = Σ_t coeff[t] · x[i − delay[t]], where x[i] is buf[h + i].
-            let out = &mut self.out[..n];
-            out.fill(0.0);
-            for (&coeff, &delay) in phase.coeffs.iter().zip(&phase.delays) {
-                let from = &buf[h - delay..h - delay + n];
-                for (o, x) in out.iter_mut().zip(from) {
-                    *o += coeff * x;
+        *peak = peak.max(max_abs(&buf[h..h + n]));
+        let mut start = 0;
+        while start < n {
+            let len = WINDOW.min(n - start);
+            // Outputs start.. read inputs from `h` before them.
+            let reach = max_abs(&buf[start..h + start + len]);
+            if reach * self.bound > *peak {
+                for phase in &self.phases {
+                    // out[i] = Σ_t coeff[t] · x[i − delay[t]], x[i] = buf[h + i].
+                    let out = &mut self.out[..len];
+                    out.fill(0.0);
+                    for (&coeff, &delay) in phase.coeffs.iter().zip(&phase.delays) {
+                        let from = &buf[h + start - delay..h + start - delay + len];
+                        for (o, x) in out.iter_mut().zip(from) {
+                            *o += coeff * x;
+                        }
+                    }
+                    *peak = peak.max(max_abs(out));
                 }
             }
-            let stretch_peak = out.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            *peak = peak.max(stretch_peak);
+            start += len;
         }
         // Keep the last `h` inputs for the next stretch.
         buf.copy_within(n..n + h, 0);
