@@ -90,24 +90,28 @@ def throughput(args):
         "--webhook-url", f"http://127.0.0.1:{hook_port}/hook",
         "--webhook-secret", "bench-secret-0123456789abcdef",
         "--webhook-allowed-networks", "127.0.0.0/8",
-        "--job-workers", str(args.job_workers)])
+        "--job-workers", str(args.job_workers),
+        # The first poll after the start finds nothing; the next, 10 s
+        # later, finds all N sessions' jobs queued: a backlog, drained as
+        # fast as the queue goes (each job's end claims the next at once).
+        "--job-poll-ms", "10000"])
     try:
         body = wav(1)
         t0 = time.monotonic()
         ids = [post(port, "/upload", body) for _ in range(args.n)]
         uploaded = time.monotonic() - t0
+        assert uploaded < 9, "the uploads must end before the backlog is claimed"
         deadline = time.monotonic() + 120
         while len(Receiver.seen) < args.n and time.monotonic() < deadline:
             time.sleep(0.05)
-        done_at = Receiver.last_at
-        span = done_at - t0
+        span = Receiver.last_at - Receiver.first_at
         analyses = sum(1 for sid in ids[-20:] for j in jobs(port, sid)
                        if j["kind"] == "analysis" and j["state"] == "done")
         print(json.dumps({
             "phase": "webhooks", "sessions": args.n, "job_workers": args.job_workers,
             "events_received": len(Receiver.seen), "deliveries": Receiver.deliveries,
             "uploads_seconds": round(uploaded, 2),
-            "first_upload_to_last_delivery_seconds": round(span, 2),
+            "backlog_drained_seconds": round(span, 2),
             "jobs_per_second": round(2 * args.n / span, 1),
             "webhooks_per_second": round(args.n / span, 1),
             "last_20_analyses_done": analyses}))
