@@ -89,6 +89,23 @@ impl Service {
         if spool_dir.exists() {
             std::fs::remove_dir_all(&spool_dir)?;
         }
+        // So are the scratch files of jobs it was running (a recompression's
+        // new file is written beside the recording until it replaces it).
+        let scratch = settings.data_dir.join(crate::jobs::context::SCRATCH_DIR);
+        if scratch.exists() {
+            std::fs::remove_dir_all(&scratch)?;
+        }
+        if let Ok(recordings) = std::fs::read_dir(settings.data_dir.join("recordings")) {
+            for entry in recordings.flatten() {
+                if entry
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(".archive.tmp")
+                {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         let pool = EncoderPool::start(settings.encoder_threads, settings.encoder_queue);
         let cluster =
             Arc::new(Cluster::new(&settings.cluster, settings.bind).map_err(io::Error::other)?);
@@ -177,6 +194,10 @@ impl Service {
                 decoding: Arc::clone(&state.decoding),
                 deliverer,
                 settings: settings.jobs.clone(),
+                stopping: {
+                    let draining = draining.clone();
+                    Box::new(move || draining.is_set())
+                },
             }),
             worker,
         )

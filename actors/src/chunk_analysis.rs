@@ -99,6 +99,20 @@ pub struct SessionAnalysis {
     pub chunks: u64,
     /// Whether the session has ended and this is the whole recording.
     pub complete: bool,
+    /// What was measured: the audio as it arrived, or the stored recording
+    /// (the final-analysis job, where the live measure did not cover it).
+    pub source: AnalysisSource,
+}
+
+/// What a [`SessionAnalysis`] measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnalysisSource {
+    /// The audio as it arrived.
+    #[default]
+    Live,
+    /// The stored recording, after the session ended.
+    Recording,
 }
 
 /// Work queued for the analysis, in stream order.
@@ -317,6 +331,7 @@ impl Analyzer {
             clipped_samples: self.clipped,
             chunks: self.chunks,
             complete,
+            source: AnalysisSource::Live,
         }
     }
 }

@@ -26,8 +26,9 @@ mod phrases;
 pub use analyses::{Analyses, ListChunks, LoadAnalysis, LoadChunk, SaveAnalysis, SaveChunks};
 
 pub use jobs::{
-    ClaimJobs, Enqueue, FinishJob, Job, JobAttempt, JobCounts, JobKind, JobOutcome, JobPlan,
-    JobState, Jobs, NewJob, RenewJob, SessionJobs, WebhookPayload,
+    known_kinds_sql, ClaimJobs, Enqueue, FinishJob, Job, JobAttempt, JobCounts, JobKind,
+    JobOutcome, JobPlan, JobState, Jobs, NewJob, RenewJob, SessionJobs, WebhookPayload,
+    ABANDONED_EXTRA_ATTEMPTS,
 };
 pub use leases::{
     ClaimLease, ClaimOrphans, LeaseClaim, LeaseHolder, Leases, ReleaseLease, RenewLeases,

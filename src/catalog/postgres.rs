@@ -322,40 +322,45 @@ impl PostgresCatalog {
         shared.run(async {
             let mut client = shared.pool.get().await.map_err(db_error)?;
             let tx = client.transaction().await.map_err(db_error)?;
-            tx.execute(
-                sql.as_str(),
-                &[
-                    &r.id,
-                    &r.user_id,
-                    &r.status.as_str(),
-                    &r.encoding,
-                    &r.sample_rate.map(i64::from),
-                    &r.channels.map(i64::from),
-                    &r.bits_per_sample.map(i64::from),
-                    &i64::from(r.level),
-                    &r.block_size.map(i64::from),
-                    &r.record,
-                    &(r.chunk_count as i64),
-                    &(r.samples as i64),
-                    &(r.bytes_in as i64),
-                    &(r.bytes_out as i64),
-                    &r.created_at_ms,
-                    &r.updated_at_ms,
-                    &r.closed_at_ms,
-                    &r.file,
-                    &r.error,
-                    &r.owner_key,
-                ],
-            )
-            .await
-            .map_err(db_error)?;
+            let changed = tx
+                .execute(
+                    sql.as_str(),
+                    &[
+                        &r.id,
+                        &r.user_id,
+                        &r.status.as_str(),
+                        &r.encoding,
+                        &r.sample_rate.map(i64::from),
+                        &r.channels.map(i64::from),
+                        &r.bits_per_sample.map(i64::from),
+                        &i64::from(r.level),
+                        &r.block_size.map(i64::from),
+                        &r.record,
+                        &(r.chunk_count as i64),
+                        &(r.samples as i64),
+                        &(r.bytes_in as i64),
+                        &(r.bytes_out as i64),
+                        &r.created_at_ms,
+                        &r.updated_at_ms,
+                        &r.closed_at_ms,
+                        &r.file,
+                        &r.error,
+                        &r.owner_key,
+                    ],
+                )
+                .await
+                .map_err(db_error)?;
             if finished {
                 // A finished session has no owner.
                 tx.execute("DELETE FROM leases WHERE session_id = $1", &[&r.id])
                     .await
                     .map_err(db_error)?;
             }
-            jobs::insert(&tx, jobs).await?;
+            // Only the save that ends the session queues its jobs (a
+            // later one changes nothing: the row is no longer live).
+            if changed == 1 {
+                jobs::insert(&tx, jobs).await?;
+            }
             tx.commit().await.map_err(db_error)
         })
     }
@@ -412,34 +417,35 @@ impl Catalog for PostgresCatalog {
     fn remove(&mut self, id: Uuid) -> Result<bool, StoreError> {
         let shared = &self.shared;
         shared.run(async {
-            let client = shared.pool.get().await.map_err(db_error)?;
-            client
-                .execute("DELETE FROM leases WHERE session_id = $1", &[&id])
+            let mut client = shared.pool.get().await.map_err(db_error)?;
+            // One transaction: a claim or a failure in between leaves no
+            // half-deleted session.
+            let tx = client.transaction().await.map_err(db_error)?;
+            tx.execute("DELETE FROM leases WHERE session_id = $1", &[&id])
                 .await
                 .map_err(db_error)?;
             // A phrase that names the session goes with it, and so do its
-            // measures.
-            client
-                .execute(
-                    "DELETE FROM job_attempts WHERE job_id IN \
-                     (SELECT id FROM jobs WHERE session_id = $1)",
+            // measures and jobs.
+            tx.execute(
+                "DELETE FROM job_attempts WHERE job_id IN \
+                 (SELECT id FROM jobs WHERE session_id = $1)",
+                &[&id],
+            )
+            .await
+            .map_err(db_error)?;
+            for table in ["phrases", "chunks", "analyses", "jobs"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE session_id = $1"),
                     &[&id],
                 )
                 .await
                 .map_err(db_error)?;
-            for table in ["phrases", "chunks", "analyses", "jobs"] {
-                client
-                    .execute(
-                        &format!("DELETE FROM {table} WHERE session_id = $1"),
-                        &[&id],
-                    )
-                    .await
-                    .map_err(db_error)?;
             }
-            let n = client
+            let n = tx
                 .execute("DELETE FROM sessions WHERE id = $1", &[&id])
                 .await
                 .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
             Ok(n > 0)
         })
     }

@@ -153,7 +153,18 @@ fn replicas_claiming_at_once_never_take_one_job_twice() {
     };
     let done = JobOutcome::Done("ok".into());
     assert!(!a.finish_job(job.id, other, 1, &done).unwrap());
+    let log = |c: &mut Box<dyn Catalog>| {
+        let jobs = c.session_jobs(session).unwrap();
+        let (_, attempts) = jobs.into_iter().find(|(j, _)| j.id == job.id).unwrap();
+        attempts[0].outcome.clone()
+    };
+    assert_eq!(
+        log(&mut a),
+        None,
+        "the other replica's outcome is not logged"
+    );
     assert!(a.finish_job(job.id, owner, 1, &done).unwrap());
+    assert_eq!(log(&mut a).as_deref(), Some("done"));
     assert!(!a.finish_job(job.id, owner, 1, &done).unwrap(), "once");
     assert_eq!(a.session_jobs(session).unwrap().len(), 20);
     a.remove(session).unwrap();

@@ -198,8 +198,9 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<SessionRecord> {
 /// One node: no other replica, so every claim holds (the defaults).
 impl Leases for SqliteCatalog {}
 
-/// Inserts or updates a record on `conn` (a connection or a transaction).
-fn save_on(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
+/// Inserts or updates a record on `conn` (a connection or a transaction);
+/// whether it changed anything (a finished record is never changed).
+fn save_on(conn: &Connection, r: &SessionRecord) -> Result<bool, StoreError> {
     // A finished session never goes back to live, whatever order the
     // store threads apply saves in.
     let sql = format!(
@@ -241,13 +242,13 @@ fn save_on(conn: &Connection, r: &SessionRecord) -> Result<(), StoreError> {
             r.owner_key,
         ],
     )
-    .map_err(db_error)?;
-    Ok(())
+    .map(|n| n > 0)
+    .map_err(db_error)
 }
 
 impl Catalog for SqliteCatalog {
     fn save(&mut self, r: &SessionRecord) -> Result<(), StoreError> {
-        save_on(&self.conn, r)
+        save_on(&self.conn, r).map(|_| ())
     }
 
     fn save_ended(&mut self, r: &SessionRecord, jobs: &[NewJob]) -> Result<(), StoreError> {
@@ -255,8 +256,11 @@ impl Catalog for SqliteCatalog {
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(db_error)?;
-        save_on(&tx, r)?;
-        jobs::insert(&tx, jobs)?;
+        // Only the save that ends the session queues its jobs (a later one
+        // changes nothing: the row is no longer live).
+        if save_on(&tx, r)? {
+            jobs::insert(&tx, jobs)?;
+        }
         tx.commit().map_err(db_error)
     }
 

@@ -23,7 +23,7 @@ pub const DEFAULT_JOB_POLL_MS: u64 = 1000;
 /// at a third of it while a job runs.
 pub const DEFAULT_JOB_LEASE_SECONDS: u64 = 60;
 /// Attempts before a job fails: with the default backoff (10 s doubling to
-/// an hour) 20 attempts span about 13 hours.
+/// an hour, half of each random) 20 attempts span 6 to 11 hours.
 pub const DEFAULT_JOB_MAX_ATTEMPTS: u32 = 20;
 /// Delay before the first retry, in milliseconds; doubled each attempt.
 pub const DEFAULT_JOB_BACKOFF_MS: u64 = 10_000;
@@ -239,8 +239,12 @@ impl JobFlags {
             .into_iter()
             .collect();
         for url in self.webhook_url.iter().chain(per_key.values()) {
-            // Only the URL's form: its addresses are checked at delivery.
-            if let Err(e @ crate::webhook::target::TargetError::Url(_)) = targets.check_url(url) {
+            // The URL's form and a literal address; a name's addresses are
+            // checked at each delivery.
+            use crate::webhook::target::TargetError;
+            if let Err(e @ (TargetError::Url(_) | TargetError::RefusedLiteral(_))) =
+                targets.check_url(url)
+            {
                 return Err(ConfigError::Jobs(e.to_string()));
             }
         }

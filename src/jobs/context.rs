@@ -26,6 +26,8 @@ pub struct JobContext {
     pub deliverer: Option<Deliverer>,
     /// The settings.
     pub settings: JobSettings,
+    /// Whether the replica is draining (no more claims then).
+    pub stopping: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 /// Where scratch files of jobs go, under the data directory.
@@ -84,11 +86,14 @@ impl Drop for LocalRecording {
 }
 
 impl JobContext {
-    /// A local copy of recording `file` (the record's `file`) for job `job`.
+    /// A local copy of recording `file` (the record's `file`) for attempt
+    /// `attempt` of job `job` (named per attempt: one whose claim lapsed
+    /// may still run beside the next).
     pub async fn local_recording(
         &self,
         file: &str,
         job: uuid::Uuid,
+        attempt: u32,
     ) -> Result<LocalRecording, JobError> {
         let Some(objects) = self.objects.as_ref() else {
             return Ok(LocalRecording {
@@ -101,7 +106,7 @@ impl JobContext {
         let dir = self.data_dir.join(SCRATCH_DIR);
         tokio::fs::create_dir_all(&dir).await?;
         let local = LocalRecording {
-            path: dir.join(format!("{job}.flac")),
+            path: dir.join(format!("{job}.{attempt}.flac")),
             scratch: true,
         };
         let (_, mut stream) = objects

@@ -7,7 +7,9 @@
 //! measured by the same analyzer, on a blocking thread holding an analysis
 //! place. Saving it again gives the same result: idempotent.
 
-use flacstream_actors::chunk_analysis::{AnalysisSettings, Analyzer, SessionAnalysis, Work};
+use flacstream_actors::chunk_analysis::{
+    AnalysisSettings, AnalysisSource, Analyzer, SessionAnalysis, Work,
+};
 use flacstream_actors::store::{Job, Load, LoadAnalysis, SaveAnalysis};
 use flacstream_codec::media::MediaDecoder;
 
@@ -38,7 +40,7 @@ pub async fn run(cx: &JobContext, job: &Job) -> Result<String, JobError> {
             ));
         }
     }
-    let local = cx.local_recording(&file, job.id).await?;
+    let local = cx.local_recording(&file, job.id, job.attempts).await?;
     let place = cx
         .analysis
         .threads
@@ -57,6 +59,7 @@ pub async fn run(cx: &JobContext, job: &Job) -> Result<String, JobError> {
     .map_err(|e| JobError::Retry(format!("the analysis stopped: {e}")))??;
     drop(local);
     summary.chunks = record.chunk_count;
+    summary.source = AnalysisSource::Recording;
     let samples = summary.samples;
     cx.store
         .send(SaveAnalysis {

@@ -56,14 +56,18 @@ pub async fn run(cx: &JobContext, job: &Job) -> Result<String, JobError> {
         return Ok(format!("already at level {}", record.level));
     }
     let before = record.bytes_out;
-    let source = cx.local_recording(&file, job.id).await?;
+    let source = cx.local_recording(&file, job.id, job.attempts).await?;
     let scratch = cx.data_dir.join(SCRATCH_DIR);
     tokio::fs::create_dir_all(&scratch).await?;
     // Beside the recording in single-node mode, so the rename stays in one
     // file system; a scratch file for the object otherwise.
+    // Named per attempt: an attempt whose claim lapsed while it ran must
+    // not share its file with the next.
     let target = match cx.objects {
-        Some(_) => scratch.join(format!("{}.archive.flac", job.id)),
-        None => source.path.with_extension("archive.tmp"),
+        Some(_) => scratch.join(format!("{}.{}.archive.flac", job.id, job.attempts)),
+        None => source
+            .path
+            .with_extension(format!("{}.{}.archive.tmp", job.id, job.attempts)),
     };
     let place = cx
         .decoding
@@ -99,13 +103,28 @@ pub async fn run(cx: &JobContext, job: &Job) -> Result<String, JobError> {
         }
     }
     drop(source);
-    cx.store
+    let recorded = cx
+        .store
         .send(Recompressed {
             id,
             level: level.get(),
             bytes_out: encoded.bytes,
         })
         .await??;
+    if !recorded {
+        // Deleted while it was re-encoded: what was just written must go
+        // too, or it would outlive its session.
+        match cx.objects.as_ref() {
+            Some(objects) => objects.delete_object(&file).await?,
+            None => match tokio::fs::remove_file(cx.data_dir.join(&file)).await {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            },
+        }
+        return Err(JobError::Permanent(
+            "the session was deleted meanwhile".into(),
+        ));
+    }
     Ok(format!(
         "level {} to {}: {before} to {} bytes ({:.2}%), {} samples verified",
         record.level,

@@ -52,7 +52,9 @@ impl JobRunner {
 
     fn poll(&mut self, ctx: &mut Context<Self>) {
         let free = self.cx.settings.workers.saturating_sub(self.running);
-        if self.claiming || free == 0 {
+        // A draining replica claims nothing more: what it took would be
+        // cut off by its exit and wait out its lease.
+        if self.claiming || free == 0 || (self.cx.stopping)() {
             return;
         }
         self.claiming = true;
@@ -155,8 +157,11 @@ async fn attempt(cx: Arc<JobContext>, worker: String, job: Job) {
                         lease_ms: lease.as_millis() as i64,
                     })
                     .await;
-                if !matches!(renewed, Ok(Ok(true))) {
-                    log::warn!("Job {id}: its claim could not be renewed ({renewed:?}).");
+                match renewed {
+                    Ok(Ok(true)) => {}
+                    // Another worker holds it now: this attempt must stop.
+                    Ok(Ok(false)) => return,
+                    other => log::warn!("Job {id}: its claim could not be renewed ({other:?})."),
                 }
             }
         }
@@ -164,7 +169,14 @@ async fn attempt(cx: Arc<JobContext>, worker: String, job: Job) {
     let work = run(&cx, &job);
     let result = match select(Box::pin(work), Box::pin(renew)).await {
         Either::Left((result, _)) => result,
-        Either::Right(((), _)) => unreachable!("the renewal loop never ends"),
+        Either::Right(((), _)) => {
+            log::warn!(
+                "Job {} ({kind}): its claim was taken over; attempt {} stopped.",
+                job.id,
+                job.attempts
+            );
+            return;
+        }
     };
     let outcome = match result {
         Ok(done) => JobOutcome::Done(done),

@@ -30,7 +30,10 @@ pub enum DeliveryError {
 impl DeliveryError {
     /// Whether another attempt cannot help.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, Self::Target(TargetError::Url(_)))
+        matches!(
+            self,
+            Self::Target(TargetError::Url(_) | TargetError::RefusedLiteral(_))
+        )
     }
 }
 
@@ -108,7 +111,10 @@ impl Deliverer {
             .await
             .map_err(|e| match target_error(&e) {
                 Some(t) => DeliveryError::Target(t),
-                None => DeliveryError::Transport(describe(&e)),
+                // Without the URL: the error is shown to the session's
+                // principals (the attempt log), and a receiver's URL can
+                // carry its own secret.
+                None => DeliveryError::Transport(describe(&e.without_url())),
             })?;
         let status = response.status().as_u16();
         // The body is not read: dropping the response closes the connection.

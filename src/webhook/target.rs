@@ -33,6 +33,11 @@ pub enum TargetError {
         /// What it resolved to.
         addrs: String,
     },
+    /// The URL names a refused address itself: no lookup can change that.
+    #[error(
+        "the webhook receiver's address {0} is refused; allow it with --webhook-allowed-networks"
+    )]
+    RefusedLiteral(String),
     /// The name did not resolve.
     #[error("the webhook receiver {0} did not resolve")]
     Unresolved(String),
@@ -45,21 +50,47 @@ pub struct Targets {
     pub allowed: Vec<IpNet>,
 }
 
-/// Whether `ip` is of a class refused by default.
+/// The IPv4 address an IPv6 one carries, if it is one of the forms that
+/// reach an IPv4 host: IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible
+/// (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and 6to4 (`2002:wwxx:yyzz::/48`).
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let tail = Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8);
+    match s {
+        [0, 0, 0, 0, 0, 0xffff, _, _] | [0, 0, 0, 0, 0, 0, _, _] => Some(tail),
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
+        [0x2002, hi, lo, ..] => Some(Ipv4Addr::new(
+            (hi >> 8) as u8,
+            hi as u8,
+            (lo >> 8) as u8,
+            lo as u8,
+        )),
+        _ => None,
+    }
+}
+
+/// `ip`, or the IPv4 address it carries: what the rules and the allowed
+/// networks are checked against.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `ip` (canonical) is of a class refused by default.
 fn refused_class(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => refused_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => refused_v4(v4),
-            None => {
-                v6.is_loopback()
-                    || v6.is_unspecified()
-                    || v6.is_multicast()
-                    // fe80::/10, link-local unicast.
-                    || (v6.segments()[0] & 0xffc0) == 0xfe80
-                    || v6 == Ipv6Addr::from([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254])
-            }
-        },
+        IpAddr::V6(v6) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                // fe80::/10, link-local unicast.
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                // AWS's instance metadata over IPv6.
+                || v6 == Ipv6Addr::from([0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254])
+        }
     }
 }
 
@@ -70,11 +101,14 @@ fn refused_v4(v4: Ipv4Addr) -> bool {
         || v4.octets()[0] == 0
         || v4.is_multicast()
         || v4.is_broadcast()
+        // Alibaba Cloud's instance metadata (in 100.64.0.0/10).
+        || v4 == Ipv4Addr::new(100, 100, 100, 200)
 }
 
 impl Targets {
     /// Whether a connection to `ip` is refused.
     pub fn is_refused(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
         refused_class(ip) && !self.allowed.iter().any(|net| net.contains(&ip))
     }
 
@@ -94,10 +128,7 @@ impl Targets {
             .parse::<IpAddr>()
             .ok();
         if let Some(ip) = literal.filter(|&ip| self.is_refused(ip)) {
-            return Err(TargetError::Refused {
-                host: ip.to_string(),
-                addrs: ip.to_string(),
-            });
+            return Err(TargetError::RefusedLiteral(ip.to_string()));
         }
         Ok(parsed)
     }
@@ -172,6 +203,10 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
             "fd00:ec2::254",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "100.100.100.200",
         ] {
             assert!(strict.is_refused(refused.parse().unwrap()), "{refused}");
         }
@@ -188,6 +223,7 @@ mod tests {
             allowed: vec!["127.0.0.0/8".parse().unwrap()],
         };
         assert!(!open.is_refused("127.0.0.1".parse().unwrap()));
+        assert!(!open.is_refused("::ffff:127.0.0.1".parse().unwrap()));
         assert!(open.is_refused("::1".parse().unwrap()));
         assert!(open.is_refused("169.254.169.254".parse().unwrap()));
     }
@@ -202,11 +238,11 @@ mod tests {
         ));
         assert!(matches!(
             strict.check_url("http://127.0.0.1:9/"),
-            Err(TargetError::Refused { .. })
+            Err(TargetError::RefusedLiteral(_))
         ));
         assert!(matches!(
             strict.check_url("http://[::1]:9/"),
-            Err(TargetError::Refused { .. })
+            Err(TargetError::RefusedLiteral(_))
         ));
         assert!(matches!(
             strict.check_url("not a url"),

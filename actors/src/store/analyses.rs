@@ -6,7 +6,7 @@ use actix::{Handler, Message, SyncContext};
 use uuid::Uuid;
 
 use super::{Store, StoreError};
-use crate::chunk_analysis::{ChunkMetadata, SessionAnalysis};
+use crate::chunk_analysis::{AnalysisSource, ChunkMetadata, SessionAnalysis};
 
 /// Where chunk metadata and analyses are kept. Methods block.
 pub trait Analyses {
@@ -18,15 +18,21 @@ pub trait Analyses {
     /// A session's chunks' JSON in order, from chunk number `after + 1`,
     /// at most `limit`.
     fn chunks(&mut self, id: Uuid, after: u64, limit: u32) -> Result<Vec<String>, StoreError>;
-    /// Stores the session's analysis unless a newer one (`version`) is.
+    /// Stores the session's analysis unless a newer one (`version`) is,
+    /// or the session is gone (deleted while a job measured it).
     fn save_analysis(&mut self, id: Uuid, version: i64, json: &str) -> Result<(), StoreError>;
     /// The session's analysis JSON.
     fn analysis(&mut self, id: Uuid) -> Result<Option<String>, StoreError>;
 }
 
 /// The order of a session's analyses: every save has more samples, or is
-/// the final one (stores' threads may run saves out of order).
+/// the final one (stores' threads may run saves out of order); one measured
+/// from the stored recording after the session ended beats them all (the
+/// live one may have counted samples the recording lost in a crash).
 fn version(a: &SessionAnalysis) -> i64 {
+    if a.source == AnalysisSource::Recording {
+        return i64::MAX;
+    }
     (a.samples as i64).saturating_mul(2) + i64::from(a.complete)
 }
 

@@ -27,6 +27,23 @@ use uuid::Uuid;
 
 use super::{now_ms, SessionRecord, SessionStatus, Store, StoreError};
 
+/// Attempts abandoned by their worker (killed, or its claim lapsed) that a
+/// job at its last attempt still gets before it is failed: a restart or a
+/// deploy must not fail the jobs it cut off, and a job that brings its
+/// worker down every time must not run forever.
+pub const ABANDONED_EXTRA_ATTEMPTS: u32 = 2;
+
+/// The job kinds' stored names, as an SQL list: a claim takes only kinds
+/// this build runs (a newer replica's kind waits for a replica that knows
+/// it, instead of failing every claim here).
+pub fn known_kinds_sql() -> String {
+    JobKind::ALL
+        .iter()
+        .map(|k| format!("'{}'", k.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What a job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -226,10 +243,12 @@ pub trait Jobs {
     /// Queues jobs; a dedupe key already present is skipped. Answers how
     /// many were queued.
     fn enqueue(&mut self, jobs: &[NewJob]) -> Result<u64, StoreError>;
-    /// Claims up to `limit` due jobs for `worker` until `now + lease_ms`:
-    /// queued ones whose time has come and running ones whose claim lapsed
-    /// (their worker died). A lapsed one already at its last attempt is
-    /// marked failed instead. Each claim begins an attempt.
+    /// Claims up to `limit` due jobs of the kinds this build knows for
+    /// `worker` until `now + lease_ms`: queued ones whose time has come and
+    /// running ones whose claim lapsed (their worker died). A lapsed one
+    /// already [`ABANDONED_EXTRA_ATTEMPTS`] past its last attempt is marked
+    /// failed instead. Each claim begins an attempt. PostgreSQL takes `now`
+    /// from the database's clock (replicas' clocks may differ).
     fn claim_jobs(
         &mut self,
         worker: &str,

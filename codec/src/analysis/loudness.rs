@@ -40,6 +40,11 @@ pub struct Loudness {
     pub true_peak_dbtp: Option<f64>,
 }
 
+/// Lowest sample rate measured, in Hz: telephony's. Below it the
+/// K-weighting shelf (at 1.68 kHz) reaches the Nyquist frequency, and under
+/// 3.4 kHz its filter is not even stable.
+pub const MIN_SAMPLE_RATE: u32 = 8000;
+
 /// Sub-blocks in a momentary window (400 ms).
 const MOMENTARY_BLOCKS: usize = 4;
 /// Sub-blocks in a short-term window (3 s).
@@ -94,7 +99,9 @@ impl Histogram {
         }
     }
 
-    /// The first bin at or above `relative_lu` below the mean of all.
+    /// The first bin counted by a gate `relative_lu` below the mean of all:
+    /// the threshold's own bin only if the threshold is at or below its
+    /// centre (libebur128's rule for its histogram mode).
     fn gate(&self, relative_lu: f64) -> Option<usize> {
         let n: u64 = self.counts.iter().sum();
         if n == 0 {
@@ -102,10 +109,14 @@ impl Histogram {
         }
         let mean = self.energies.iter().sum::<f64>() / n as f64;
         let threshold = lufs(mean) + relative_lu;
-        Some(if threshold <= ABSOLUTE_GATE_LUFS {
-            0
+        if threshold <= ABSOLUTE_GATE_LUFS {
+            return Some(0);
+        }
+        let bin = Self::bin(threshold);
+        Some(if threshold > Self::center(bin) {
+            (bin + 1).min(BINS - 1)
         } else {
-            Self::bin(threshold)
+            bin
         })
     }
 
@@ -114,7 +125,7 @@ impl Histogram {
         let from = self.gate(RELATIVE_GATE_LU)?;
         let n: u64 = self.counts[from..].iter().sum();
         let e: f64 = self.energies[from..].iter().sum();
-        (n > 0).then(|| lufs(e / n as f64))
+        Some(lufs(e / n.max(1) as f64)).filter(|l| n > 0 && l.is_finite())
     }
 
     /// Loudness range: the 10th to the 95th percentile above the gate.
@@ -135,7 +146,7 @@ impl Histogram {
             }
             Self::center(BINS - 1)
         };
-        Some(percentile(0.95) - percentile(0.10))
+        Some(percentile(0.95) - percentile(0.10)).filter(|r| r.is_finite())
     }
 }
 
@@ -162,13 +173,18 @@ pub struct LoudnessMeter {
 }
 
 impl LoudnessMeter {
-    /// A meter for a stream of `channels` (1..=8) at `sample_rate`, `bits`
-    /// wide; `None` outside those ranges.
+    /// A meter for a stream of `channels` (1..=8) at `sample_rate` (at
+    /// least [`MIN_SAMPLE_RATE`]), `bits` wide; `None` outside those ranges.
     pub fn new(channels: usize, sample_rate: u32, bits: u32) -> Option<Self> {
-        if !(1..=MAX_CHANNELS).contains(&channels) || sample_rate == 0 || bits == 0 {
+        if !(1..=MAX_CHANNELS).contains(&channels) || sample_rate < MIN_SAMPLE_RATE || bits == 0 {
             return None;
         }
         let mut weights = [1.0; MAX_CHANNELS];
+        if channels == 4 {
+            // FLAC's quad: front left and right, back left and right.
+            weights[2] = 1.41;
+            weights[3] = 1.41;
+        }
         if channels >= 5 {
             // FLAC's (and WAV's) orders: L R C (LFE) Ls Rs …
             let lfe = usize::from(channels >= 6);
@@ -289,6 +305,28 @@ mod tests {
     }
 
     #[test]
+    fn rates_below_telephonys_are_not_measured() {
+        // The K-weighting filter is unstable below 3.4 kHz.
+        assert!(LoudnessMeter::new(1, 3_000, 16).is_none());
+        assert!(LoudnessMeter::new(1, MIN_SAMPLE_RATE, 16).is_some());
+    }
+
+    #[test]
+    fn a_gate_inside_a_bin_counts_only_what_is_above_it() {
+        // Half the blocks at -19.93 LUFS, half at -32.73: the relative gate
+        // (-32.718) is 0.012 LU above the quieter half, in its bin; they
+        // must not count.
+        let mut h = Histogram::new();
+        let energy = |l: f64| 10f64.powf((l + 0.691) / 10.0);
+        for _ in 0..100 {
+            h.add(energy(-19.93));
+            h.add(energy(-32.73));
+        }
+        let i = h.integrated().unwrap();
+        assert!((i + 19.93).abs() < 0.01, "{i}");
+    }
+
+    #[test]
     fn silence_has_no_loudness() {
         let mut meter = LoudnessMeter::new(1, 16_000, 16).unwrap();
         meter.add(&vec![0; 16_000 * 3]);
@@ -331,10 +369,16 @@ mod against_libebur128 {
     fn reference(samples: &[i32], channels: usize, rate: u32) -> (f64, f64, f64, f64, f64) {
         let mode = Mode::I | Mode::LRA | Mode::TRUE_PEAK | Mode::M | Mode::S;
         let mut m = EbuR128::new(channels as u32, rate, mode).unwrap();
-        if channels == 6 {
+        {
             use ebur128::Channel::*;
-            m.set_channel_map(&[Left, Right, Center, Unused, LeftSurround, RightSurround])
-                .unwrap();
+            // FLAC's orders, as BS.1770 weighs them.
+            match channels {
+                4 => m.set_channel_map(&[Left, Right, LeftSurround, RightSurround]),
+                5 => m.set_channel_map(&[Left, Right, Center, LeftSurround, RightSurround]),
+                6 => m.set_channel_map(&[Left, Right, Center, Unused, LeftSurround, RightSurround]),
+                _ => Ok(()),
+            }
+            .unwrap();
         }
         let f: Vec<f32> = samples.iter().map(|&s| s as f32 / 32768.0).collect();
         m.add_frames_f32(&f).unwrap();
@@ -352,7 +396,17 @@ mod against_libebur128 {
 
     #[test]
     fn integrated_range_true_peak_momentary_and_short_term_agree() {
-        for (channels, rate) in [(1, 16_000), (2, 44_100), (2, 48_000), (6, 48_000)] {
+        let cases = [
+            (1, 8_000),
+            (1, 16_000),
+            (2, 44_100),
+            (2, 48_000),
+            (4, 48_000),
+            (5, 44_100),
+            (6, 48_000),
+            (2, 96_000),
+        ];
+        for (channels, rate) in cases {
             let samples = signal(channels, rate, 20);
             let (integrated, range, peak, momentary, short_term) =
                 reference(&samples, channels, rate);

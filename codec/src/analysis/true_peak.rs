@@ -1,7 +1,7 @@
 //! True peak per ITU-R BS.1770 annex 2: the largest magnitude of the signal
 //! oversampled 4× (below 96 kHz; 2× below 192 kHz; the samples themselves
 //! above), with the interpolation filter libebur128 and ffmpeg's `ebur128`
-//! filter use: a 49-tap (25 at 2×) Hann-windowed sinc in polyphase form.
+//! filter use: a 49-tap Hann-windowed sinc in polyphase form.
 //!
 //! Phase 0 of that filter is the identity (its other taps fall on the
 //! sinc's zeros), so the true peak is the larger of the sample peak and the
@@ -79,7 +79,7 @@ impl TruePeak {
         let (taps, factor) = if sample_rate < 96_000 {
             (49usize, 4usize)
         } else if sample_rate < 192_000 {
-            (25, 2)
+            (49, 2)
         } else {
             (1, 1)
         };

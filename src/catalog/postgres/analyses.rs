@@ -67,8 +67,8 @@ impl Analyses for PostgresCatalog {
             let client = shared.pool.get().await.map_err(db_error)?;
             client
                 .execute(
-                    "INSERT INTO analyses (session_id, version, analysis) VALUES ($1, $2, $3) \
-                     ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, \
+                    "INSERT INTO analyses (session_id, version, analysis) SELECT $1, $2, $3 \
+                     WHERE EXISTS (SELECT 1 FROM sessions WHERE id = $1) ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, \
                      analysis = excluded.analysis WHERE excluded.version >= analyses.version",
                     &[&id, &version, &json],
                 )

@@ -5,12 +5,17 @@
 
 use deadpool_postgres::GenericClient;
 use flacstream_actors::store::{
-    now_ms, Job, JobAttempt, JobKind, JobOutcome, JobState, Jobs, NewJob, StoreError,
+    known_kinds_sql, now_ms, Job, JobAttempt, JobKind, JobOutcome, JobState, Jobs, NewJob,
+    StoreError, ABANDONED_EXTRA_ATTEMPTS,
 };
 use tokio_postgres::Row;
 use uuid::Uuid;
 
 use super::{db_error, PostgresCatalog};
+
+/// Now on the database's clock, in milliseconds since the Unix epoch.
+const DB_NOW_MS_EXPR: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
+const DB_NOW_MS: &str = "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT";
 
 const JOB_COLUMNS: &str = "id, kind, session_id, state, attempts, max_attempts, run_after_ms, \
      last_error, result, created_at_ms, updated_at_ms, payload";
@@ -86,7 +91,7 @@ impl Jobs for PostgresCatalog {
     fn claim_jobs(
         &mut self,
         worker: &str,
-        now: i64,
+        _now: i64,
         lease_ms: i64,
         limit: u32,
     ) -> Result<Vec<Job>, StoreError> {
@@ -94,24 +99,27 @@ impl Jobs for PostgresCatalog {
         shared.run(async {
             let mut client = shared.pool.get().await.map_err(db_error)?;
             let tx = client.transaction().await.map_err(db_error)?;
+            // The database's clock, the one every replica's claims compare.
+            let now: i64 = tx.query_one(DB_NOW_MS, &[]).await.map_err(db_error)?.get(0);
             // Lapsed claims at their last attempt: failed, not claimed again.
             tx.execute(
                 "UPDATE jobs SET state = 'failed', claimed_by = NULL, claimed_until_ms = NULL, \
                  last_error = 'abandoned: its worker stopped during the last attempt', \
                  updated_at_ms = $1 WHERE id IN (SELECT id FROM jobs WHERE state = 'running' \
-                 AND claimed_until_ms < $1 AND attempts >= max_attempts \
+                 AND claimed_until_ms < $1 AND attempts >= max_attempts + $2 \
                  FOR UPDATE SKIP LOCKED)",
-                &[&now],
+                &[&now, &i64::from(ABANDONED_EXTRA_ATTEMPTS)],
             )
             .await
             .map_err(db_error)?;
             let sql = format!(
                 "UPDATE jobs SET state = 'running', attempts = attempts + 1, claimed_by = $3, \
                  claimed_until_ms = $4, updated_at_ms = $1 \
-                 WHERE id IN (SELECT id FROM jobs WHERE (state = 'queued' AND run_after_ms <= $1) \
-                 OR (state = 'running' AND claimed_until_ms < $1) \
+                 WHERE id IN (SELECT id FROM jobs WHERE ((state = 'queued' AND run_after_ms <= $1) \
+                 OR (state = 'running' AND claimed_until_ms < $1)) AND kind IN ({}) \
                  ORDER BY run_after_ms LIMIT $2 FOR UPDATE SKIP LOCKED) \
-                 RETURNING {JOB_COLUMNS}"
+                 RETURNING {JOB_COLUMNS}",
+                known_kinds_sql()
             );
             let rows = tx
                 .query(
@@ -148,9 +156,11 @@ impl Jobs for PostgresCatalog {
             let client = shared.pool.get().await.map_err(db_error)?;
             let n = client
                 .execute(
-                    "UPDATE jobs SET claimed_until_ms = $4 WHERE id = $1 AND claimed_by = $2 \
-                     AND attempts = $3 AND state = 'running'",
-                    &[&id, &worker, &i64::from(attempt), &until_ms],
+                    &format!(
+                        "UPDATE jobs SET claimed_until_ms = ({DB_NOW_MS_EXPR}) + $4 \
+                         WHERE id = $1 AND claimed_by = $2 AND attempts = $3 AND state = 'running'"
+                    ),
+                    &[&id, &worker, &i64::from(attempt), &(until_ms - now_ms())],
                 )
                 .await
                 .map_err(db_error)?;
@@ -206,13 +216,14 @@ impl Jobs for PostgresCatalog {
                 .map_err(db_error)?;
             tx.execute(
                 "UPDATE job_attempts SET finished_at_ms = $3, outcome = $4, detail = $5 \
-                 WHERE job_id = $1 AND attempt = $2 AND outcome IS NULL",
+                 WHERE job_id = $1 AND attempt = $2 AND worker = $6 AND outcome IS NULL",
                 &[
                     &id,
                     &i64::from(attempt),
                     &now,
                     &outcome.as_str(),
                     &outcome.detail(),
+                    &worker,
                 ],
             )
             .await

@@ -54,8 +54,8 @@ impl Analyses for SqliteCatalog {
     fn save_analysis(&mut self, id: Uuid, version: i64, json: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO analyses (session_id, version, analysis) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, \
+                "INSERT INTO analyses (session_id, version, analysis) SELECT ?1, ?2, ?3 \
+                 WHERE EXISTS (SELECT 1 FROM sessions WHERE id = ?1) ON CONFLICT (session_id) DO UPDATE SET version = excluded.version, \
                  analysis = excluded.analysis WHERE excluded.version >= analyses.version",
                 params![id.to_string(), version, json],
             )

@@ -4,7 +4,8 @@
 //! claim one row.
 
 use flacstream_actors::store::{
-    now_ms, Job, JobAttempt, JobKind, JobOutcome, JobState, Jobs, NewJob, StoreError,
+    known_kinds_sql, now_ms, Job, JobAttempt, JobKind, JobOutcome, JobState, Jobs, NewJob,
+    StoreError, ABANDONED_EXTRA_ATTEMPTS,
 };
 use rusqlite::{params, Connection, Row};
 use uuid::Uuid;
@@ -95,15 +96,16 @@ impl Jobs for SqliteCatalog {
             "UPDATE jobs SET state = 'failed', claimed_by = NULL, claimed_until_ms = NULL, \
              last_error = 'abandoned: its worker stopped during the last attempt', \
              updated_at_ms = ?1 \
-             WHERE state = 'running' AND claimed_until_ms < ?1 AND attempts >= max_attempts",
-            [now],
+             WHERE state = 'running' AND claimed_until_ms < ?1 AND attempts >= max_attempts + ?2",
+            params![now, ABANDONED_EXTRA_ATTEMPTS],
         )
         .map_err(db_error)?;
         let due: Vec<Job> = {
             let sql = format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE (state = 'queued' AND run_after_ms <= ?1) \
-                 OR (state = 'running' AND claimed_until_ms < ?1) \
-                 ORDER BY run_after_ms LIMIT ?2"
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE ((state = 'queued' AND run_after_ms <= ?1) \
+                 OR (state = 'running' AND claimed_until_ms < ?1)) AND kind IN ({}) \
+                 ORDER BY run_after_ms LIMIT ?2",
+                known_kinds_sql()
             );
             let mut stmt = tx.prepare_cached(&sql).map_err(db_error)?;
             let rows = stmt
@@ -204,13 +206,14 @@ impl Jobs for SqliteCatalog {
             .map_err(db_error)?;
         tx.execute(
             "UPDATE job_attempts SET finished_at_ms = ?3, outcome = ?4, detail = ?5 \
-             WHERE job_id = ?1 AND attempt = ?2 AND outcome IS NULL",
+             WHERE job_id = ?1 AND attempt = ?2 AND worker = ?6 AND outcome IS NULL",
             params![
                 id.to_string(),
                 attempt,
                 now,
                 outcome.as_str(),
-                outcome.detail()
+                outcome.detail(),
+                worker
             ],
         )
         .map_err(db_error)?;
