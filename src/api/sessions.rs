@@ -158,11 +158,11 @@ pub async fn close(
             match take_over(&state, id).await {
                 Ok((session, _)) => session,
                 Err(ApiError::SessionClosed) if container => {
-                    return match state.store.send(Load { id }).await?? {
-                        Some(record) if record.status != SessionStatus::Live => {
-                            Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0)))
-                        }
-                        _ => Err(ApiError::SessionClosed),
+                    // The owner finalizes it as the takeover asks; its final
+                    // save (after its measures') may still be on the way.
+                    return match final_record(&state, id).await? {
+                        Some(record) => Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0))),
+                        None => Err(ApiError::SessionClosed),
                     };
                 }
                 Err(e) => return Err(e),
@@ -175,16 +175,25 @@ pub async fn close(
         return Err(ApiError::SessionClosed);
     }
     // The final save is queued before the session stops; read it back.
+    match final_record(&state, id).await? {
+        Some(record) => Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0))),
+        None => Err(ApiError::Unavailable(
+            "the session did not finish in time".into(),
+        )),
+    }
+}
+
+/// The session's record once it is no longer live, polled for up to
+/// [`FINAL_SAVE_POLLS`] × [`FINAL_SAVE_POLL_MS`]; `None` if it stays live.
+async fn final_record(state: &AppState, id: SessionId) -> Result<Option<SessionRecord>, ApiError> {
     for _ in 0..FINAL_SAVE_POLLS {
         let stored = state.store.send(Load { id }).await??;
         if let Some(record) = stored.filter(|r| r.status != SessionStatus::Live) {
-            return Ok(HttpResponse::Ok().json(SessionJson::new(&record, 0)));
+            return Ok(Some(record));
         }
         tokio::time::sleep(std::time::Duration::from_millis(FINAL_SAVE_POLL_MS)).await;
     }
-    Err(ApiError::Unavailable(
-        "the session did not finish in time".into(),
-    ))
+    Ok(None)
 }
 
 /// Whether session `id` is a container session that the catalog still
