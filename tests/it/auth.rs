@@ -332,7 +332,10 @@ async fn no_key_and_a_bad_key_are_refused_before_the_upgrade_and_a_good_key_stre
         "/admin/drain",
     ] {
         let answer = request(addr, "GET", path, &[], b"").await;
-        assert_eq!(answer.status, 200, "{path}");
+        // A scaled replica's /readyz is 503 until its first lease renewal:
+        // open either way (no 401).
+        let open = answer.status == 200 || (path == "/readyz" && answer.status == 503);
+        assert!(open, "{path}: {}", answer.status);
     }
     service.drain().await;
 }
