@@ -1,167 +1,30 @@
-//! Background jobs after a session ends: webhooks (signed, delivered at
-//! least once, after a receiver that was down), the queue across a kill -9
-//! (the attempt in flight is abandoned, the job runs again and is done once
-//! in effect), the final analysis over a recovered recording, recompression
-//! for archives (decoded and compared sample for sample) and retention.
+//! Background jobs after a session ends: webhooks (`webhooks`: signed,
+//! delivered at least once, after a receiver that was down), the queue
+//! across a kill -9 (the attempt in flight is abandoned, the job runs again
+//! and is done once in effect), the final analysis over a recovered
+//! recording, recompression for archives (decoded and compared sample for
+//! sample) and retention.
 
-use std::collections::HashSet;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use crate::common::{assert_exact, connect_session, http, http_json, http_send, start, start_in};
 use flacstream_codec::fixture::{pcm_bytes, test_signal, wav_bytes, WavSpec};
 use futures_util::{SinkExt, StreamExt};
-use hmac::{Hmac, KeyInit, Mac};
-use parking_lot::Mutex;
 use serde_json::Value;
-use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
+use receiver::{signature_is_valid, Delivery, Receiver, ANSWER_200, HANG};
+
+mod receiver;
+mod webhooks;
+
 const SECRET: &str = "a-test-secret-of-32-bytes-length";
-
-/// What the test receiver answers.
-const ANSWER_500: u8 = 0;
-const ANSWER_200: u8 = 1;
-/// Reads the request and never answers.
-const HANG: u8 = 2;
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Delivery {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    answered: u16,
-}
-
-impl Delivery {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map_or("", |(_, v)| v.as_str())
-    }
-}
-
-/// A webhook receiver on `port`, answering as `mode` says.
-struct Receiver {
-    got: Arc<Mutex<Vec<Delivery>>>,
-    mode: Arc<AtomicU8>,
-}
-
-impl Receiver {
-    async fn start(port: u16, mode: u8) -> Self {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-            .await
-            .expect("the receiver binds");
-        let got = Arc::new(Mutex::new(Vec::new()));
-        let mode = Arc::new(AtomicU8::new(mode));
-        let (g, m) = (Arc::clone(&got), Arc::clone(&mode));
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut s, _)) = listener.accept().await else {
-                    return;
-                };
-                let (g, m) = (Arc::clone(&g), Arc::clone(&m));
-                tokio::spawn(async move {
-                    let mut buf = Vec::new();
-                    let mut chunk = [0u8; 4096];
-                    let head_end = loop {
-                        let Ok(n) = s.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                            break at + 4;
-                        }
-                    };
-                    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-                    let headers: Vec<(String, String)> = head
-                        .lines()
-                        .skip(1)
-                        .filter_map(|l| l.split_once(':'))
-                        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
-                        .collect();
-                    let length: usize = headers
-                        .iter()
-                        .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-                        .and_then(|(_, v)| v.parse().ok())
-                        .unwrap_or(0);
-                    while buf.len() < head_end + length {
-                        let Ok(n) = s.read(&mut chunk).await else {
-                            return;
-                        };
-                        if n == 0 {
-                            return;
-                        }
-                        buf.extend_from_slice(&chunk[..n]);
-                    }
-                    let body = buf[head_end..head_end + length].to_vec();
-                    let mode = m.load(Ordering::SeqCst);
-                    let answered = match mode {
-                        ANSWER_500 => 500,
-                        ANSWER_200 => 200,
-                        _ => 0,
-                    };
-                    g.lock().push(Delivery {
-                        headers,
-                        body,
-                        answered,
-                    });
-                    if answered == 0 {
-                        tokio::time::sleep(Duration::from_secs(3600)).await;
-                        return;
-                    }
-                    let reply = format!(
-                        "HTTP/1.1 {answered} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                    let _ = s.write_all(reply.as_bytes()).await;
-                });
-            }
-        });
-        Self { got, mode }
-    }
-
-    fn deliveries(&self) -> Vec<Delivery> {
-        self.got.lock().clone()
-    }
-}
 
 fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
-}
-
-/// Checks the signature as a receiver would, written here from the
-/// documented rule (HMAC-SHA256 over `<t>.<body>`), not with the service's code.
-fn signature_is_valid(d: &Delivery) -> bool {
-    let header = d.header("Flacstream-Signature");
-    let Some((t, v1)) = header
-        .strip_prefix("t=")
-        .and_then(|rest| rest.split_once(",v1="))
-    else {
-        return false;
-    };
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-    mac.update(t.as_bytes());
-    mac.update(b".");
-    mac.update(&d.body);
-    let hex: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    hex == v1 && (now - t.parse::<i64>().unwrap()).abs() < 300
 }
 
 /// The session's jobs once `done(jobs)` holds, within `seconds`.
@@ -196,168 +59,6 @@ fn upload_wav(seconds: usize, seed: u64) -> (Vec<i32>, Vec<u8>) {
     let samples = test_signal(16_000 * seconds, 1, 16, seed);
     let wav = wav_bytes(&WavSpec::pcm(1, 16_000, 16), &pcm_bytes(&samples, 16));
     (samples, wav)
-}
-
-#[actix_rt::test]
-async fn a_webhook_arrives_signed_once_in_effect_after_its_receiver_was_down() {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}/hook");
-    let service = start(&[
-        "--webhook-url",
-        &url,
-        "--webhook-secret",
-        SECRET,
-        "--webhook-allowed-networks",
-        "127.0.0.0/8",
-        "--job-backoff-ms",
-        "200",
-        "--job-backoff-max-seconds",
-        "1",
-        "--job-poll-ms",
-        "50",
-    ]);
-    let (_, wav) = upload_wav(2, 3);
-    let answer = http_send(service.addr, "POST", "/upload", "audio/wav", &wav).await;
-    assert_eq!(answer.status, 201);
-    let id = answer.json()["session_id"].as_str().unwrap().to_string();
-    // Nothing listens: attempts fail and are retried.
-    let jobs = jobs_when(service.addr, &id, 20, |j| {
-        j["jobs"].as_array().into_iter().flatten().any(|j| {
-            j["kind"] == "webhook" && j["attempt_log"].as_array().is_some_and(|a| a.len() >= 2)
-        })
-    })
-    .await;
-    let hook = job(&jobs, "webhook");
-    assert_eq!(hook["state"], "queued", "{hook}");
-    assert!(
-        hook["attempt_log"][0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("could not be reached"),
-        "{hook}"
-    );
-    // Up, but failing once; then fine.
-    let receiver = Receiver::start(port, ANSWER_500).await;
-    for _ in 0..200 {
-        if !receiver.deliveries().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    receiver.mode.store(ANSWER_200, Ordering::SeqCst);
-    let jobs = jobs_when(service.addr, &id, 20, |j| {
-        j["jobs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|j| j["kind"] == "webhook" && j["state"] == "done")
-    })
-    .await;
-    let hook = job(&jobs, "webhook");
-    let log = hook["attempt_log"].as_array().unwrap();
-    assert!(log.len() >= 4, "{hook}");
-    assert_eq!(log.last().unwrap()["outcome"], "done");
-    assert!(log
-        .iter()
-        .any(|a| a["detail"].as_str().unwrap().contains("answered 500")));
-    let got = receiver.deliveries();
-    assert!(got.len() >= 2, "one 500 and one 200: {got:?}");
-    // The same event every time: id, type and bytes; each validly signed.
-    let ids: HashSet<&str> = got
-        .iter()
-        .map(|d| d.header("Flacstream-Event-Id"))
-        .collect();
-    assert_eq!(ids.len(), 1, "{got:?}");
-    assert!(got.iter().all(|d| d.body == got[0].body));
-    assert!(got.iter().all(signature_is_valid), "{got:?}");
-    let accepted: Vec<&Delivery> = got.iter().filter(|d| d.answered == 200).collect();
-    assert_eq!(accepted.len(), 1, "delivered once: {got:?}");
-    let event: Value = serde_json::from_slice(&accepted[0].body).unwrap();
-    assert_eq!(event["type"], "session.ready");
-    assert_eq!(event["id"], hook["id"]);
-    assert_eq!(event["session"]["session_id"], id.as_str());
-    assert_eq!(event["session"]["samples"], 32_000);
-    assert_eq!(event["session"]["duration_ms"], 2000);
-    // A tampered body does not verify.
-    let mut forged = accepted[0].clone();
-    forged.body[2] ^= 1;
-    assert!(!signature_is_valid(&forged));
-    // The other jobs of the session: its final analysis (the live one
-    // already covered it).
-    assert_eq!(job(&jobs, "analysis")["state"], "done", "{jobs}");
-    let (_, metrics) = http(service.addr, "GET", "/metrics").await;
-    let metrics = String::from_utf8(metrics).unwrap();
-    assert!(
-        metrics.contains(r#"flacstream_job_attempts_total{kind="webhook",outcome="done"} 1"#),
-        "{metrics}"
-    );
-    service.drain().await;
-}
-
-#[actix_rt::test]
-async fn loopback_and_link_local_receivers_are_refused_unless_allowed() {
-    use clap::Parser;
-    use flacstream::config::Config;
-    // An address in the URL itself is refused at start, in any form.
-    for url in [
-        "http://169.254.169.254/latest/meta-data",
-        "http://[::ffff:169.254.169.254]/",
-        "http://127.0.0.1:9/x",
-    ] {
-        let refused = Config::parse_from([
-            "flacstream",
-            "--webhook-url",
-            url,
-            "--webhook-secret",
-            SECRET,
-        ])
-        .validate()
-        .err()
-        .unwrap_or_else(|| panic!("{url} was accepted"));
-        assert!(refused.to_string().contains("is refused"), "{refused}");
-    }
-    let allowed = Config::parse_from([
-        "flacstream",
-        "--webhook-url",
-        "http://127.0.0.1:9/x",
-        "--webhook-secret",
-        SECRET,
-        "--webhook-allowed-networks",
-        "127.0.0.0/8",
-    ])
-    .validate();
-    assert!(allowed.is_ok());
-    let (_, wav) = upload_wav(1, 4);
-    // A name is resolved at each attempt: one that resolves to loopback
-    // is refused then.
-    let service = start(&[
-        "--webhook-url",
-        "http://localhost:9/x",
-        "--webhook-secret",
-        SECRET,
-        "--job-poll-ms",
-        "50",
-        "--job-max-attempts",
-        "1",
-    ]);
-    let answer = http_send(service.addr, "POST", "/upload", "audio/wav", &wav).await;
-    let id = answer.json()["session_id"].as_str().unwrap().to_string();
-    let jobs = jobs_when(service.addr, &id, 20, |j| {
-        j["jobs"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|j| j["kind"] == "webhook" && j["state"] == "failed")
-    })
-    .await;
-    assert!(
-        job(&jobs, "webhook")["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("refused addresses"),
-        "{jobs}"
-    );
-    service.drain().await;
 }
 
 /// The server binary as a child process; killed (SIGKILL) when dropped.
