@@ -19,16 +19,17 @@ use uuid::Uuid;
 use crate::recording::{recover, RecordingFile};
 
 mod analyses;
+mod job_plan;
 mod jobs;
 mod leases;
 mod phrases;
 
 pub use analyses::{Analyses, ListChunks, LoadAnalysis, LoadChunk, SaveAnalysis, SaveChunks};
 
+pub use job_plan::{JobPlan, WebhookPayload};
 pub use jobs::{
     known_kinds_sql, ClaimJobs, Enqueue, FinishJob, Job, JobAttempt, JobCounts, JobKind,
-    JobOutcome, JobPlan, JobState, Jobs, NewJob, RenewJob, SessionJobs, WebhookPayload,
-    ABANDONED_EXTRA_ATTEMPTS,
+    JobOutcome, JobState, Jobs, NewJob, RenewJob, SessionJobs, ABANDONED_EXTRA_ATTEMPTS,
 };
 pub use leases::{
     ClaimLease, ClaimOrphans, LeaseClaim, LeaseHolder, Leases, ReleaseLease, RenewLeases,
