@@ -4,7 +4,17 @@
 #
 #   docker build -t flacstream .                      # x86-64-v3, as .cargo/config.toml
 #   docker build --build-arg RUSTFLAGS="-C target-cpu=x86-64" -t flacstream:baseline .
-#   docker run --rm -p 8080:8080 -v flacstream-data:/data flacstream
+#   docker run --rm -p 8080:8080 -v flacstream-data:/data \
+#     -v "$PWD/secrets:/run/secrets/flacstream:ro" \
+#     -e FLACSTREAM_API_KEYS_FILE=/run/secrets/flacstream/api-keys \
+#     -e FLACSTREAM_TOKEN_SECRET_FILE=/run/secrets/flacstream/token-secret flacstream
+#
+# Auth is on in the image: started without a key it exits at once with
+# "--auth needs at least one key in --api-keys or --api-keys-file". For a
+# local try with auth off, say so twice (the server refuses a public bind
+# without auth unless told):
+#   docker run --rm -p 8080:8080 -e FLACSTREAM_AUTH=false \
+#     -e FLACSTREAM_ALLOW_PUBLIC_WITHOUT_AUTH=true flacstream
 #
 # README.md "Container image" says more; deploy/ runs it on Kubernetes.
 #
@@ -49,7 +59,13 @@ COPY --from=builder /out/flacstream /usr/local/bin/flacstream
 # The data volume's mount point, owned by the runtime user so that a fresh
 # named volume (which copies this directory's owner) is writable.
 COPY --from=builder --chown=65532:65532 /out/data /data
+# A container is reached through its published port, so it binds every
+# interface; and since that address is public, auth is on. The server binds
+# loopback by default with auth off and refuses a public bind without auth,
+# so the image states both. Keys: FLACSTREAM_API_KEYS or
+# FLACSTREAM_API_KEYS_FILE (README.md "Container image").
 ENV FLACSTREAM_BIND=0.0.0.0:8080 \
+    FLACSTREAM_AUTH=true \
     FLACSTREAM_DATA_DIR=/data \
     RUST_LOG=info
 USER 65532:65532

@@ -73,8 +73,10 @@ log "validate.py"
 # The example Secret is checked against the render that reads it; it is not
 # part of any overlay.
 secret_example=deploy/overlays/production/secret.example.yaml
+auth_secret_example=deploy/base/secret-auth.example.yaml
 for f in "${rendered[@]}"; do
-  if python3 deploy/validate.py --secret-example "$secret_example" "$f"; then
+  if python3 deploy/validate.py --secret-example "$secret_example" \
+      --auth-secret-example "$auth_secret_example" "$f"; then
     ok "validate $(basename "$f")"
   else
     bad "validate $(basename "$f")"
@@ -86,6 +88,7 @@ log "checkov ($(checkov --version 2>/dev/null))"
 files=(
   "${rendered[@]}"
   "$secret_example"
+  "$auth_secret_example"
   deploy/prometheus-adapter/rules.yaml
 )
 checkov_args=(--config-file deploy/checkov.yaml --compact --quiet --skip-download)

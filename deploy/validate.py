@@ -26,9 +26,14 @@ relations deploy/README.md promises, which no schema check would catch:
   its sessions live in that pod alone and nothing routes them to it;
 * with --secret-example FILE (scaled renders only): FILE is a Secret named as
   the envFrom secretRef, with the keys scaled mode needs, and the render
-  itself holds no Secret.
+  itself holds no Secret;
+* auth: FLACSTREAM_AUTH=true and FLACSTREAM_BIND stated in the ConfigMap,
+  no FLACSTREAM_ALLOW_PUBLIC_WITHOUT_AUTH=true and no FLACSTREAM_API_KEYS
+  there, and FLACSTREAM_API_KEYS_FILE and FLACSTREAM_TOKEN_SECRET_FILE are
+  files of a mounted, non-optional Secret volume; with --auth-secret-example
+  FILE, FILE is that Secret with those keys.
 
-Usage: validate.py [--secret-example FILE] RENDERED.yaml...
+Usage: validate.py [--secret-example FILE] [--auth-secret-example FILE] RENDERED.yaml...
 Exit 0 if all hold, else 1.
 """
 
@@ -221,7 +226,53 @@ def check_secret_example(path, secret_names, by_kind, errors):
             errors.append(f"{path} lacks {key}")
 
 
-def check(path, secret_example=None):
+def check_auth(container, pod, config, auth_example, errors):
+    """Auth on, and its two files come from a Secret the pod mounts."""
+    if config.get("FLACSTREAM_AUTH", "").lower() != "true":
+        errors.append(f"FLACSTREAM_AUTH is {config.get('FLACSTREAM_AUTH', 'unset')}, not true")
+    if not config.get("FLACSTREAM_BIND"):
+        errors.append("FLACSTREAM_BIND is not stated (the server binds loopback by default with auth off)")
+    if config.get("FLACSTREAM_ALLOW_PUBLIC_WITHOUT_AUTH", "").lower() in ("true", "1", "yes", "on"):
+        errors.append("FLACSTREAM_ALLOW_PUBLIC_WITHOUT_AUTH is on: a public bind without auth")
+    if "FLACSTREAM_API_KEYS" in config:
+        errors.append("FLACSTREAM_API_KEYS is in the ConfigMap; the keys belong in the Secret's file")
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    secret_names = set()
+    for var in ("FLACSTREAM_API_KEYS_FILE", "FLACSTREAM_TOKEN_SECRET_FILE"):
+        path = config.get(var)
+        if not path:
+            errors.append(f"{var} is not set: auth needs its keys and a token secret shared by every replica")
+            continue
+        for mount in container.get("volumeMounts", []):
+            prefix = mount["mountPath"].rstrip("/") + "/"
+            secret = (volumes.get(mount["name"]) or {}).get("secret")
+            if not path.startswith(prefix) or secret is None:
+                continue
+            rel = path[len(prefix):]
+            items = secret.get("items")
+            if secret.get("optional"):
+                errors.append(f"{var}: the Secret {secret['secretName']} is optional; a pod must not start without it")
+            if items is not None and rel not in {i["path"] for i in items}:
+                errors.append(f"{var}={path}: the Secret volume {mount['name']} has no item at {rel}")
+            secret_names.add(secret["secretName"])
+            break
+        else:
+            errors.append(f"{var}={path} is not in a mounted Secret volume")
+    if auth_example:
+        with open(auth_example, encoding="utf-8") as f:
+            example = yaml.safe_load(f)
+        keys = set(example.get("stringData") or {}) | set(example.get("data") or {})
+        if example.get("kind") != "Secret" or example["metadata"]["name"] not in secret_names:
+            errors.append(f"{auth_example} is not the auth Secret the pods mount ({', '.join(sorted(secret_names))})")
+        for volume in volumes.values():
+            secret = volume.get("secret") or {}
+            if secret.get("secretName") in secret_names:
+                for item in secret.get("items") or []:
+                    if item["key"] not in keys:
+                        errors.append(f"{auth_example} lacks {item['key']}")
+
+
+def check(path, secret_example=None, auth_example=None):
     errors = []
     with open(path, encoding="utf-8") as f:
         docs = [d for d in yaml.safe_load_all(f) if d]
@@ -282,6 +333,8 @@ def check(path, secret_example=None):
     if "Service" in by_kind and "Gateway" in by_kind:
         check_routes(by_kind, by_kind["Service"][0], config, errors)
 
+    check_auth(container, pod, config, auth_example, errors)
+
     env = {e["name"]: e for e in container.get("env", [])}
     secrets = [s["secretRef"]["name"] for s in container.get("envFrom", []) if "secretRef" in s]
     if secrets:
@@ -299,11 +352,12 @@ def check(path, secret_example=None):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--secret-example", help="the example Secret a scaled render reads")
+    parser.add_argument("--auth-secret-example", help="the example auth Secret every render mounts")
     parser.add_argument("rendered", nargs="+")
     args = parser.parse_args()
     failed = False
     for path in args.rendered:
-        errors = check(path, args.secret_example)
+        errors = check(path, args.secret_example, args.auth_secret_example)
         for e in errors:
             print(f"FAIL {path}: {e}")
         if not errors:
