@@ -7,9 +7,17 @@
 #      them (drain timings, HPA target vs the session cap, routes vs the
 #      Gateway and the Service, no affinity, the scaled-mode Secret, pod
 #      address and network paths);
-#   4. checkov scans the rendered manifests, the example Secret, the
-#      prometheus-adapter snippet and the Dockerfile, and fails on any
-#      failed check not accepted in deploy/checkov.yaml.
+#   4. checkov scans the rendered manifests, the example Secrets, the
+#      prometheus-adapter snippet, the Prometheus Operator objects and the
+#      Dockerfile, and fails on any failed check not accepted in
+#      deploy/checkov.yaml;
+#   5. monitoring: `promtool check rules` and `promtool test rules` on
+#      deploy/prometheus/alerts.yaml (promtool from Debian's prometheus
+#      package), the PrometheusRule in step with alerts.yaml (sync.py), and
+#      check_monitoring.py: the Grafana dashboard's shape, and every metric
+#      the dashboard and the rules name is one the service exports (also
+#      run against a metrics module with a metric renamed, where it must
+#      fail).
 # Installs what it needs if missing. Prints "N passed, N failed" last.
 set -euo pipefail
 
@@ -44,10 +52,31 @@ if ! kustomize_ok; then
   kustomize_ok || { echo "no kubectl with kustomize v4+ on PATH"; exit 1; }
 fi
 
+# promtool: Debian's prometheus package ships it (bookworm: 2.42). No PyPI or
+# npm package ships promtool itself, so without apt the promtool checks are
+# reported as SKIPPED, not passed.
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  log "installing promtool (Debian package prometheus)"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
+  { $SUDO apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends prometheus; } \
+    || echo "apt could not install prometheus (promtool)"
+  # The package starts a Prometheus server where systemd runs; only promtool
+  # is wanted here. Stop it if it was started (not on containers without
+  # systemd).
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl stop prometheus || true
+  fi
+  hash -r
+fi
+
 passed=0
 failed=0
+skipped=0
 ok() { passed=$((passed + 1)); echo "ok   $*"; }
 bad() { failed=$((failed + 1)); echo "FAIL $*"; }
+skip() { skipped=$((skipped + 1)); echo "SKIPPED $*"; }
 
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
@@ -91,6 +120,9 @@ files=(
   "$auth_secret_example"
   deploy/prometheus-adapter/rules.yaml
 )
+if kubectl kustomize deploy/prometheus >"$OUT/prometheus-operator.yaml"; then
+  files+=("$OUT/prometheus-operator.yaml")
+fi
 checkov_args=(--config-file deploy/checkov.yaml --compact --quiet --skip-download)
 if checkov "${checkov_args[@]}" --framework kubernetes "${files[@]/#/--file=}"; then
   ok "checkov kubernetes"
@@ -103,6 +135,62 @@ else
   bad "checkov Dockerfile"
 fi
 
+# --- 5. monitoring ---------------------------------------------------------
+if command -v promtool >/dev/null 2>&1; then
+  log "promtool ($(promtool --version 2>&1 | head -n1))"
+  if promtool check rules deploy/prometheus/alerts.yaml; then
+    ok "promtool check rules alerts.yaml"
+  else
+    bad "promtool check rules alerts.yaml"
+  fi
+  # promtool resolves rule_files relative to the test file.
+  if promtool test rules deploy/prometheus/alerts.test.yaml; then
+    ok "promtool test rules alerts.test.yaml"
+  else
+    bad "promtool test rules alerts.test.yaml"
+  fi
+else
+  log "promtool"
+  skip "promtool check rules / test rules: promtool not installed (apt package prometheus unavailable)"
+fi
+
+log "Prometheus Operator objects"
+if kubectl kustomize deploy/prometheus >/dev/null; then
+  ok "kustomize renders deploy/prometheus (PrometheusRule, PodMonitor)"
+else
+  bad "kustomize cannot render deploy/prometheus"
+fi
+if python3 deploy/prometheus/sync.py --check; then
+  ok "prometheusrule.yaml matches alerts.yaml"
+else
+  bad "prometheusrule.yaml differs from alerts.yaml (run deploy/prometheus/sync.py)"
+fi
+
+log "check_monitoring.py (dashboard and rules against the exported metrics)"
+if python3 deploy/check_monitoring.py; then
+  ok "dashboard and alert rules name only exported metrics"
+else
+  bad "dashboard or alert rules"
+fi
+# The same check must fail when a metric the dashboard uses is renamed.
+sed 's/"flacstream_sessions_active"/"flacstream_sessions_in_use"/' \
+  actors/src/metrics.rs >"$OUT/metrics-renamed.rs"
+if ! grep -q flacstream_sessions_in_use "$OUT/metrics-renamed.rs"; then
+  bad "check_monitoring.py self-test: flacstream_sessions_active is no longer in actors/src/metrics.rs"
+elif python3 deploy/check_monitoring.py --metrics-source "$OUT/metrics-renamed.rs" \
+    --metrics-source src/metrics.rs >"$OUT/renamed.log" 2>&1; then
+  bad "check_monitoring.py passes with flacstream_sessions_active renamed"
+elif ! grep -q 'flacstream_sessions_active is not a metric the service exports' "$OUT/renamed.log"; then
+  cat "$OUT/renamed.log"
+  bad "check_monitoring.py fails with flacstream_sessions_active renamed, but not for that name"
+else
+  ok "check_monitoring.py fails when a metric is renamed ($(grep -c '^FAIL' "$OUT/renamed.log") findings)"
+fi
+
 echo
-echo "deploy: $passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+  echo "deploy: $passed passed, $failed failed, $skipped skipped"
+else
+  echo "deploy: $passed passed, $failed failed"
+fi
 [ "$failed" -eq 0 ]

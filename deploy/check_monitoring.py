@@ -238,8 +238,12 @@ def check_dashboard(path, exported, errors):
 def check_rules(path, runbooks_path, exported, errors):
     with open(path, encoding="utf-8") as f:
         doc = yaml.safe_load(f)
-    with open(runbooks_path, encoding="utf-8") as f:
-        anchors = {slug(m) for m in re.findall(r"^#+\s+(.*)$", f.read(), re.M)}
+    try:
+        with open(runbooks_path, encoding="utf-8") as f:
+            anchors = {slug(m) for m in re.findall(r"^#+\s+(.*)$", f.read(), re.M)}
+    except OSError as e:
+        errors.append(f"{runbooks_path}: {e}")
+        anchors = set()
     groups = doc.get("groups") if isinstance(doc, dict) else None
     if not groups:
         errors.append(f"{path}: no groups")

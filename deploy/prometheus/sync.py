@@ -60,7 +60,6 @@ def main():
         if current != text:
             print(f"{TARGET.name} is stale: run python3 deploy/prometheus/sync.py")
             return 1
-        print(f"ok   {TARGET.name} matches {SOURCE.name}")
         return 0
     TARGET.write_text(text, encoding="utf-8")
     return 0
