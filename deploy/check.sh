@@ -14,10 +14,10 @@
 #   5. monitoring: `promtool check rules` and `promtool test rules` on
 #      deploy/prometheus/alerts.yaml (promtool from Debian's prometheus
 #      package), the PrometheusRule in step with alerts.yaml (sync.py), and
-#      check_monitoring.py: the Grafana dashboard's shape, and every metric
+#      check_monitoring.py: the Grafana dashboard's shape, every metric
 #      the dashboard and the rules name is one the service exports (also
 #      run against a metrics module with a metric renamed, where it must
-#      fail).
+#      fail), and the saturation thresholds follow the production sizing.
 # Installs what it needs if missing. Prints "N passed, N failed" last.
 set -euo pipefail
 
@@ -167,8 +167,11 @@ else
 fi
 
 log "check_monitoring.py (dashboard and rules against the exported metrics)"
-if python3 deploy/check_monitoring.py; then
-  ok "dashboard and alert rules name only exported metrics"
+# With the production render: the saturation thresholds follow its sizing.
+sizing=()
+if [ -s "$OUT/production.yaml" ]; then sizing=(--sizing "$OUT/production.yaml"); fi
+if python3 deploy/check_monitoring.py "${sizing[@]}"; then
+  ok "dashboard and alert rules name only exported metrics${sizing:+, thresholds follow the production sizing}"
 else
   bad "dashboard or alert rules"
 fi

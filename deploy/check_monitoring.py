@@ -18,11 +18,17 @@ metrics the service exports, without Grafana or Prometheus:
   gauge), or one of KUBE_STATE_METRICS. A label matched on a flacstream
   metric must be one of its labels or one the scrape adds.
 
+* with --sizing RENDERED.yaml (the production render): the thresholds tied
+  to the pod's sizing follow it. FlacstreamSessionsNearCap is at 90 % of
+  FLACSTREAM_MAX_SESSIONS, FlacstreamCpuSaturated and
+  FlacstreamMemoryNearLimit at 90 % of the container's CPU and memory
+  limits, and the dashboard's max_sessions variable defaults to the cap.
+
 A renamed metric therefore fails this check until the dashboard and the rules
 follow. Prints "ok"/"FAIL" lines; exit 0 if all hold, else 1.
 
 Usage: check_monitoring.py [--metrics-source FILE]... [--dashboard FILE]
-                           [--rules FILE] [--runbooks FILE]
+                           [--rules FILE] [--runbooks FILE] [--sizing RENDERED.yaml]
 """
 
 import argparse
@@ -56,6 +62,9 @@ PROMQL_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right
 DASHBOARD_FIELDS = {"title": str, "uid": str, "schemaVersion": int, "time": dict, "panels": list,
                     "templating": dict, "annotations": dict, "editable": bool, "tags": list}
 GRID_COLUMNS = 24
+# Share of the pod's cap or limit at which the saturation alerts fire.
+SATURATION_SHARE = 0.9
+UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 
 
 def exported_metrics(paths):
@@ -274,12 +283,56 @@ def check_rules(path, runbooks_path, exported, errors):
     return count
 
 
+def quantity(text):
+    m = re.fullmatch(r"([\d.]+)(m|k|M|G|Ki|Mi|Gi)?", str(text).strip())
+    if not m:
+        raise ValueError(f"not a quantity: {text}")
+    return float(m.group(1)) * UNITS[m.group(2) or ""]
+
+
+def check_sizing(render, rules_path, dashboard_path, errors):
+    """The saturation thresholds against the production pod's sizing."""
+    with open(render, encoding="utf-8") as f:
+        docs = [d for d in yaml.safe_load_all(f) if d]
+    config = {}
+    for d in docs:
+        if d.get("kind") == "ConfigMap":
+            config.update(d.get("data") or {})
+    deployments = [d for d in docs if d.get("kind") == "Deployment"]
+    if not deployments or "FLACSTREAM_MAX_SESSIONS" not in config:
+        errors.append(f"{render}: no Deployment or no FLACSTREAM_MAX_SESSIONS")
+        return
+    limits = deployments[0]["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    cap = int(config["FLACSTREAM_MAX_SESSIONS"])
+    want = {
+        "FlacstreamSessionsNearCap": (SATURATION_SHARE * cap, f"90 % of FLACSTREAM_MAX_SESSIONS {cap}"),
+        "FlacstreamCpuSaturated": (SATURATION_SHARE * quantity(limits["cpu"]), f"90 % of the CPU limit {limits['cpu']}"),
+        "FlacstreamMemoryNearLimit": (SATURATION_SHARE * quantity(limits["memory"]),
+                                      f"90 % of the memory limit {limits['memory']}"),
+    }
+    with open(rules_path, encoding="utf-8") as f:
+        rules = {r.get("alert"): r for g in yaml.safe_load(f)["groups"] for r in g.get("rules", [])}
+    for alert, (value, why) in want.items():
+        expr = (rules.get(alert) or {}).get("expr", "")
+        m = re.search(r">=?\s*([\d.e+]+)\s*$", expr.strip())
+        if not m:
+            errors.append(f"{rules_path} {alert}: no `> threshold` at the end of its expr")
+        elif abs(float(m.group(1)) - value) > value * 1e-6:  # bytes may be rounded
+            errors.append(f"{rules_path} {alert}: threshold {m.group(1)}, want {value:g} ({why}; {render})")
+    with open(dashboard_path, encoding="utf-8") as f:
+        variables = {v.get("name"): v for v in json.load(f)["templating"]["list"]}
+    current = ((variables.get("max_sessions") or {}).get("current") or {}).get("value")
+    if str(current) != str(cap):
+        errors.append(f"{dashboard_path}: max_sessions defaults to {current}, not FLACSTREAM_MAX_SESSIONS {cap}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--metrics-source", action="append", help="a metrics module (default: both)")
     parser.add_argument("--dashboard", default=DASHBOARD)
     parser.add_argument("--rules", default=RULES)
     parser.add_argument("--runbooks", default=RUNBOOKS)
+    parser.add_argument("--sizing", help="the production render, for the thresholds tied to sizing")
     args = parser.parse_args()
     exported = exported_metrics(args.metrics_source or METRICS_SOURCES)
     failed = False
@@ -294,6 +347,14 @@ def main():
             print(f"FAIL {e}")
         if not errors:
             print(f"ok   {label}: {n} expressions, every metric among the {len(exported)} exported")
+        failed |= bool(errors)
+    if args.sizing:
+        errors = []
+        check_sizing(args.sizing, args.rules, args.dashboard, errors)
+        for e in errors:
+            print(f"FAIL {e}")
+        if not errors:
+            print(f"ok   saturation thresholds follow the sizing in {args.sizing}")
         failed |= bool(errors)
     return 1 if failed else 0
 
