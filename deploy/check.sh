@@ -170,10 +170,20 @@ log "check_monitoring.py (dashboard and rules against the exported metrics)"
 # With the production render: the saturation thresholds follow its sizing.
 sizing=()
 if [ -s "$OUT/production.yaml" ]; then sizing=(--sizing "$OUT/production.yaml"); fi
-if python3 deploy/check_monitoring.py "${sizing[@]}"; then
+if python3 deploy/check_monitoring.py "${sizing[@]}" --emit-rules "$OUT/dashboard-queries.yaml"; then
   ok "dashboard and alert rules name only exported metrics${sizing:+, thresholds follow the production sizing}"
 else
   bad "dashboard or alert rules"
+fi
+# The panels' PromQL, written out as recording rules, parsed by promtool.
+if command -v promtool >/dev/null 2>&1; then
+  if [ -s "$OUT/dashboard-queries.yaml" ] && promtool check rules "$OUT/dashboard-queries.yaml"; then
+    ok "promtool parses every dashboard query"
+  else
+    bad "promtool cannot parse a dashboard query"
+  fi
+else
+  skip "promtool parse of the dashboard queries: promtool not installed"
 fi
 # The same check must fail when a metric the dashboard uses is renamed.
 sed 's/"flacstream_sessions_active"/"flacstream_sessions_in_use"/' \

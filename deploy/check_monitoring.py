@@ -18,6 +18,9 @@ metrics the service exports, without Grafana or Prometheus:
   gauge), or one of KUBE_STATE_METRICS. A label matched on a flacstream
   metric must be one of its labels or one the scrape adds.
 
+* with --emit-rules FILE: writes every dashboard query, its variables given
+  sample values, as a recording rule to FILE, so that `promtool check rules
+  FILE` parses the panels' PromQL too;
 * with --sizing RENDERED.yaml (the production render): the thresholds tied
   to the pod's sizing follow it. FlacstreamSessionsNearCap is at 90 % of
   FLACSTREAM_MAX_SESSIONS, FlacstreamCpuSaturated and
@@ -29,6 +32,7 @@ follow. Prints "ok"/"FAIL" lines; exit 0 if all hold, else 1.
 
 Usage: check_monitoring.py [--metrics-source FILE]... [--dashboard FILE]
                            [--rules FILE] [--runbooks FILE] [--sizing RENDERED.yaml]
+                           [--emit-rules FILE]
 """
 
 import argparse
@@ -64,6 +68,9 @@ DASHBOARD_FIELDS = {"title": str, "uid": str, "schemaVersion": int, "time": dict
 GRID_COLUMNS = 24
 # Share of the pod's cap or limit at which the saturation alerts fire.
 SATURATION_SHARE = 0.9
+# Sample values of the dashboard's variables, for --emit-rules.
+SAMPLE_VALUES = {"namespace": "flacstream", "pod": "flacstream-.*", "max_sessions": "200",
+                 "__rate_interval": "1m", "__interval": "15s", "__range": "1h"}
 UNITS = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
 
 
@@ -157,7 +164,18 @@ def slug(heading):
     return text.replace(" ", "-")
 
 
-def check_dashboard(path, exported, errors):
+def emit_rules(exprs, path):
+    """The dashboard's queries as recording rules, for promtool to parse."""
+    def value(m):
+        return SAMPLE_VALUES.get(m.group(1) or m.group(2), "1")
+    rules = []
+    for i, (where, expr) in enumerate(exprs):
+        rules.append({"record": f"dashboard:query_{i}", "expr": re.sub(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)", value, expr)})
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump({"groups": [{"name": "flacstream-dashboard-queries", "rules": rules}]}, f, sort_keys=False)
+
+
+def check_dashboard(path, exported, errors, emit=None):
     try:
         with open(path, encoding="utf-8") as f:
             dash = json.load(f)
@@ -237,6 +255,8 @@ def check_dashboard(path, exported, errors):
             if not t.get("expr"):
                 errors.append(f"{where} query {t.get('refId')}: no expr")
             exprs.append((f"{where} query {t.get('refId')}", t.get("expr", "")))
+    if emit:
+        emit_rules(exprs, emit)
     for where, expr in exprs:
         uses_variables(expr, where)
         for name, labels in metric_names(expr).items():
@@ -332,6 +352,7 @@ def main():
     parser.add_argument("--dashboard", default=DASHBOARD)
     parser.add_argument("--rules", default=RULES)
     parser.add_argument("--runbooks", default=RUNBOOKS)
+    parser.add_argument("--emit-rules", help="write the dashboard's queries as recording rules here")
     parser.add_argument("--sizing", help="the production render, for the thresholds tied to sizing")
     args = parser.parse_args()
     exported = exported_metrics(args.metrics_source or METRICS_SOURCES)
@@ -339,7 +360,7 @@ def main():
     if not exported:
         print("FAIL no flacstream_* metric found in the metrics modules")
         return 1
-    for label, run in (("dashboard " + args.dashboard, lambda e: check_dashboard(args.dashboard, exported, e)),
+    for label, run in (("dashboard " + args.dashboard, lambda e: check_dashboard(args.dashboard, exported, e, args.emit_rules)),
                        ("rules " + args.rules, lambda e: check_rules(args.rules, args.runbooks, exported, e))):
         errors = []
         n = run(errors)
