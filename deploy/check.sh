@@ -52,9 +52,9 @@ if ! kustomize_ok; then
   kustomize_ok || { echo "no kubectl with kustomize v4+ on PATH"; exit 1; }
 fi
 
-# promtool: Debian's prometheus package ships it (bookworm: 2.42). We found no PyPI or
-# npm package ships promtool itself, so without apt the promtool checks are
-# reported as SKIPPED, not passed.
+# promtool: Debian's prometheus package ships it (bookworm: 2.42). We found
+# no PyPI or npm package that ships promtool itself, so without apt the
+# promtool checks are reported as SKIPPED, not passed.
 if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   log "installing promtool (Debian package prometheus)"
   SUDO=""
