@@ -56,12 +56,12 @@ export class HandshakeRefused extends Error {
  * resolves to `{ code, reason }` when the connection ends.
  */
 export class Conn {
-  constructor(label, url, { headers = {} } = {}) {
+  constructor(label, url, { headers = {}, protocols = [] } = {}) {
     this.label = label;
     this.url = url;
     this.events = [];
     this.waiters = [];
-    this.ws = new WebSocket(url, { headers: { ...authHeaders(), ...headers } });
+    this.ws = new WebSocket(url, protocols, { headers: { ...authHeaders(), ...headers } });
     this.opened = new Promise((resolve, reject) => {
       this.ws.once('open', resolve);
       this.ws.once('unexpected-response', (_req, res) => {

@@ -16,8 +16,9 @@
 // listener (the join query example), taken over by a second producer (the
 // first gets `superseded`), fed the rest from `samples_received` and closed
 // with the closeSession example; a recorded session ended with `end`; a
-// listener that sends audio; text that is no message on /stream; refused
-// handshakes, whose bodies must match HandshakeError.
+// listener that sends audio; text that is no message on /stream; the
+// flacstream.v1 subprotocol offered; refused handshakes, whose bodies must
+// match HandshakeError with the documented HTTP status.
 
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -103,6 +104,12 @@ test('/stream: text that is no message is refused with the documented error and 
   await conn.waitClosed();
   assert.equal(error.code, 'bad_message');
   await assertConversations([[conn, 'streamSendOutput']]);
+});
+
+test('/stream: the flacstream.v1 subprotocol (HandshakeHeaders) is selected when offered', { skip }, async () => {
+  const conn = await connect('stream subprotocol', '/stream', {}, { protocols: ['flacstream.v1'] });
+  assert.equal(conn.ws.protocol, 'flacstream.v1');
+  await conn.close();
 });
 
 test('recorded session: open, ack, chunk, listener, superseded, resume, close_session', { skip }, async () => {
