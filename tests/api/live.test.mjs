@@ -16,7 +16,9 @@
 // listener (the join query example), taken over by a second producer (the
 // first gets `superseded`), fed the rest from `samples_received` and closed
 // with the closeSession example; a recorded session ended with `end`; a
-// listener that sends audio; text that is no message on /stream; the
+// container session (format=flac, the FLAC /stream made) cut and resumed at
+// `bytes_accepted`; a `wav` session that ends by itself; a listener that
+// sends audio; text that is no message on /stream; the
 // flacstream.v1 subprotocol offered; refused handshakes, whose bodies must
 // match HandshakeError with the documented HTTP status.
 
@@ -30,6 +32,9 @@ import { tonePcm16, wavHeader16 } from './wav.mjs';
 
 const skip = SERVER ? false : 'SKIPPED: FLACSTREAM_URL unset';
 if (!SERVER) console.log('SKIPPED: FLACSTREAM_URL unset');
+
+/** The FLAC the /stream case made (STREAMINFO patched), for the container case. */
+let streamedFlac = null;
 
 /** Ids of the server's messages seen over the whole run (for the coverage note). */
 const seenOverall = new Set();
@@ -95,6 +100,9 @@ test('/stream: the wavBytes and end examples are accepted; the output matches th
   assert.equal(Buffer.from(done.streaminfo, 'base64').length, 34);
   assert.ok(done.frames >= Math.ceil(frames / query.block_size), 'the block_size of the query example is used');
   await assertConversations([[conn, 'streamSendOutput']]);
+  const flac = Buffer.concat(conn.binaries);
+  Buffer.from(done.streaminfo, 'base64').copy(flac, 8);
+  streamedFlac = { flac, samples: done.samples, md5: done.md5 };
 });
 
 test('/stream: text that is no message is refused with the documented error and close code', { skip }, async () => {
@@ -204,6 +212,47 @@ test('recorded session: the end example finalizes with reason complete', { skip 
   assert.equal(done.reason, 'complete');
   assert.equal(done.samples, 800);
   assert.equal(done.channels, 2);
+  await assertConversations([[conn, 'openSendOutput']]);
+});
+
+test('container session (format=flac): bytes_accepted in session and ack, resumed at a byte', { skip }, async () => {
+  assert.ok(streamedFlac, 'the /stream case made no FLAC to send');
+  const { flac, samples, md5 } = streamedFlac;
+  const id = randomUUID();
+  const p1 = await connect('container producer 1', '/api/ws/audio', { format: 'flac', session_id: id });
+  const hello = await p1.waitText('session', (m) => m.type === 'session');
+  assert.equal(hello.bytes_accepted, 0, 'a container session states bytes_accepted');
+  const half = Math.floor(flac.length / 2);
+  await p1.send(flac.subarray(0, half));
+  const ack = await p1.waitText('ack', (m) => m.type === 'ack');
+  assert.equal(ack.bytes_accepted, half);
+  // The connection breaks; a new producer resumes at bytes_accepted.
+  p1.terminate();
+  await p1.waitClosed();
+  const p2 = await connect('container producer 2', `/api/ws/audio/${id}`, {});
+  const again = await p2.waitText('session', (m) => m.type === 'session');
+  assert.equal(again.resumed, true);
+  assert.equal(again.bytes_accepted, half);
+  await p2.send(flac.subarray(again.bytes_accepted));
+  await p2.waitText('ack', (m) => m.type === 'ack' && m.bytes_accepted === flac.length);
+  await p2.send(await wireExample('closeSession'));
+  const done = await p2.waitText('done', (m) => m.type === 'done');
+  assert.equal((await p2.waitClosed()).code, 1000);
+  assert.deepEqual([done.samples, done.md5, done.source_codec, done.lossless], [samples, md5, 'flac', true]);
+  await assertConversations([[p1, 'openSendOutput'], [p2, 'joinSendProducer']]);
+});
+
+test('recorded session (format=wav): finalizes by itself once the declared data is in', { skip }, async () => {
+  const pcm = tonePcm16({ rate: 22050, channels: 2, frames: 2205 });
+  const wav = Buffer.concat([wavHeader16({ rate: 22050, channels: 2, dataBytes: pcm.length }), pcm]);
+  const conn = await connect('wav producer', '/api/ws/audio', { format: 'wav', output: 'flac', acks: false });
+  await conn.waitText('session', (m) => m.type === 'session');
+  await conn.send(wav.subarray(0, 30));
+  await conn.send(wav.subarray(30));
+  const done = await conn.waitText('done', (m) => m.type === 'done');
+  assert.equal((await conn.waitClosed()).code, 1000);
+  assert.deepEqual([done.reason, done.samples, done.sample_rate, done.channels], ['complete', 2205, 22050, 2]);
+  assert.equal(conn.texts.filter((m) => m.type === 'ack').length, 0, 'acks=false sends no ack');
   await assertConversations([[conn, 'openSendOutput']]);
 });
 
