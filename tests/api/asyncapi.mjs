@@ -74,7 +74,9 @@ function extensionKeys(value, found = new Set()) {
  * a mistake in the document and fails the compile.
  */
 export function makeAjv(schemas) {
-  const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+  // strictRequired is off: it refuses `then: { required: [...] }`, whose
+  // properties are defined beside the `if`, not inside the `then`.
+  const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
   addFormats(ajv);
   for (const key of extensionKeys(schemas)) ajv.addKeyword(key);
   return ajv;

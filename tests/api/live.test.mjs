@@ -27,7 +27,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
 import { componentSchema, formatAjvErrors, makeAjv, messageExample, wsBinding } from './asyncapi.mjs';
-import { HandshakeRefused, SERVER, checkConversation, connect } from './live.mjs';
+import { HandshakeRefused, SERVER, checkConversation, connect as rawConnect } from './live.mjs';
 import { tonePcm16, wavHeader16 } from './wav.mjs';
 
 const skip = SERVER ? false : 'SKIPPED: FLACSTREAM_URL unset';
@@ -48,6 +48,32 @@ async function assertConversations(pairs) {
     for (const id of seen) seenOverall.add(id);
   }
   assert.deepEqual(failures, []);
+}
+
+/** The channel a handshake path belongs to. */
+function channelOf(path) {
+  if (path === '/stream') return 'stream';
+  if (path === '/api/ws/audio') return 'audioSessions';
+  if (path.startsWith('/api/ws/audio/')) return 'audioSession';
+  throw new Error(`no channel for ${path}`);
+}
+
+/** Whether `query` is valid for the ws binding of `path`'s channel: `{ valid, errors }`. */
+async function queryValidity(path, query) {
+  const { query: schema } = await wsBinding(channelOf(path));
+  const validate = makeAjv([schema]).compile(schema);
+  const valid = validate(query);
+  return { valid, errors: formatAjvErrors(validate.errors) };
+}
+
+/**
+ * Connects, after checking that the query is one the document allows: a
+ * query the server takes must also pass the binding's schema.
+ */
+async function connect(label, path, query, options) {
+  const { valid, errors } = await queryValidity(path, query);
+  assert.ok(valid, `${label}: the query ${JSON.stringify(query)} does not match the ws binding of ${path}: ${errors}`);
+  return rawConnect(label, path, query, options);
 }
 
 /** The first example of a binding's query schema. */
@@ -260,8 +286,21 @@ test('refused handshakes answer the documented status and a HandshakeError body'
   const schema = await componentSchema('HandshakeError');
   const statuses = (await componentSchema('HandshakeErrorCode'))['x-httpStatus'];
   const validate = makeAjv([schema]).compile(schema);
+  // A finished session: its id can be neither joined nor chosen again.
+  const closedId = randomUUID();
+  const finished = await connect('finished session', '/api/ws/audio', {
+    format: 'u8', sample_rate: 8000, channels: 1, session_id: closedId,
+  });
+  await finished.send(Buffer.alloc(80, 0x80));
+  await finished.send(await wireExample('closeSession'));
+  await finished.waitText('done', (m) => m.type === 'done');
+  await finished.waitClosed();
   const cases = [
     ['/api/ws/audio', { format: 'f32le', sample_rate: 8000, channels: 1 }, 'bad_parameter'],
+    ['/api/ws/audio', { format: 's16le', channels: 1 }, 'bad_parameter'],
+    ['/api/ws/audio', { format: 's16le', sample_rate: 8000, channels: 1, session_id: closedId }, 'session_exists'],
+    [`/api/ws/audio/${closedId}`, { role: 'listen' }, 'session_closed'],
+    [`/api/ws/audio/${closedId}`, { role: 'watch' }, 'bad_parameter'],
     ['/api/ws/audio', { format: 's32le', sample_rate: 8000, channels: 1 }, 'unsupported_format'],
     ['/api/ws/audio', { format: 'mp4' }, 'needs_seeking'],
     ['/api/ws/audio', { format: 's16le', sample_rate: 8000, channels: 1, session_id: 'not-a-uuid' }, 'bad_parameter'],
@@ -269,10 +308,16 @@ test('refused handshakes answer the documented status and a HandshakeError body'
     ['/stream', { level: 9 }, 'bad_parameter'],
     ['/stream', { nonsense: 1 }, 'bad_parameter'],
   ];
+  // Refused for its parameters: the binding's schema must refuse the query too.
+  const queryRefusals = new Set(['bad_parameter', 'unsupported_format', 'needs_seeking']);
   const failures = [];
   for (const [path, query, code] of cases) {
+    const { valid } = await queryValidity(path, query);
+    if (valid === queryRefusals.has(code)) {
+      failures.push(`${path} ${JSON.stringify(query)}: the ws binding ${valid ? 'allows' : 'refuses'} it, the server answers ${code}`);
+    }
     try {
-      const conn = await connect(`refused ${path}`, path, query);
+      const conn = await rawConnect(`refused ${path}`, path, query);
       await conn.close();
       failures.push(`${path} ${JSON.stringify(query)}: upgraded, expected ${code}`);
     } catch (e) {
