@@ -53,8 +53,8 @@ async function assertConversations(pairs) {
 /** The channel a handshake path belongs to. */
 function channelOf(path) {
   if (path === '/stream') return 'stream';
-  if (path === '/api/ws/audio') return 'audioSessions';
-  if (path.startsWith('/api/ws/audio/')) return 'audioSession';
+  if (path === '/api/ws/audio') return 'audioSession';
+  if (path.startsWith('/api/ws/audio/')) return 'audioSessionJoin';
   throw new Error(`no channel for ${path}`);
 }
 
@@ -149,7 +149,7 @@ test('/stream: the flacstream.v1 subprotocol (HandshakeHeaders) is selected when
 test('recorded session: open, ack, chunk, listener, superseded, resume, close_session', { skip }, async () => {
   const rate = 16000;
   const total = 16000;
-  const query = await queryExample('audioSessions');
+  const query = await queryExample('audioSession');
   assert.equal(query.format, 's16le', 'the open query example is expected to be raw s16le mono');
   assert.equal(query.channels, 1);
   const id = randomUUID();
@@ -182,7 +182,7 @@ test('recorded session: open, ack, chunk, listener, superseded, resume, close_se
   assert.equal(ack2.samples_received, cut);
   await p1.waitText('chunk 2', (m) => m.type === 'chunk' && m.seq === 2);
 
-  const listenQuery = await queryExample('audioSession');
+  const listenQuery = await queryExample('audioSessionJoin');
   const listener = await connect('listener', `/api/ws/audio/${id}`, listenQuery);
   const lhello = await listener.waitText('session', (m) => m.type === 'session');
   assert.equal(lhello.role, 'listener');
