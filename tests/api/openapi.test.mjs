@@ -32,10 +32,14 @@
 //   the server runs with --auth; `POST /api/tokens` answers 404
 //   `auth_disabled` while auth is off, which RESOURCE_CODES lets pass.
 // * The WebSocket handshakes (the GET of each path docs/asyncapi.yaml has a
-//   channel for, whatever its placeholders are called) are not sent: a plain
-//   GET is 400 `not_websocket` by design, and live.test.mjs checks their
-//   query examples in real handshakes. A 400 `not_websocket` elsewhere is
-//   noted, not failed, for the same reason.
+//   channel for, whatever its placeholders are called) are sent as real
+//   WebSocket handshakes, not plain GETs (which are 400 `not_websocket` by
+//   design): the base query is the channel's AsyncAPI query example (with a
+//   fresh `session_id`), since OpenAPI marks none of those parameters
+//   required and an example alone would lack `format`; path parameters name
+//   a live session the test keeps open. A new recorded session that opens is
+//   closed again. A 400 `not_websocket` on any other path is noted, not
+//   failed.
 // * EXCLUDED below: other operations not sent at all, each with its reason.
 // * DELETE operations run last, so the fixtures exist for the others.
 // * The document's `servers` are not used (the requests go to FLACSTREAM_URL),
@@ -49,7 +53,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 
 import { asyncApiDocument } from './asyncapi.mjs';
-import { CREDENTIAL, SERVER, authHeaders } from './live.mjs';
+import { CREDENTIAL, HandshakeRefused, SERVER, authHeaders, connect as rawConnect, queryString } from './live.mjs';
 import { baseValue, exampleCases, loadOpenApi, validateOpenApi } from './openapi.mjs';
 import { tonePcm16, wavHeader16 } from './wav.mjs';
 
@@ -212,6 +216,59 @@ function buildRequest(path, values) {
   return { url, headers, unfilled: filled.match(/\{[^}]+\}/g) };
 }
 
+/** Judges one answer: a failure line, a note, or nothing. */
+function judge(where, status, json, { failures, notes }) {
+  if (status === 401 && !CREDENTIAL) {
+    notes.push(`${where}: 401 (the server runs with --auth and no FLACSTREAM_API_KEY was given)`);
+  } else if (status === 400 && json?.code === 'not_websocket') {
+    notes.push(`${where}: 400 not_websocket (a WebSocket endpoint that docs/asyncapi.yaml does not list at this path)`);
+  } else if (status === 404 && RESOURCE_CODES.has(json?.code)) {
+    notes.push(`${where}: 404 ${json.code} (the resource does not exist here; the request was understood)`);
+  } else if (REFUSED.has(status)) {
+    failures.push(`${where}: HTTP ${status} ${JSON.stringify(json)}`);
+  }
+}
+
+/**
+ * A WebSocket handshake with one parameter example: the base query is the
+ * AsyncAPI binding's example for the channel (a query the server takes
+ * whole; OpenAPI marks no parameter of it required, so one example alone
+ * would miss `format`), with a fresh `session_id`; path parameters name the
+ * live fixture session. Upgraded is accepted; a new recorded session is
+ * closed again (`close_session`).
+ */
+async function handshakeCase(channel, op, c, liveSession, log) {
+  const query = { ...(channel.bindings().get('ws')?.value()?.query?.examples?.[0] || {}) };
+  if ('session_id' in query) query.session_id = randomUUID();
+  const headers = {};
+  let path = op.path;
+  const values = new Map();
+  for (const parameter of op.parameters) {
+    if (parameter.in === 'path') values.set(parameter, liveSession);
+  }
+  if (c.param) values.set(c.param, c.value);
+  for (const [parameter, value] of values) {
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    if (parameter.in === 'path') path = path.replace(`{${parameter.name}}`, encodeURIComponent(text));
+    else if (parameter.in === 'query') query[parameter.name] = value;
+    else if (parameter.in === 'header') headers[parameter.name] = text;
+  }
+  const where = `GET ${op.path} ${c.label} -> ${path}${queryString(query)} (WebSocket)`;
+  try {
+    const conn = await rawConnect(where, path, query, { headers });
+    if (channel.id() === 'audioSession') await conn.send(JSON.stringify({ type: 'control', action: 'close_session' }));
+    await conn.close();
+    return 101;
+  } catch (e) {
+    if (!(e instanceof HandshakeRefused)) {
+      log.failures.push(`${where}: no answer (${e.message})`);
+      return null;
+    }
+    judge(where, e.status, e.body, log);
+    return e.status;
+  }
+}
+
 test('every request example of the OpenAPI document is accepted by the server', async (t) => {
   if (skipReason) return t.skip(skipReason);
   if (!SERVER) return t.skip('SKIPPED: FLACSTREAM_URL unset');
@@ -222,10 +279,15 @@ test('every request example of the OpenAPI document is accepted by the server', 
   // Paths compared with their placeholders' names left out: OpenAPI may
   // call `{session_id}` `{id}`.
   const shape = (path) => path.replace(/\{[^}]*\}/g, '{}');
-  const websocketPaths = new Set((await asyncApiDocument()).channels().all().map((c) => shape(c.address())));
-  const failures = [];
-  const notes = [];
+  const channels = new Map((await asyncApiDocument()).channels().all().map((c) => [shape(c.address()), c]));
+  const log = { failures: [], notes: [] };
+  const { failures, notes } = log;
   const fixtures = await makeFixtures(notes);
+  // A live session for the join handshakes' path; closed at the end.
+  const liveId = randomUUID();
+  const live = await rawConnect('fixture live session', '/api/ws/audio', {
+    format: 's16le', sample_rate: 8000, channels: 1, session_id: liveId,
+  });
   // A server URL that is a path (`/`, `/v1`) prefixes every path.
   const prefix = (resolved.servers?.[0]?.url || '').startsWith('/') ? resolved.servers[0].url.replace(/\/$/, '') : '';
   const operations = exampleCases(resolved)
@@ -238,8 +300,11 @@ test('every request example of the OpenAPI document is accepted by the server', 
       notes.push(`${key}: not sent (${EXCLUDED.get(key)})`);
       continue;
     }
-    if (websocketPaths.has(shape(op.path)) && op.method === 'get') {
-      notes.push(`${key}: not sent (a WebSocket handshake; docs/asyncapi.yaml and live.test.mjs check it)`);
+    const channel = op.method === 'get' ? channels.get(shape(op.path)) : undefined;
+    if (channel) {
+      for (const c of op.cases) {
+        if (await handshakeCase(channel, op, c, liveId, log) !== null) sent += 1;
+      }
       continue;
     }
     const base = new Map();
@@ -275,19 +340,12 @@ test('every request example of the OpenAPI document is accepted by the server', 
         failures.push(`${where}: no answer (${e.message})`);
         continue;
       }
-      const { status, json } = answer;
       sent += 1;
-      if (status === 401 && !CREDENTIAL) {
-        notes.push(`${where}: 401 (the server runs with --auth and no FLACSTREAM_API_KEY was given)`);
-      } else if (status === 400 && json?.code === 'not_websocket') {
-        notes.push(`${where}: 400 not_websocket (a WebSocket endpoint that docs/asyncapi.yaml does not list at this path)`);
-      } else if (status === 404 && RESOURCE_CODES.has(json?.code)) {
-        notes.push(`${where}: 404 ${json.code} (the resource does not exist here; the request was understood)`);
-      } else if (REFUSED.has(status)) {
-        failures.push(`${where}: HTTP ${status} ${JSON.stringify(json)}`);
-      }
+      judge(where, answer.status, answer.json, log);
     }
   }
+  await live.close();
+  await request('post', serverUrl(`/api/audio/sessions/${liveId}/close`)).catch(() => {});
   for (const note of notes) t.diagnostic(note);
   t.diagnostic(`${sent} example request(s) sent`);
   assert.deepEqual(failures, []);
