@@ -93,7 +93,7 @@ after(() => {
   if (SERVER) {
     const documented = ['session', 'ack', 'chunk', 'storage', 'flacHeader', 'flacFrame', 'done', 'error'];
     const unseen = documented.filter((id) => !seenOverall.has(id));
-    console.log(`# server messages seen live: ${[...seenOverall].sort().join(', ')}; not provoked: ${unseen.join(', ') || 'none'}`);
+    console.log(`server messages seen live: ${[...seenOverall].sort().join(', ')}; not provoked: ${unseen.join(', ') || 'none'}`);
   }
 });
 
