@@ -8,6 +8,7 @@ the repository root.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -124,7 +125,15 @@ class Server:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-class ServerTestCase(unittest.IsolatedAsyncioTestCase):
+class AsyncTestCase(unittest.IsolatedAsyncioTestCase):
+    """An asyncio test; the loop's debug warnings about slow steps are off
+    (generating test audio and blocking HTTP calls are slow on purpose)."""
+
+    async def asyncSetUp(self) -> None:
+        asyncio.get_running_loop().slow_callback_duration = 10.0
+
+
+class ServerTestCase(AsyncTestCase):
     """A test class sharing one server; ``SERVER_ARGS`` are its extra flags."""
 
     SERVER_ARGS: tuple[str, ...] = ()

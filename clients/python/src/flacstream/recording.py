@@ -76,6 +76,7 @@ class _Connection:
     error: dict[str, Any] | None = None
     done: Done | None = None
     reader: asyncio.Task[None] | None = None
+    aborted: bool = False  # dropped by abort(); the reader may not have seen it yet
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -271,7 +272,8 @@ class RecordedSession:
         attempt = 0
         while True:
             try:
-                if self._conn.reader is not None and self._conn.reader.done():
+                if self._conn.aborted or (self._conn.reader is not None
+                                          and self._conn.reader.done()):
                     raise ConnectionClosed(None, None)
                 await self._send_raw(data)
                 return
@@ -358,6 +360,7 @@ class RecordedSession:
         """Drops the TCP connection with no close frame, as a network failure
         would (for tests of resume; the next :meth:`send` resumes)."""
         if self._conn is not None:
+            self._conn.aborted = True
             self._conn.ws.transport.abort()
 
     @property
