@@ -106,10 +106,11 @@ class AsyncClient:
 
     async def stream(self, source: AudioSource, *, level: int | None = None,
                      block_size: int | None = None, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
-                     on_frame: Callable[[bytes], None] | None = None) -> StreamResult:
+                     on_frame: Callable[[bytes], None] | None = None,
+                     send_end: bool = True) -> StreamResult:
         """Streams a WAV (or another container) to ``/stream``; see :func:`flacstream.stream.stream`."""
         return await stream(self.config, source, level=level, block_size=block_size,
-                            chunk_bytes=chunk_bytes, on_frame=on_frame)
+                            chunk_bytes=chunk_bytes, on_frame=on_frame, send_end=send_end)
 
     async def _post_audio(self, path: str, source: UploadSource, query: dict[str, Any]) -> http.Response:
         headers = {"Content-Type": "application/octet-stream"}

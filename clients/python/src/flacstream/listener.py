@@ -24,11 +24,13 @@ class ListenResult:
         header: the 42-byte ``fLaC`` header with the provisional STREAMINFO.
         frames: the frames encoded after the listener joined.
         done: the session's ``done``.
+        close_code: the server's close code (1000 for ``closed``).
     """
 
     header: bytes = field(repr=False)
     frames: list[bytes] = field(repr=False)
     done: Done
+    close_code: int | None = None
 
     @property
     def complete(self) -> bool:
@@ -102,7 +104,7 @@ class Listener:
         if not received or len(received[0]) != STREAM_HEADER_BYTES or received[0][:4] != b"fLaC":
             raise ProtocolError("the listener's first binary message is not the fLaC header")
         assert self.done is not None
-        return ListenResult(received[0], received[1:], self.done)
+        return ListenResult(received[0], received[1:], self.done, self._ws.close_code)
 
     async def close(self) -> None:
         """Leaves the session (it goes on)."""
