@@ -4,6 +4,7 @@ from ``flacstream key``: typed refusals, tokens issued and used."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 
 import flacstream
@@ -83,6 +84,15 @@ class AuthTests(ServerTestCase):
         self.assertEqual((await ann.get_session(s2.session_id))["user_id"], "ann")
         listed = await ann.list_sessions()
         self.assertEqual([s["session_id"] for s in listed["sessions"]], [s2.session_id])
+
+    async def test_credentials_stay_out_of_debug_logs(self) -> None:
+        with self.assertLogs(level=logging.DEBUG) as logs:
+            logging.getLogger("websockets.client").debug("marker")
+            await asyncio.wait_for(self.client.stream(wav(self.pcm, RATE, 1)), 30)
+            await self.client.list_sessions()
+        text = "\n".join(logs.output)
+        self.assertIn("Authorization", text)  # the header was logged, its value not
+        self.assertNotIn(self.key, text)
 
     def test_credentials_stay_out_of_reprs(self) -> None:
         with flacstream.Client(self.server.base_url, api_key=self.key) as client:

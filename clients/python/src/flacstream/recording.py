@@ -32,6 +32,10 @@ REPLY_TIMEOUT_SECONDS = 30.0
 #: Connection-only errors after which a producer may resume (section 9.7).
 RESUMABLE_CODES = frozenset({"idle_timeout", "slow_reader", "message_too_large",
                              "input_too_fast", "bad_message", "session_moved"})
+#: Bytes kept for resending at most; older ones are dropped (a resume that
+#: would need them then fails). Acks keep it far smaller: only what was sent
+#: and not yet accepted is kept.
+MAX_RESEND_BYTES = 64 * 1024 * 1024
 #: Resumes :meth:`RecordedSession.send` tries on its own before raising.
 DEFAULT_MAX_RESUMES = 3
 #: First wait before an automatic resume, in seconds; doubles per attempt.
@@ -268,7 +272,12 @@ class RecordedSession:
         if self._conn is None:
             raise FlacstreamError("the session is not open")
         data = bytes(data)
-        self._pending += data
+        if self.resumable:
+            self._pending += data
+            over = len(self._pending) - MAX_RESEND_BYTES
+            if over > 0:
+                del self._pending[:over]
+                self._pending_start += over
         attempt = 0
         while True:
             try:

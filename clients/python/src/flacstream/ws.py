@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 from typing import Any, Mapping
 
 from websockets.asyncio.client import ClientConnection, connect as ws_connect
@@ -21,6 +22,22 @@ CLOSE_TIMEOUT_SECONDS = 10.0
 
 _HAS_PROXY = "proxy" in inspect.signature(ws_connect.__init__).parameters
 
+#: Request headers whose values never reach a log.
+SECRET_HEADERS = frozenset({"authorization", "sec-websocket-protocol"})
+
+
+class _RedactingLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """websockets' logger with credentials blanked: at DEBUG it logs every
+    handshake header as ``("> %s: %s", name, value)``."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if len(args) == 2 and isinstance(args[0], str) and args[0].lower() in SECRET_HEADERS:
+            args = (args[0], "<redacted>")
+        super().log(level, msg, *args, **kwargs)
+
+
+_LOGGER = _RedactingLogger(logging.getLogger("websockets.client"), {})
+
 
 def _kwargs(config: ClientConfig) -> dict[str, Any]:
     kw: dict[str, Any] = {
@@ -29,6 +46,7 @@ def _kwargs(config: ClientConfig) -> dict[str, Any]:
         "open_timeout": config.connect_timeout,
         "close_timeout": CLOSE_TIMEOUT_SECONDS,
         "additional_headers": config.headers(),
+        "logger": _LOGGER,
     }
     if config.is_tls:
         kw["ssl"] = config.tls()
