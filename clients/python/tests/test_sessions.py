@@ -130,5 +130,5 @@ class SessionTests(ServerTestCase):
             session.send(pcm[10001:])
             done = session.close()
             self.assertEqual(done.md5, md5(pcm))
-            self.assertEqual(session.inner.resumes, 1)
+            self.assertEqual(session.resumes, 1)
             self.assertEqual(client.session_audio(session.session_id)[8:42], done.streaminfo)

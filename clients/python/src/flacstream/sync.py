@@ -58,6 +58,46 @@ class SyncRecordedSession:
         """The latest position the server reported."""
         return self.inner.position
 
+    @property
+    def hello(self) -> dict[str, Any]:
+        """The last ``session`` message."""
+        return self.inner.hello
+
+    @property
+    def acks(self) -> list[dict[str, Any]]:
+        """Every ack received, in order."""
+        return self.inner.acks
+
+    @property
+    def chunks(self) -> list[dict[str, Any]]:
+        """Chunk metadata messages (``metadata=True``)."""
+        return self.inner.chunks
+
+    @property
+    def frames(self) -> list[bytes]:
+        """FLAC messages received (``output_flac=True``)."""
+        return self.inner.frames
+
+    @property
+    def notices(self) -> list[dict[str, Any]]:
+        """``storage`` notices and other text messages."""
+        return self.inner.notices
+
+    @property
+    def done(self) -> Done | None:
+        """The ``done`` message once the session ended."""
+        return self.inner.done
+
+    @property
+    def resumes(self) -> int:
+        """How many times this handle resumed the session."""
+        return self.inner.resumes
+
+    @property
+    def close_code(self) -> int | None:
+        """The current connection's close code once it ended."""
+        return self.inner.close_code
+
     def send(self, data: bytes | bytearray | memoryview) -> None:
         """Sends one binary message (resuming after a drop)."""
         self._loop.run(self.inner.send(data))
@@ -96,7 +136,13 @@ class SyncListener:
 
     def __init__(self, loop: _Loop, inner: Listener) -> None:
         self._loop = loop
+        #: The asyncio listener underneath.
         self.inner = inner
+
+    @property
+    def hello(self) -> dict[str, Any]:
+        """The ``session`` message the server sent on joining."""
+        return self.inner.hello
 
     def collect(self) -> ListenResult:
         """Receives until the session ends."""
