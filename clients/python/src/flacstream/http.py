@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Mapping, Union
 
 from .config import ClientConfig, encode_query
-from .errors import TransportError, from_http
+from .errors import ProtocolError, TransportError, from_http
 
 #: A request body: bytes, or a binary file (seekable, so a retry can resend it).
 Body = Union[bytes, bytearray, memoryview, BinaryIO, None]
@@ -27,12 +27,15 @@ class Response:
     """A successful (2xx) answer, its body read whole."""
 
     status: int
-    headers: Mapping[str, str] = field(repr=False)
+    headers: http.client.HTTPMessage = field(repr=False)
     body: bytes = field(repr=False)
 
-    def json(self) -> Any:
-        """The body parsed as JSON."""
-        return json.loads(self.body)
+    def json(self) -> dict[str, Any]:
+        """The body parsed as a JSON object."""
+        obj = json.loads(self.body)
+        if not isinstance(obj, dict):
+            raise ProtocolError(f"HTTP {self.status} body is not a JSON object: {self.body[:200]!r}")
+        return obj
 
 
 def _send_once(config: ClientConfig, method: str, target: str, body: Body,
@@ -40,9 +43,9 @@ def _send_once(config: ClientConfig, method: str, target: str, body: Body,
     parts = urllib.parse.urlsplit(config.base_url)
     if config.is_tls:
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname, parts.port, timeout=config.http_timeout, context=config.tls())
+            parts.hostname or "", parts.port, timeout=config.http_timeout, context=config.tls())
     else:
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=config.http_timeout)
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=config.http_timeout)
     try:
         conn.request(method, parts.path + target, body=body, headers=dict(headers))
         resp = conn.getresponse()

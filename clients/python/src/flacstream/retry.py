@@ -44,8 +44,9 @@ class RetryPolicy:
         if error.status not in RETRYABLE_STATUSES or attempt >= self.max_attempts:
             return None
         if error.retry_after is not None:
-            return error.retry_after if error.retry_after <= self.max_delay else None
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+            wait = float(error.retry_after)
+            return wait if wait <= self.max_delay else None
+        backoff = min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1))
         return backoff / 2 + random.uniform(0, backoff / 2)
 
 

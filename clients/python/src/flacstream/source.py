@@ -44,10 +44,10 @@ async def chunks(source: AudioSource, size: int = DEFAULT_CHUNK_BYTES) -> AsyncI
                 return
             yield bytes(piece)
     if hasattr(source, "__aiter__"):
-        async for item in source:  # type: ignore[union-attr]
+        async for item in source:
             for piece in _split(item, size):
                 yield piece
         return
-    for item in source:  # type: ignore[union-attr]
+    for item in source:
         for piece in _split(item, size):
             yield piece

@@ -67,7 +67,7 @@ async def connect(config: ClientConfig, path: str,
             return await ws_connect(url, **_kwargs(config))
         except InvalidStatus as e:
             resp = e.response
-            error = from_http(resp.status_code, resp.body or b"", resp.headers)
+            error = from_http(resp.status_code, bytes(resp.body or b""), resp.headers)
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as e:
             raise TransportError(f"cannot open {path}: {type(e).__name__}: {e}") from e
         wait = config.retry.delay(error, attempt)
