@@ -9,6 +9,7 @@ import http.server
 import json
 import threading
 import time
+import urllib.request
 
 from websockets.asyncio.server import serve
 
@@ -124,3 +125,45 @@ class RateLimitTests(ServerTestCase):
         with self.assertRaises(flacstream.RateLimitedError) as cm2:
             await client.stream(audio)  # the handshake is refused the same way
         self.assertEqual(cm2.exception.code, "rate_limited")
+
+
+class RetryAfterHonouredTests(ServerTestCase):
+    """The real server's ``Retry-After`` waited for: 60 sessions a minute is a
+    burst of 60, then one a second, so the 61st is told to come back in ~1 s."""
+
+    SERVER_ARGS = ("--new-sessions-per-minute", "60")
+
+    def rejections(self) -> float:
+        """``flacstream_rejections_total{code="rate_limited"}`` from /metrics."""
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        text = opener.open(f"{self.server.base_url}/metrics", timeout=5).read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("flacstream_rejections_total") and 'rate_limited' in line)
+
+    async def test_client_waits_and_gets_in(self) -> None:
+        audio = wav(pcm16(0.05, 8000, 1), 8000, 1)
+        once = flacstream.AsyncClient(self.server.base_url, retry=flacstream.NO_RETRY)
+        patient = flacstream.AsyncClient(self.server.base_url,
+                                         retry=flacstream.RetryPolicy(max_attempts=4, max_delay=5))
+        # A refill may land between the refusal and the patient client's
+        # first try; then it got in without waiting, and the round is redone.
+        for _ in range(3):
+            refused = None
+            for _ in range(100):
+                try:
+                    await once.convert(audio)
+                except flacstream.RateLimitedError as e:
+                    refused = e
+                    break
+            self.assertIsNotNone(refused, "no 429 after 100 sessions")
+            assert refused is not None and refused.retry_after is not None
+            self.assertLessEqual(refused.retry_after, 5)
+            before = self.rejections()
+            t0 = time.monotonic()
+            result = await asyncio.wait_for(patient.convert(audio), 30)
+            elapsed = time.monotonic() - t0
+            self.assertEqual(result.flac[:4], b"fLaC")
+            if self.rejections() > before:  # refused first, then waited and got in
+                self.assertGreaterEqual(elapsed, refused.retry_after - 0.2)
+                return
+        self.fail("the patient client was never refused first")
