@@ -335,6 +335,15 @@ class RecordedSession:
         conn = self._conn
         if conn is None:
             raise FlacstreamError("the session is not open")
+        if conn.aborted or (conn.reader is not None and conn.reader.done()):
+            # The connection is gone: come back first, so nothing sent is lost.
+            await self._settle(conn)
+            err = self._ended_error(conn)
+            if self._max_resumes < 1 or not self._can_resume_after(err):
+                raise err
+            await self.resume()
+            assert self._conn is not None
+            conn = self._conn
         try:
             await conn.ws.send(message)
         except ConnectionClosed:
