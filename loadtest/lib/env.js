@@ -42,3 +42,28 @@ export function excerptPath(name) {
   if (!p) throw new Error(`${name} is not set: start scenarios through loadtest/run.sh`);
   return p;
 }
+
+/**
+ * The credential for a server started with `--auth` (docs/protocol.md,
+ * section 12): FLACSTREAM_API_KEY (an API key, `fsk_…`) or FLACSTREAM_TOKEN
+ * (a token, `fst1_…`), sent as `Authorization: Bearer` on every WebSocket
+ * handshake and HTTP request. Neither set: no header (auth off). Both set is
+ * an error, as the server refuses two credentials. Never logged.
+ */
+export const AUTH_HEADERS = (() => {
+  const key = envStr('FLACSTREAM_API_KEY', '');
+  const token = envStr('FLACSTREAM_TOKEN', '');
+  if (key && token) throw new Error('set FLACSTREAM_API_KEY or FLACSTREAM_TOKEN, not both');
+  const secret = key || token;
+  return secret ? { Authorization: `Bearer ${secret}` } : {};
+})();
+
+/** Params for `new WebSocket(url, null, wsParams())` (k6/experimental/websockets) and `ws.connect(url, wsParams(), …)` (k6/ws): the credential's header. */
+export function wsParams() {
+  return { headers: AUTH_HEADERS };
+}
+
+/** HTTP request headers: `extra` plus the credential's. */
+export function httpHeaders(extra) {
+  return Object.assign({}, extra || {}, AUTH_HEADERS);
+}

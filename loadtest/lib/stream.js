@@ -17,6 +17,7 @@ import { WebSocket } from 'k6/experimental/websockets';
 import { setTimeout, clearTimeout } from 'k6/timers';
 import { Counter, Gauge, Rate, Trend } from 'k6/metrics';
 import crypto from 'k6/crypto';
+import { wsParams } from './env.js';
 
 /** Bytes of the `fLaC` marker plus the STREAMINFO block: the first binary message. */
 export const STREAM_HEADER_BYTES = 42;
@@ -126,7 +127,7 @@ export function pacedStream(opts) {
     let nextBlockEnd = blockSize;
     let endSentAt = 0;
 
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, null, wsParams());
     ws.binaryType = 'arraybuffer';
 
     const finish = (reason, detail) => {

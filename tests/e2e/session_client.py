@@ -6,7 +6,8 @@ Cases, run in order against one server:
   record_resume  open a raw s16le session, send the first ~2.5 s in random
                  chunks ending inside a sample, wait for every ack, drop the
                  TCP connection without a close frame, rejoin as producer at
-                 `samples_received`, send the rest, close_session; check the
+                 `samples_received` (the package resends the byte past the
+                 last whole sample), send the rest, close_session; check the
                  `done`, the session JSON, the user's list and the download.
   listener       a listener joins before any audio; its FLAC bytes with the
                  final STREAMINFO patched in must equal the download.
@@ -21,7 +22,8 @@ Usage:
                       [--seed N] [--timeout S]
 
 Prints one line per case and exits non-zero if any case failed.
-Needs Python 3.11 and the `websockets` package; stdlib otherwise.
+Talks to the server through the `flacstream` package (clients/python:
+`pip install ./clients/python`); found beside this file when not installed.
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ import argparse
 import asyncio
 import base64
 import hashlib
-import inspect
-import json
 import math
 import os
 import random
@@ -39,14 +39,15 @@ import secrets
 import struct
 import sys
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from array import array
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-import websockets
-from websockets.exceptions import ConnectionClosed
+try:
+    import flacstream
+except ImportError:  # not installed: the package beside this repository's tests
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", "..", "clients", "python", "src"))
+    import flacstream
 
 RATE = 16000
 CHANNELS = 1
@@ -145,66 +146,8 @@ def parse_streaminfo(si: bytes) -> dict:
 
 
 # --------------------------------------------------------------------------
-# HTTP and WebSocket plumbing
+# Checks
 # --------------------------------------------------------------------------
-
-
-@dataclass
-class Http:
-    status: int
-    body: bytes
-    content_type: str = ""
-
-    def json(self) -> dict:
-        try:
-            return json.loads(self.body)
-        except json.JSONDecodeError as e:
-            raise CaseFailure(f"HTTP {self.status} body is not JSON: {self.body[:200]!r}") from e
-
-
-def _http(method: str, url: str, timeout: float) -> Http:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    req = urllib.request.Request(url, method=method)
-    try:
-        with opener.open(req, timeout=timeout) as resp:
-            return Http(resp.status, resp.read(), resp.headers.get("Content-Type", ""))
-    except urllib.error.HTTPError as e:
-        return Http(e.code, e.read(), e.headers.get("Content-Type", ""))
-
-
-async def http(method: str, url: str, timeout: float = 15.0) -> Http:
-    return await asyncio.to_thread(_http, method, url, timeout)
-
-
-def connect_kwargs() -> dict:
-    kw = {"max_size": None, "compression": None, "open_timeout": 15, "close_timeout": 10}
-    try:
-        if "proxy" in inspect.signature(websockets.connect.__init__).parameters:
-            kw["proxy"] = None  # never route 127.0.0.1 through an env proxy
-    except (TypeError, ValueError):
-        pass
-    return kw
-
-
-def ws_base(url_base: str) -> str:
-    u = urllib.parse.urlsplit(url_base)
-    scheme = "wss" if u.scheme == "https" else "ws"
-    return f"{scheme}://{u.netloc}"
-
-
-async def recv_json(ws, what: str, timeout: float = 15.0) -> dict:
-    try:
-        msg = await asyncio.wait_for(ws.recv(), timeout)
-    except asyncio.TimeoutError as e:
-        raise CaseFailure(f"no {what} message within {timeout:.0f} s") from e
-    except ConnectionClosed as e:
-        raise CaseFailure(f"connection closed ({ws.close_code} {ws.close_reason!r}) "
-                          f"while waiting for {what}") from e
-    check(isinstance(msg, str), f"want a text {what} message, got {len(msg)} binary bytes")
-    try:
-        return json.loads(msg)
-    except json.JSONDecodeError as e:
-        raise CaseFailure(f"{what} message is not JSON: {msg!r}") from e
 
 
 def check_session_msg(msg: dict, role: str, *, sid: str | None = None) -> str:
@@ -219,46 +162,13 @@ def check_session_msg(msg: dict, role: str, *, sid: str | None = None) -> str:
     return got
 
 
-@dataclass
-class Drained:
-    """What a connection received after its session message, up to the close."""
-    binaries: list[bytes] = field(default_factory=list)
-    texts: list[dict] = field(default_factory=list)
-    order: list[str] = field(default_factory=list)  # "b" / "t"
-    close_code: int | None = None
-    close_reason: str = ""
-
-
-async def drain(ws) -> Drained:
-    out = Drained()
-    while True:
-        try:
-            msg = await ws.recv()
-        except ConnectionClosed:
-            break
-        if isinstance(msg, (bytes, bytearray, memoryview)):
-            out.binaries.append(bytes(msg))
-            out.order.append("b")
-        else:
-            try:
-                out.texts.append(json.loads(msg))
-            except json.JSONDecodeError as e:
-                raise CaseFailure(f"text message is not JSON: {msg!r}") from e
-            out.order.append("t")
-    await ws.wait_closed()
-    out.close_code = ws.close_code
-    out.close_reason = ws.close_reason or ""
-    return out
-
-
-async def send_chunks(ws, data: bytes, rng: random.Random) -> int:
-    """Sends `data` in random-sized binary messages; returns how many."""
-    pos = 0
-    sizes = split_sizes(rng, len(data))
+def cumulative(start: int, sizes: list[int]) -> list[int]:
+    """Stream offsets after each message of `sizes`, from `start`."""
+    out, pos = [], start
     for n in sizes:
-        await ws.send(data[pos : pos + n])
         pos += n
-    return len(sizes)
+        out.append(pos)
+    return out
 
 
 def check_acks(acks: list[dict], sid: str, first_chunk: int, cum_bytes: list[int]) -> None:
@@ -304,20 +214,8 @@ def check_done(done: dict, sid: str, pcm: bytes) -> bytes:
     return si
 
 
-def check_closed_with_done(out: Drained, what: str) -> dict:
-    check(out.close_code == 1000,
-          f"{what}: close code {out.close_code} ({out.close_reason!r}), want 1000; "
-          f"texts={out.texts[-3:]}")
-    check(out.texts and out.order[-1] == "t", f"{what}: last message is not text")
-    done = out.texts[-1]
-    check(done.get("type") == "done", f"{what}: last message is not done: {done}")
-    return done
-
-
-async def download(base: str, sid: str, si: bytes, total: int) -> bytes:
-    r = await http("GET", f"{base}/api/audio/sessions/{sid}/audio")
-    check(r.status == 200, f"GET audio: HTTP {r.status}: {r.body[:200]!r}")
-    flac = r.body
+async def download(client: flacstream.AsyncClient, sid: str, si: bytes, total: int) -> bytes:
+    flac = await client.session_audio(sid)
     check(len(flac) > 42 and flac[:4] == b"fLaC", f"download is not FLAC ({len(flac)} bytes)")
     check(flac[4] & 0x7F == 0 and int.from_bytes(flac[5:8], "big") == 34,
           "download's first metadata block is not a 34-byte STREAMINFO")
@@ -325,12 +223,6 @@ async def download(base: str, sid: str, si: bytes, total: int) -> bytes:
                             f"!= done.streaminfo {parse_streaminfo(si)}")
     check(parse_streaminfo(flac[8:42])["total"] == total, "download's STREAMINFO total")
     return flac
-
-
-async def get_session(base: str, sid: str) -> dict:
-    r = await http("GET", f"{base}/api/audio/sessions/{sid}")
-    check(r.status == 200, f"GET session: HTTP {r.status}: {r.body[:200]!r}")
-    return r.json()
 
 
 def save(out_dir: str, name: str, flac: bytes, pcm: bytes) -> None:
@@ -347,8 +239,7 @@ def save(out_dir: str, name: str, flac: bytes, pcm: bytes) -> None:
 
 @dataclass
 class Context:
-    base: str  # http://host:port
-    ws: str  # ws://host:port
+    client: flacstream.AsyncClient
     out_dir: str
     seed: int
     listener_sid: str | None = None
@@ -360,145 +251,125 @@ async def case_record_resume(ctx: Context) -> str:
     total = len(pcm) // ALIGN
     cut = int(2.5 * RATE) * ALIGN + 1  # ends one byte into a sample
     user = f"e2e-{ctx.seed}-{secrets.token_hex(4)}"
-    url = (f"{ctx.ws}/api/ws/audio?sample_rate={RATE}&channels={CHANNELS}&format=s16le"
-           f"&user_id={urllib.parse.quote(user)}")
 
     # First producer: send up to `cut`, collect every ack, then vanish.
-    ws = await websockets.connect(url, **connect_kwargs())
-    try:
-        hello = await recv_json(ws, "session")
-        sid = check_session_msg(hello, "producer")
-        check(hello["samples_received"] == 0 and hello["chunk_count"] == 0
-              and hello.get("resumed") is False, f"new session is not empty: {hello}")
-        sizes = split_sizes(rng, cut)
-        cum, pos = [], 0
-        for n in sizes:
-            pos += n
-            cum.append(pos)
-        acks: list[dict] = []
-
-        async def read_acks() -> None:
-            while len(acks) < len(sizes):
-                acks.append(await recv_json(ws, f"ack {len(acks)}"))
-
-        reader = asyncio.create_task(read_acks())
-        try:
-            pos = 0
-            for n in sizes:
-                await ws.send(pcm[pos : pos + n])
-                pos += n
-            await reader
-        finally:
-            reader.cancel()
-        check_acks(acks, sid, 0, cum)
-    finally:
-        # Abrupt drop: no close frame, the TCP connection just goes.
-        ws.transport.abort()
-    try:
-        await asyncio.wait_for(ws.wait_closed(), 5)
-    except asyncio.TimeoutError:
-        pass
-    check(ws.close_code is None or ws.close_code == 1006,
-          f"aborted connection reports close code {ws.close_code}")
-
-    # Second producer: resume where the session stands.
-    async with websockets.connect(f"{ctx.ws}/api/ws/audio/{sid}", **connect_kwargs()) as ws2:
-        hello2 = await recv_json(ws2, "session")
-        check_session_msg(hello2, "producer", sid=sid)
-        at = hello2["samples_received"]
-        check(at == cut // ALIGN, f"resume at sample {at}, want {cut // ALIGN} "
-                                  f"(whole samples of the {cut} bytes acked)")
-        check(hello2.get("resumed") is True, f"session.resumed is not true on rejoin: {hello2}")
-        check(hello2["chunk_count"] == len(sizes),
-              f"chunk_count {hello2['chunk_count']} after {len(sizes)} messages")
-        rest = pcm[at * ALIGN :]
-        sizes2 = split_sizes(rng, len(rest))
-        drained = asyncio.create_task(drain(ws2))
-        pos = 0
-        for n in sizes2:
-            await ws2.send(rest[pos : pos + n])
-            pos += n
-        await ws2.send(json.dumps({"type": "control", "action": "close_session"}))
-        out = await drained
-    done = check_closed_with_done(out, "resumed producer")
-    check(not out.binaries, f"producer got {len(out.binaries)} binary messages without output=flac")
-    cum2, pos = [], at * ALIGN
-    for n in sizes2:
+    session = await ctx.client.open_session(format="s16le", sample_rate=RATE,
+                                            channels=CHANNELS, user_id=user, max_resumes=0)
+    hello = session.hello
+    sid = check_session_msg(hello, "producer")
+    check(hello["samples_received"] == 0 and hello["chunk_count"] == 0
+          and hello.get("resumed") is False, f"new session is not empty: {hello}")
+    sizes = split_sizes(rng, cut)
+    pos = 0
+    for n in sizes:
+        await session.send(pcm[pos : pos + n])
         pos += n
-        cum2.append(pos)
-    check_acks(out.texts[:-1], sid, len(sizes), cum2)
+    await session.wait_acks()
+    check_acks(session.acks, sid, 0, cumulative(0, sizes))
+    # Abrupt drop: no close frame, the TCP connection just goes.
+    session.abort()
+
+    # Second producer: the package rejoins and resends from where the
+    # session stands (the odd byte past the last whole sample).
+    hello2 = await session.resume()
+    check_session_msg(hello2, "producer", sid=sid)
+    at = hello2["samples_received"]
+    check(at == cut // ALIGN, f"resume at sample {at}, want {cut // ALIGN} "
+                              f"(whole samples of the {cut} bytes acked)")
+    check(hello2.get("resumed") is True, f"session.resumed is not true on rejoin: {hello2}")
+    check(hello2["chunk_count"] == len(sizes),
+          f"chunk_count {hello2['chunk_count']} after {len(sizes)} messages")
+    resent = cut - at * ALIGN
+    rest = pcm[cut:]
+    sizes2 = split_sizes(rng, len(rest))
+    pos = cut
+    for n in sizes2:
+        await session.send(pcm[pos : pos + n])
+        pos += n
+    await session.wait_acks()
+    done_msg = await session.close()
+    done = done_msg.raw
+    check(session.close_code == 1000, f"resumed producer: close code {session.close_code}, want 1000")
+    check(not session.frames, f"producer got {len(session.frames)} binary messages without output=flac")
+    check(not session.notices, f"producer got unexpected text messages: {session.notices}")
+    check(session.resumes == 1, f"{session.resumes} resumes, want 1")
+    check_acks(session.acks[len(sizes):], sid, len(sizes),
+               cumulative(at * ALIGN, [resent] + sizes2))
     si = check_done(done, sid, pcm)
+    messages = len(sizes) + 1 + len(sizes2)
 
     # HTTP: the session, the user's list, the file.
-    sess = await get_session(ctx.base, sid)
+    sess = await ctx.client.get_session(sid)
     expect = {"session_id": sid, "status": "closed", "samples": total, "user_id": user,
               "format": "s16le", "sample_rate": RATE, "channels": CHANNELS,
               "bits_per_sample": BITS, "record": True, "connections": 0,
-              "chunk_count": len(sizes) + len(sizes2)}
+              "chunk_count": messages}
     for k, v in expect.items():
         check(sess.get(k) == v, f"GET session: {k} = {sess.get(k)!r}, want {v!r}")
     check(sess.get("audio_url") == f"/api/audio/sessions/{sid}/audio",
           f"GET session: audio_url {sess.get('audio_url')!r}")
-    r = await http("GET", f"{ctx.base}/api/audio/sessions?user_id={urllib.parse.quote(user)}")
-    check(r.status == 200, f"GET list: HTTP {r.status}: {r.body[:200]!r}")
-    listed = [s.get("session_id") for s in r.json().get("sessions", [])]
+    listed = [s.get("session_id") for s in (await ctx.client.list_sessions(user_id=user))["sessions"]]
     check(listed == [sid], f"list for user {user} = {listed}, want [{sid}]")
-    flac = await download(ctx.base, sid, si, total)
+    flac = await download(ctx.client, sid, si, total)
     save(ctx.out_dir, "record_resume", flac, pcm)
-    return (f"{total} samples, resumed at {at} after {len(sizes)} + {len(sizes2)} messages "
-            f"(cut inside a sample), {len(pcm)} -> {len(flac)} bytes, md5 {done['md5']}")
+    return (f"{total} samples, resumed at {at} after {len(sizes)} + 1 + {len(sizes2)} messages "
+            f"(cut inside a sample, {resent} byte resent), {len(pcm)} -> {len(flac)} bytes, "
+            f"md5 {done['md5']}")
 
 
 async def case_listener(ctx: Context) -> str:
     rng = random.Random(f"{ctx.seed}:listener")
     pcm = gen_speech(rng, 3 * RATE)
     total = len(pcm) // ALIGN
-    url = (f"{ctx.ws}/api/ws/audio?sample_rate={RATE}&channels={CHANNELS}&format=s16le"
-           f"&acks=false")
-    async with websockets.connect(url, **connect_kwargs()) as prod:
-        sid = check_session_msg(await recv_json(prod, "session"), "producer")
-        ctx.listener_sid = sid
-        async with websockets.connect(f"{ctx.ws}/api/ws/audio/{sid}?role=listen",
-                                      **connect_kwargs()) as lis:
-            hello = await recv_json(lis, "session")
-            check_session_msg(hello, "listener", sid=sid)
-            check(hello["connections"] == 2, f"listener sees {hello['connections']} connections, want 2")
-            heard = asyncio.create_task(drain(lis))
-            produced = asyncio.create_task(drain(prod))
-            sent = await send_chunks(prod, pcm, rng)
-            await prod.send(json.dumps({"type": "control", "action": "close_session"}))
-            lout, pout = await asyncio.gather(heard, produced)
+    prod = await ctx.client.open_session(format="s16le", sample_rate=RATE, channels=CHANNELS,
+                                         acks=False)
+    sid = check_session_msg(prod.hello, "producer")
+    ctx.listener_sid = sid
+    lis = await ctx.client.listen(sid)
+    hello = lis.hello
+    check_session_msg(hello, "listener", sid=sid)
+    check(hello["connections"] == 2, f"listener sees {hello['connections']} connections, want 2")
+    heard = asyncio.create_task(lis.collect())
+    sizes = split_sizes(rng, len(pcm))
+    pos = 0
+    for n in sizes:
+        await prod.send(pcm[pos : pos + n])
+        pos += n
+    pdone = (await prod.close()).raw
+    lout = await heard
 
-    pdone = check_closed_with_done(pout, "producer")
-    check(len(pout.texts) == 1 and not pout.binaries,
-          f"producer with acks=false got {pout.order.count('t') - 1} extra texts "
-          f"and {len(pout.binaries)} binaries")
+    check(prod.close_code == 1000, f"producer: close code {prod.close_code}, want 1000")
+    check(not prod.acks and not prod.notices and not prod.frames,
+          f"producer with acks=false got {len(prod.acks)} acks, {prod.notices} "
+          f"and {len(prod.frames)} binaries")
     si = check_done(pdone, sid, pcm)
-    ldone = check_closed_with_done(lout, "listener")
-    check(len(lout.texts) == 1, f"listener got extra text messages: {lout.texts[:-1]}")
+    ldone = lout.done.raw
+    check(lout.close_code == 1000, f"listener: close code {lout.close_code}, want 1000")
+    check(not lis.notices, f"listener got extra text messages: {lis.notices}")
     check(ldone == pdone, f"listener's done differs from the producer's: {ldone} vs {pdone}")
-    check(lout.binaries, "listener got no FLAC")
-    first = lout.binaries[0]
+    first = lout.header
     check(len(first) == 42 and first[:4] == b"fLaC",
           f"listener's first binary is not 42 bytes of fLaC+STREAMINFO ({len(first)} bytes)")
     prov = parse_streaminfo(first[8:42])
     check(prov["total"] == 0 and prov["md5"] == "0" * 32, f"provisional STREAMINFO not zeroed: {prov}")
-    for i, fr in enumerate(lout.binaries[1:], 1):
+    for i, fr in enumerate(lout.frames, 1):
         check(len(fr) >= 2 and fr[0] == 0xFF and (fr[1] & 0xFE) == 0xF8,
               f"listener binary {i} does not start with a FLAC frame sync code")
-    live = bytearray(b"".join(lout.binaries))
-    check(ldone.get("frames") == len(lout.binaries) - 1 and ldone.get("bytes_out") == len(live),
+    live_len = len(first) + sum(len(f) for f in lout.frames)
+    check(ldone.get("frames") == len(lout.frames) and ldone.get("bytes_out") == live_len,
           f"done frames/bytes_out {ldone.get('frames')}/{ldone.get('bytes_out')} vs listener's "
-          f"{len(lout.binaries) - 1} frames, {len(live)} bytes")
-    live[8:42] = si
-    flac = await download(ctx.base, sid, si, total)
-    if bytes(live) != flac:
+          f"{len(lout.frames)} frames, {live_len} bytes")
+    check(lout.complete, "listener did not hear every frame")
+    live = lout.flac  # final STREAMINFO patched in
+    check(live[8:42] == si, "listener's patched STREAMINFO is not done.streaminfo")
+    flac = await download(ctx.client, sid, si, total)
+    if live != flac:
         n = min(len(live), len(flac))
         at = next((i for i in range(n) if live[i] != flac[i]), n)
         raise CaseFailure(f"listener's FLAC ({len(live)} bytes) != download ({len(flac)} bytes), "
                           f"first difference at byte {at}")
     save(ctx.out_dir, "listener", flac, pcm)
-    return (f"{total} samples in {sent} messages, listener got {len(lout.binaries) - 1} frames, "
+    return (f"{total} samples in {len(sizes)} messages, listener got {len(lout.frames)} frames, "
             f"{len(flac)} bytes identical to the download")
 
 
@@ -507,16 +378,21 @@ async def case_delete(ctx: Context) -> str:
     check(sid is not None, "no listener session to delete (listener case failed early)")
     check(os.path.exists(os.path.join(ctx.out_dir, "listener.flac")),
           "listener.flac was not saved; not deleting the only copy")
-    r = await http("DELETE", f"{ctx.base}/api/audio/sessions/{sid}")
-    check(r.status == 204, f"DELETE: HTTP {r.status}, want 204: {r.body[:200]!r}")
-    for path in (f"/api/audio/sessions/{sid}", f"/api/audio/sessions/{sid}/audio"):
-        r = await http("GET", f"{ctx.base}{path}")
-        check(r.status == 404, f"GET {path} after DELETE: HTTP {r.status}, want 404")
-        body = r.json()
-        check(body.get("code") == "session_not_found",
-              f"GET {path} after DELETE: code {body.get('code')!r}, want session_not_found")
-    r = await http("DELETE", f"{ctx.base}/api/audio/sessions/{sid}")
-    check(r.status == 404, f"second DELETE: HTTP {r.status}, want 404")
+    await ctx.client.delete_session(sid)
+    for what, get in (("session", ctx.client.get_session), ("audio", ctx.client.session_audio)):
+        try:
+            await get(sid)
+        except flacstream.NotFoundError as e:
+            check(e.code == "session_not_found",
+                  f"GET {what} after DELETE: code {e.code!r}, want session_not_found")
+        else:
+            raise CaseFailure(f"GET {what} after DELETE answered 200, want 404")
+    try:
+        await ctx.client.delete_session(sid)
+    except flacstream.NotFoundError:
+        pass
+    else:
+        raise CaseFailure("second DELETE answered 204, want 404")
     return "204, then GET session/audio 404 session_not_found, second DELETE 404"
 
 
@@ -534,18 +410,19 @@ async def run_case(ctx: Context, name: str, fn, timeout: float) -> tuple[bool, s
         return False, f"FAIL {name}: timed out after {timeout:.0f} s"
     except CaseFailure as e:
         return False, f"FAIL {name}: {e}"
-    except websockets.exceptions.InvalidStatus as e:
-        resp = e.response
-        body = resp.body.decode("utf-8", "replace") if resp.body else ""
-        return False, f"FAIL {name}: handshake refused with HTTP {resp.status_code}: {body}"
-    except (OSError, websockets.exceptions.WebSocketException) as e:
+    except flacstream.ServerError as e:
+        if e.status is not None:
+            return False, f"FAIL {name}: refused with HTTP {e.status}: {e.code}: {e.message}"
+        return False, f"FAIL {name}: error {e.code} close {e.close_code}: {e.message}"
+    except (OSError, flacstream.FlacstreamError) as e:
         return False, f"FAIL {name}: {type(e).__name__}: {e}"
 
 
 async def main_async(args: argparse.Namespace) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     base = args.url_base.rstrip("/")
-    ctx = Context(base=base, ws=ws_base(base), out_dir=args.out_dir, seed=args.seed)
+    client = flacstream.AsyncClient(base, retry=flacstream.NO_RETRY)
+    ctx = Context(client=client, out_dir=args.out_dir, seed=args.seed)
     results = []
     for name, fn in CASES:
         ok, line = await run_case(ctx, name, fn, args.timeout)

@@ -12,7 +12,8 @@ Usage:
                      [--seed N] [--concurrency N] [--timeout S]
 
 Prints one line per case and exits non-zero if any case failed.
-Needs Python 3.11 and the `websockets` package; stdlib otherwise.
+Talks to the server through the `flacstream` package (clients/python:
+`pip install ./clients/python`); found beside this file when not installed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import argparse
 import asyncio
 import base64
 import hashlib
-import json
 import math
 import os
 import random
@@ -30,9 +30,15 @@ import sys
 import time
 from array import array
 from dataclasses import dataclass, field
+from typing import Iterator
+from urllib.parse import urlsplit
 
-import websockets
-from websockets.exceptions import ConnectionClosed
+try:
+    import flacstream
+except ImportError:  # not installed: the package beside this repository's tests
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                    "..", "..", "clients", "python", "src"))
+    import flacstream
 
 WAVE_FORMAT_PCM = 0x0001
 WAVE_FORMAT_IEEE_FLOAT = 0x0003
@@ -210,6 +216,12 @@ def build_cases(seed: int) -> list[WavCase]:
 # --------------------------------------------------------------------------
 
 
+def base_url(stream_url: str) -> str:
+    """http(s)://host:port from the ws(s)://host:port/stream of --url."""
+    u = urlsplit(stream_url)
+    return f"{'https' if u.scheme == 'wss' else 'http'}://{u.netloc}"
+
+
 def default_block_size(rate: int) -> int:
     cap = 4096 if rate <= 48000 else 16384
     bs = 32
@@ -249,81 +261,21 @@ def split_sizes(rng: random.Random, total: int) -> list[int]:
     return sizes
 
 
-@dataclass
-class Outcome:
-    binaries: list[bytes]
-    texts: list[tuple[int, dict]]  # (index in message order, parsed JSON)
-    close_code: int | None
-    close_reason: str
-    order: list[str]  # "b" / "t" per message
+def pieces(payload: bytes, rng: random.Random) -> Iterator[bytes]:
+    """`payload` in the random message sizes of split_sizes."""
+    pos = 0
+    for n in split_sizes(rng, len(payload)):
+        yield payload[pos : pos + n]
+        pos += n
 
 
-def connect_kwargs() -> dict:
-    kw = {"max_size": None, "compression": None, "open_timeout": 15, "close_timeout": 10}
-    try:
-        import inspect
-
-        if "proxy" in inspect.signature(websockets.connect.__init__).parameters:
-            kw["proxy"] = None  # never route 127.0.0.1 through an env proxy
-    except (TypeError, ValueError):
-        pass
-    return kw
-
-
-async def run_stream(url: str, payload: bytes, rng: random.Random, send_end: bool) -> Outcome:
-    binaries: list[bytes] = []
-    texts: list[tuple[int, dict]] = []
-    order: list[str] = []
-    async with websockets.connect(url, **connect_kwargs()) as ws:
-
-        async def sender() -> None:
-            pos = 0
-            try:
-                for n in split_sizes(rng, len(payload)):
-                    await ws.send(payload[pos : pos + n])
-                    pos += n
-                if send_end:
-                    await ws.send(json.dumps({"type": "end"}))
-            except ConnectionClosed:
-                pass  # the server may finish/fail before all bytes are sent
-
-        send_task = asyncio.create_task(sender())
-        try:
-            while True:
-                try:
-                    msg = await ws.recv()
-                except ConnectionClosed:
-                    break
-                if isinstance(msg, (bytes, bytearray, memoryview)):
-                    binaries.append(bytes(msg))
-                    order.append("b")
-                else:
-                    try:
-                        obj = json.loads(msg)
-                    except json.JSONDecodeError as e:
-                        raise CaseFailure(f"text message is not JSON: {msg!r}") from e
-                    texts.append((len(order), obj))
-                    order.append("t")
-        finally:
-            if not send_task.done():
-                send_task.cancel()
-            try:
-                await send_task
-            except (asyncio.CancelledError, ConnectionClosed):
-                pass
-        await ws.wait_closed()
-        return Outcome(binaries, texts, ws.close_code, ws.close_reason or "", order)
-
-
-def check_success(case: WavCase, out: Outcome, sent: int) -> tuple[bytes, dict]:
-    check(out.close_code == 1000,
-          f"close code {out.close_code} ({out.close_reason!r}), want 1000; texts={[t for _, t in out.texts]}")
-    check(len(out.texts) == 1, f"want exactly one text message, got {[t for _, t in out.texts]}")
-    idx, done = out.texts[0]
+def check_success(case: WavCase, out: flacstream.StreamResult, sent: int) -> tuple[bytes, dict]:
+    check(out.close_code == 1000, f"close code {out.close_code}, want 1000")
+    check(not out.notices, f"want exactly one text message (done), also got {out.notices}")
+    done = out.done.raw
     check(done.get("type") == "done", f"text message is not done: {done}")
-    check(idx == len(out.order) - 1, "done is not the last message")
-    check(out.binaries, "no FLAC bytes received")
-    first = out.binaries[0]
+    binaries = [out.header, *out.frames]
+    first = out.header
     check(len(first) == 42 and first[:4] == b"fLaC",
           f"first message is not 42 bytes of fLaC+STREAMINFO ({len(first)} bytes, {first[:8]!r})")
     check(first[4] == 0x80 and int.from_bytes(first[5:8], "big") == 34,
@@ -331,17 +283,17 @@ def check_success(case: WavCase, out: Outcome, sent: int) -> tuple[bytes, dict]:
     prov = parse_streaminfo(first[8:42])
     check(prov["total"] == 0 and prov["md5"] == "0" * 32 and prov["min_frame"] == 0
           and prov["max_frame"] == 0, f"provisional STREAMINFO not zeroed: {prov}")
-    for i, fr in enumerate(out.binaries[1:], 1):
+    for i, fr in enumerate(out.frames, 1):
         check(len(fr) >= 2 and fr[0] == 0xFF and (fr[1] & 0xFE) == 0xF8,
               f"binary message {i} does not start with a FLAC frame sync code")
 
-    flac = bytearray(b"".join(out.binaries))
+    flac = bytearray(b"".join(binaries))
     want_md5 = hashlib.md5(md5_input(case.pcm, case.bits)).hexdigest()
     expect = {
         "samples": case.frames,
         "md5": want_md5,
         "dropped_bytes": case.dropped,
-        "frames": len(out.binaries) - 1,
+        "frames": len(out.frames),
         "bytes_out": len(flac),
         "sample_rate": case.rate,
         "channels": case.channels,
@@ -366,32 +318,36 @@ def check_success(case: WavCase, out: Outcome, sent: int) -> tuple[bytes, dict]:
     if case.frames >= bs:
         check(info["max_block"] == bs, f"max block size {info['max_block']}, want default {bs}")
         check(done["frames"] == -(-case.frames // bs), f"frames {done['frames']} for block size {bs}")
-    flac[8:42] = si
-    return bytes(flac), done
+    check(out.flac == bytes(flac[:8]) + si + bytes(flac[42:]),
+          "the package's patched FLAC differs from the stream with done.streaminfo at 8..42")
+    return out.flac, done
 
 
-def check_error(case: WavCase, out: Outcome) -> dict:
+def check_error(case: WavCase, err: flacstream.ServerError) -> None:
     code, close = case.expect_error
-    check(not out.binaries, f"{len(out.binaries)} binary message(s) sent for input rejected at the header")
-    check(len(out.texts) == 1, f"want one error message, got {[t for _, t in out.texts]}")
-    err = out.texts[0][1]
-    check(err.get("type") == "error" and err.get("code") == code,
-          f"got {err}, want error code {code}")
-    check(isinstance(err.get("message"), str) and err["message"], "error message text missing")
-    check(out.close_code == close, f"close code {out.close_code}, want {close}")
-    return err
+    check(err.status is None, f"refused before the upgrade with HTTP {err.status}: {err}")
+    check(not err.partial, f"{len(err.partial)} FLAC bytes sent for input rejected at the header")
+    check(err.code == code, f"got error code {err.code} ({err.message}), want {code}")
+    check(bool(err.message), "error message text missing")
+    check(err.close_code == close, f"close code {err.close_code}, want {close}")
 
 
-async def run_case(url: str, case: WavCase, name: str, seed: int, out_dir: str,
-                   timeout: float) -> tuple[bool, str]:
+async def run_case(client: flacstream.AsyncClient, case: WavCase, name: str, seed: int,
+                   out_dir: str, timeout: float) -> tuple[bool, str]:
     rng = random.Random(f"{seed}:{name}")
     t0 = time.monotonic()
     try:
-        out = await asyncio.wait_for(run_stream(url, case.wav, rng, case.send_end), timeout)
+        try:
+            out = await asyncio.wait_for(
+                client.stream(pieces(case.wav, rng), send_end=case.send_end), timeout)
+        except flacstream.ServerError as err:
+            if not case.expect_error or err.status is not None:
+                raise
+            check_error(case, err)
+            ms = (time.monotonic() - t0) * 1000
+            return True, f"PASS {name}: error {err.code} close {err.close_code} ({ms:.0f} ms)"
         ms = (time.monotonic() - t0) * 1000
-        if case.expect_error:
-            err = check_error(case, out)
-            return True, f"PASS {name}: error {err['code']} close {out.close_code} ({ms:.0f} ms)"
+        check(not case.expect_error, f"want error {case.expect_error}, got done {out.done}")
         flac, done = check_success(case, out, len(case.wav))
         with open(os.path.join(out_dir, f"{name}.wav"), "wb") as f:
             f.write(case.wav)
@@ -406,27 +362,28 @@ async def run_case(url: str, case: WavCase, name: str, seed: int, out_dir: str,
         return False, f"FAIL {name}: timed out after {timeout:.0f} s{hint}"
     except CaseFailure as e:
         return False, f"FAIL {name}: {e}"
-    except websockets.exceptions.InvalidStatus as e:
-        resp = e.response
-        body = resp.body.decode("utf-8", "replace") if resp.body else ""
-        return False, f"FAIL {name}: handshake refused with HTTP {resp.status_code}: {body}"
-    except (OSError, websockets.exceptions.WebSocketException) as e:
+    except flacstream.ServerError as e:
+        if e.status is not None:
+            return False, f"FAIL {name}: handshake refused with HTTP {e.status}: {e.code}: {e.message}"
+        return False, f"FAIL {name}: error {e.code} close {e.close_code}: {e.message}"
+    except (OSError, flacstream.FlacstreamError) as e:
         return False, f"FAIL {name}: {type(e).__name__}: {e}"
 
 
 async def main_async(args: argparse.Namespace) -> int:
     os.makedirs(args.out_dir, exist_ok=True)
     cases = build_cases(args.seed)
+    client = flacstream.AsyncClient(base_url(args.url), retry=flacstream.NO_RETRY)
     results: list[tuple[bool, str]] = []
     stereo = cases[0]
     for case in cases:
-        ok, line = await run_case(args.url, case, case.name, args.seed, args.out_dir, args.timeout)
+        ok, line = await run_case(client, case, case.name, args.seed, args.out_dir, args.timeout)
         print(line, flush=True)
         results.append((ok, line))
     if args.concurrency > 0:
         t0 = time.monotonic()
         conc = await asyncio.gather(*(
-            run_case(args.url, stereo, f"{stereo.name}_c{i}", args.seed, args.out_dir, args.timeout)
+            run_case(client, stereo, f"{stereo.name}_c{i}", args.seed, args.out_dir, args.timeout)
             for i in range(args.concurrency)))
         for ok, line in conc:
             print(line, flush=True)

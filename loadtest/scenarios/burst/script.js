@@ -9,7 +9,7 @@
 import http from 'k6/http';
 import { WebSocket } from 'k6/experimental/websockets';
 import { Counter, Trend } from 'k6/metrics';
-import { envInt, excerptPath, SUMMARY_TREND_STATS, TARGET } from '../../lib/env.js';
+import { envInt, excerptPath, httpHeaders, SUMMARY_TREND_STATS, TARGET, wsParams } from '../../lib/env.js';
 import { streaminfo, wavFacts } from '../../lib/flac.js';
 
 /** Bytes per WebSocket message: the size docs/protocol.md recommends at most. */
@@ -62,7 +62,7 @@ function outcome(api, t0, got) {
 export function viaStream() {
   return new Promise((resolve) => {
     const t0 = Date.now();
-    const ws = new WebSocket(`ws://${TARGET}/stream`);
+    const ws = new WebSocket(`ws://${TARGET}/stream`, null, wsParams());
     ws.binaryType = 'arraybuffer';
     let settled = false;
     const settle = (got) => {
@@ -89,7 +89,7 @@ export function viaStream() {
 export function viaConvert() {
   const t0 = Date.now();
   const r = http.post(`http://${TARGET}/convert`, wav, {
-    headers: { 'Content-Type': 'audio/wav' }, responseType: 'binary', timeout: '120s',
+    headers: httpHeaders({ 'Content-Type': 'audio/wav' }), responseType: 'binary', timeout: '120s',
   });
   outcome('convert', t0, r.status === 200 ? streaminfo(r.body) : { status: r.status });
 }

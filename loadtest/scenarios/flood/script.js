@@ -15,7 +15,7 @@ import { WebSocket } from 'k6/experimental/websockets';
 import crypto from 'k6/crypto';
 import { setTimeout } from 'k6/timers';
 import { Rate, Trend } from 'k6/metrics';
-import { envInt, excerptPath, TARGET } from '../../lib/env.js';
+import { envInt, excerptPath, TARGET, wsParams } from '../../lib/env.js';
 import { liveScenario } from '../../lib/live.js';
 import { streamingWavHeader } from '../../lib/stream.js';
 
@@ -67,7 +67,7 @@ export function misbehave() {
   const kind = __ENV.KIND;
   let error = null;
   let code = null;
-  ws.connect(`ws://${TARGET}/stream`, null, (socket) => {
+  ws.connect(`ws://${TARGET}/stream`, wsParams(), (socket) => {
     socket.on('open', () => {
       if (kind === 'oversize') {
         socket.sendBinary(new ArrayBuffer(OVERSIZE_BYTES));
@@ -95,7 +95,7 @@ export function misbehave() {
 /** A valid stream sent as fast as the server takes it; must end exact. */
 export function fast() {
   return new Promise((resolve) => {
-    const sock = new WebSocket(`ws://${TARGET}/stream`);
+    const sock = new WebSocket(`ws://${TARGET}/stream`, null, wsParams());
     sock.binaryType = 'arraybuffer';
     const md5 = crypto.createHash('md5');
     const frameBytes = 4;

@@ -12,7 +12,7 @@ import exec from 'k6/execution';
 import { WebSocket } from 'k6/experimental/websockets';
 import { setTimeout } from 'k6/timers';
 import { Counter, Rate } from 'k6/metrics';
-import { envInt, envStr, TARGET } from '../../lib/env.js';
+import { envInt, envStr, TARGET, wsParams } from '../../lib/env.js';
 import { plannedStreams } from '../../lib/stream.js';
 
 const connections = envInt('CONNECTIONS', 1000);
@@ -62,7 +62,7 @@ function hold(delayMs) {
         try { ws.close(); } catch (e) { /* already closed */ }
         resolve();
       };
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, null, wsParams());
       ws.onopen = () => {
         if (endpoint !== 'session') ready = true;
         // Held from the moment of opening, so every connection is open
