@@ -34,12 +34,16 @@
 
 pub mod admin;
 pub mod analysis;
+pub mod asyncapi;
 pub mod audio_socket;
 pub mod chunks;
 pub mod convert;
+pub mod docs;
+pub mod fallback;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
+pub mod openapi;
 pub mod originals;
 pub mod page;
 pub mod phrases;

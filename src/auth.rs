@@ -18,12 +18,15 @@
 //!   `--allowed-origins` entry or the service's own (reached by an IP
 //!   address or `localhost`: a host name could be DNS-rebound) is refused,
 //!   whether authentication is on or off.
+//! - **CORS** ([`cors`]): pages on an `--allowed-origins` entry may call
+//!   the HTTP API with `fetch`: preflights answered, the origin echoed.
 //!
 //! What stays open: `/healthz`, `/readyz`, `/metrics` (keep it off the
 //! public address: a NetworkPolicy or the ingress), the page and its assets.
 //! `/admin/drain` answers loopback peers only, as before. No credential is
 //! ever logged: the service logs no request line, header or query.
 
+pub mod cors;
 pub mod guard;
 pub mod keys;
 pub mod origin;

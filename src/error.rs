@@ -150,6 +150,17 @@ pub enum ApiError {
     /// Object storage failed.
     #[error("object storage failed: {0}")]
     ObjectStorage(String),
+    /// No endpoint has this path.
+    #[error("no endpoint has the path {0} (the API is described at /openapi.json)")]
+    RouteNotFound(String),
+    /// The path exists, but not for this method.
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed {
+        /// The method asked for.
+        method: String,
+        /// The methods the path takes, comma-separated (the `Allow` header).
+        allow: String,
+    },
 }
 
 impl From<flacstream_actors::object_recordings::ObjectError> for ApiError {
@@ -177,12 +188,15 @@ impl From<AdmitError> for ApiError {
 }
 
 /// The JSON body of every error, on HTTP and WebSocket alike.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "error", "code": "session_not_found", "message": "no session has this id"}))]
 pub struct ErrorBody {
     /// Always `"error"`.
     #[serde(rename = "type")]
+    #[schema(value_type = String, pattern = "^error$")]
     pub kind: &'static str,
-    /// Stable machine-readable code.
+    /// Stable machine-readable code (docs/protocol.md §5 lists them).
+    #[schema(value_type = String)]
     pub code: &'static str,
     /// A sentence for humans.
     pub message: String,
@@ -226,6 +240,8 @@ impl ApiError {
             Self::UploadTooSlow(_) => "upload_too_slow",
             Self::OwnedElsewhere { .. } => "session_owned_elsewhere",
             Self::ObjectStorage(_) => "storage",
+            Self::RouteNotFound(_) => "not_found",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
         }
     }
 
@@ -280,6 +296,7 @@ impl ApiError {
             // Like `server_busy`: answered before any upgrade, so no
             // WebSocket sees it; "try again later" if one ever did.
             Self::RateLimited { .. } => CloseCode::Again,
+            Self::RouteNotFound(_) | Self::MethodNotAllowed { .. } => CloseCode::Policy,
             Self::Storage(_) => CloseCode::Error,
             Self::UploadTooLarge(_) | Self::AudioTooLong(_) => CloseCode::Size,
             Self::UnsupportedMediaType(_) => CloseCode::Unsupported,
@@ -337,6 +354,8 @@ impl ResponseError for ApiError {
             | Self::Unavailable(_)
             | Self::OwnedElsewhere { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::ObjectStorage(_) => StatusCode::BAD_GATEWAY,
+            Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
         }
     }
 
@@ -360,6 +379,9 @@ impl ResponseError for ApiError {
                 actix_web::http::header::RETRY_AFTER,
                 retry_after_seconds.to_string(),
             ));
+        }
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header((actix_web::http::header::ALLOW, allow.as_str()));
         }
         response.json(self.body())
     }

@@ -287,7 +287,7 @@ impl AckMessage {
 }
 
 /// How a drain stands: the body of both `/admin/drain` answers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DrainStatus {
     /// `"draining"` once a drain has started, else `"ready"`.
     pub status: String,

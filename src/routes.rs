@@ -1,99 +1,76 @@
-//! The route table: the one place that names the endpoints ([`crate::api`])
-//! and the paths and methods they answer.
+//! The route table: the one place that lists the endpoints ([`crate::api`]).
+//!
+//! Each endpoint is a handler annotated twice: actix's method macro
+//! (`#[get("/path")]`) gives its path and method, and `#[utoipa::path]` its
+//! OpenAPI description. Registered here with `service(...)` through
+//! utoipa-actix-web, the one call both routes the path and adds it to the
+//! OpenAPI document ([`document`]), so the two cannot disagree;
+//! `tests/it/openapi.rs` checks the served document against the server.
 
-use actix_web::web;
+use actix_web::App;
+use utoipa::OpenApi;
+use utoipa_actix_web::service_config::ServiceConfig;
+use utoipa_actix_web::AppExt;
 
 use crate::api::{
-    admin, analysis, audio_socket, chunks, convert, health, jobs, metrics, originals, page,
-    phrases, sessions, stream, tokens,
+    admin, analysis, asyncapi, audio_socket, chunks, convert, docs, health, jobs, metrics, openapi,
+    originals, page, phrases, sessions, stream, tokens,
 };
 
-/// Adds every route of the service to an app (`App::configure`). The app
-/// must carry as app data the shared state ([`crate::state::AppState`]),
+/// Adds every route of the service to an app (`UtoipaApp::configure`). The
+/// app must carry as app data the shared state ([`crate::state::AppState`]),
 /// the authentication settings ([`crate::auth::Auth`]), the drain flag
-/// ([`crate::drain::Draining`], for `/readyz`) and the Prometheus handle
-/// (for `/metrics`).
-pub fn configure(app: &mut web::ServiceConfig) {
-    app.route("/", web::get().to(page::index))
-        .route("/app.js", web::get().to(page::app_js))
-        .route(
-            "/recorder-worklet.js",
-            web::get().to(page::recorder_worklet_js),
-        )
-        .route("/style.css", web::get().to(page::style_css))
-        .route("/stream", web::get().to(stream::stream))
-        .route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::scrape))
-        .route("/admin/drain", web::post().to(admin::drain))
-        .route("/admin/drain", web::get().to(admin::drain_status))
-        .route("/convert", web::post().to(convert::convert))
-        .route("/upload", web::post().to(convert::upload))
-        .route("/api/tokens", web::post().to(tokens::issue))
-        .route("/api/ws/audio", web::get().to(audio_socket::open))
-        .route("/api/ws/audio/{id}", web::get().to(audio_socket::join))
-        .route("/api/audio/sessions", web::get().to(sessions::list))
-        .route("/api/audio/sessions/{id}", web::get().to(sessions::get))
-        .route(
-            "/api/audio/sessions/{id}",
-            web::delete().to(sessions::delete),
-        )
-        .route(
-            "/api/audio/sessions/{id}/close",
-            web::post().to(sessions::close),
-        )
-        .route(
-            "/api/audio/sessions/{id}/audio",
-            web::get().to(sessions::audio),
-        )
-        .route(
-            "/api/audio/sessions/{id}/original",
-            web::get().to(originals::original),
-        )
-        .route(
-            "/api/audio/sessions/{id}/chunks",
-            web::get().to(chunks::list),
-        )
-        .route(
-            "/api/audio/sessions/{id}/analysis",
-            web::get().to(analysis::get),
-        )
-        .route(
-            "/api/audio/sessions/{id}/jobs",
-            web::get().to(jobs::of_session),
-        )
-        .route("/api/jobs", web::get().to(jobs::by_query))
-        .route("/api/chunks/{chunk_id}", web::get().to(chunks::get))
-        .route(
-            "/api/users/{user_id}/sessions",
-            web::get().to(sessions::list_by_user),
-        )
-        .route(
-            "/audio/user/{user_id}/phrases",
-            web::get().to(phrases::list),
-        )
-        .route(
-            "/audio/user/{user_id}/phrase/{phrase_id}",
-            web::post().to(phrases::upload),
-        )
-        .route(
-            "/audio/user/{user_id}/phrase/{phrase_id}",
-            web::get().to(phrases::get),
-        )
-        .route(
-            "/audio/user/{user_id}/phrase/{phrase_id}",
-            web::delete().to(phrases::delete),
-        )
-        .route(
-            "/audio/user/{user_id}/phrase/{phrase_id}/flac",
-            web::get().to(phrases::flac),
-        )
-        .route(
-            "/audio/user/{user_id}/phrase/{phrase_id}/original",
-            web::get().to(phrases::original),
-        )
-        .route(
-            "/audio/user/{user_id}/phrase/{phrase_id}/m4a",
-            web::get().to(phrases::m4a),
-        );
+/// ([`crate::drain::Draining`], for `/readyz`), the Prometheus handle (for
+/// `/metrics`) and the OpenAPI document ([`openapi::ApiDocument`]).
+pub fn configure(app: &mut ServiceConfig) {
+    app.service(page::index)
+        .service(page::app_js)
+        .service(page::recorder_worklet_js)
+        .service(page::style_css)
+        .service(openapi::document_json)
+        .service(asyncapi::document_yaml)
+        .service(docs::docs_root)
+        .service(docs::docs_file)
+        .service(stream::stream)
+        .service(health::healthz)
+        .service(health::readyz)
+        .service(metrics::scrape)
+        .service(admin::drain)
+        .service(admin::drain_status)
+        .service(convert::convert)
+        .service(convert::upload)
+        .service(tokens::issue)
+        .service(audio_socket::open)
+        .service(audio_socket::join)
+        .service(sessions::list)
+        .service(sessions::get)
+        .service(sessions::delete)
+        .service(sessions::close)
+        .service(sessions::audio)
+        .service(originals::original)
+        .service(chunks::list)
+        .service(analysis::get)
+        .service(jobs::of_session)
+        .service(jobs::by_query)
+        .service(chunks::get)
+        .service(sessions::list_by_user)
+        .service(phrases::list)
+        .service(phrases::upload)
+        .service(phrases::get)
+        .service(phrases::delete)
+        .service(phrases::flac)
+        .service(phrases::original)
+        .service(phrases::m4a);
+}
+
+/// The OpenAPI document of every route [`configure`] adds: the paths and
+/// schemas the handlers' annotations give, under [`openapi::ApiDoc`]'s
+/// title, tags and security schemes. Built once at start.
+pub fn document() -> utoipa::openapi::OpenApi {
+    let (_, document) = App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(configure)
+        .split_for_parts();
+    document
 }

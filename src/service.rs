@@ -12,12 +12,16 @@ use std::time::Duration;
 use actix::{Actor, Addr};
 use actix_web::dev::ServerHandle;
 use actix_web::http::KeepAlive;
+use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpServer};
 use flacstream_actors::metrics::DRAINING;
 use flacstream_actors::registry::RegistrySettings;
 use flacstream_actors::store::{JobPlan, Store};
 use flacstream_actors::{EncoderPool, Registry};
 
+use crate::api::fallback::{self, RouteTable};
+use crate::api::openapi::ApiDocument;
+use crate::auth::cors;
 use crate::catalog::postgres::PostgresCatalog;
 use crate::catalog::sqlite::SqliteCatalog;
 use crate::cluster::{lease_keeper, orphan_sweep, Cluster};
@@ -31,6 +35,7 @@ use crate::state::AppState;
 use crate::webhook::delivery::Deliverer;
 use crate::websocket::socket;
 use crate::{routes, tls};
+use utoipa_actix_web::AppExt;
 
 /// How long a finished connection may take to shut down, in milliseconds
 /// (actix's own default, kept on purpose). After a WebSocket's close frame
@@ -215,14 +220,30 @@ impl Service {
         let ready = web::Data::new(draining.clone());
         let lease = web::Data::from(Arc::clone(&cluster_lease));
         let prometheus = web::Data::new(prometheus);
+        // The OpenAPI document, once: served at /openapi.json, and the
+        // table of paths the 404/405 answers consult.
+        let document = routes::document();
+        let route_table = web::Data::new(RouteTable::new(&document));
+        let document = web::Data::new(ApiDocument::new(&document));
         let server = HttpServer::new(move || {
             App::new()
+                // Only with an allow-list: actix-cors adds some headers
+                // to every answer, Origin or not.
+                .wrap(Condition::new(
+                    !auth.origins().is_empty(),
+                    cors::middleware(auth.origins()),
+                ))
                 .app_data(state.clone())
                 .app_data(auth.clone())
                 .app_data(ready.clone())
                 .app_data(lease.clone())
                 .app_data(prometheus.clone())
+                .app_data(document.clone())
+                .app_data(route_table.clone())
+                .into_utoipa_app()
                 .configure(routes::configure)
+                .default_service(web::to(fallback::unrouted))
+                .into_app()
         })
         .on_connect(move |connection, data| socket::attach(connection, data, kernel_cut_off))
         // Frames go out as they are encoded; with Nagle's algorithm a frame

@@ -18,7 +18,7 @@
 use std::net::SocketAddr;
 
 use crate::protocol::DrainStatus;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::Snapshot;
 
 use crate::error::ApiError;
@@ -26,6 +26,15 @@ use crate::state::AppState;
 
 /// Starts draining (idempotent: a drain under way is left as it is) and
 /// answers 202 with the [`DrainStatus`].
+#[utoipa::path(
+    tag = "operations",
+    description = "Starts the drain SIGTERM starts (idempotent). Loopback peers only, and never through a proxy or from a browser.",
+    responses(
+        (status = 202, description = "Draining", body = DrainStatus),
+        (status = 403, description = "`not_loopback`", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/admin/drain")]
 pub async fn drain(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let peer = loopback_only(&req)?;
     let stopper = state
@@ -39,6 +48,15 @@ pub async fn drain(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 }
 
 /// Answers 200 with the [`DrainStatus`].
+#[utoipa::path(
+    tag = "operations",
+    description = "How the drain stands. Loopback peers only.",
+    responses(
+        (status = 200, description = "The drain's state", body = DrainStatus),
+        (status = 403, description = "`not_loopback`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/admin/drain")]
 pub async fn drain_status(
     req: HttpRequest,
     state: web::Data<AppState>,

@@ -20,7 +20,7 @@
 //! only it.
 
 use actix::Actor;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::{Join, JoinError, LeaveGuard, SessionId};
 use flacstream_actors::session::{
     connection_channel, Connect, InputFormat, RecordingPolicy, Role, SessionKind, Welcome,
@@ -50,21 +50,28 @@ use flacstream_actors::StreamError;
 use flacstream_codec::media::MediaError;
 
 /// Query parameters of a new session.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NewSessionParams {
     /// Samples per second (raw formats).
+    #[param(example = 16000)]
     pub sample_rate: Option<u32>,
     /// Channels, 1–8 (raw formats).
+    #[param(minimum = 1, maximum = 8, example = 1)]
     pub channels: Option<u16>,
     /// `s16le`, `s24le`, `s32le`, `u8`, `mulaw`, `alaw`, `wav`, or a
     /// container decoded as it arrives ([`CONTAINER_FORMATS`]).
+    #[param(example = "s16le")]
     pub format: Option<String>,
     /// Owner, for listing.
+    #[param(example = "ann")]
     pub user_id: Option<String>,
     /// Compression level 0–8.
+    #[param(minimum = 0, maximum = 8, example = 5)]
     pub level: Option<u8>,
     /// Samples per block.
+    #[param(minimum = 32, maximum = 16384, example = 4096)]
     pub block_size: Option<usize>,
     /// Record to a file (default true).
     pub record: Option<bool>,
@@ -82,14 +89,17 @@ pub struct NewSessionParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<TokenParameter>,
 }
 
 /// Query parameters for joining a session.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JoinParams {
     /// `produce` (default) or `listen`.
+    #[param(example = "listen")]
     pub role: Option<String>,
     /// Send acks (producers; default true).
     pub acks: Option<bool>,
@@ -103,6 +113,7 @@ pub struct JoinParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<TokenParameter>,
 }
 
@@ -275,6 +286,22 @@ impl SessionMessage {
 }
 
 /// Opens a new recorded session; see the module docs.
+#[utoipa::path(
+    tag = "streaming",
+    description = "A WebSocket that opens a recorded session: audio in with acks (`samples_durable`, `bytes_accepted`), optionally FLAC and chunk metadata out; the session outlives the connection and resumes (AsyncAPI channel `audioSession`, docs/protocol.md §9).",
+    params(NewSessionParams),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket; its messages are in the AsyncAPI document (/asyncapi.yaml)"),
+        (status = 400, description = "`not_websocket` (not an upgrade) or `bad_parameter`", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden` or `origin_not_allowed`", body = crate::error::ErrorBody),
+        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_exists`: the chosen session_id is taken", body = crate::error::ErrorBody),
+        (status = 415, description = "`unsupported_format` or `needs_seeking` (MP4 cannot be read as it arrives)", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/ws/audio")]
 pub async fn open(
     access: Access,
     req: HttpRequest,
@@ -347,6 +374,22 @@ pub async fn open(
 }
 
 /// Joins a live session as producer or listener; see the module docs.
+#[utoipa::path(
+    tag = "streaming",
+    description = "A WebSocket that joins a live session: its producer resuming (role=produce) or a listener receiving its FLAC (role=listen) (AsyncAPI channel `audioSessionJoin`, docs/protocol.md §9.5).",
+    params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), JoinParams),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket; its messages are in the AsyncAPI document (/asyncapi.yaml)"),
+        (status = 400, description = "`not_websocket` (not an upgrade) or `bad_parameter`", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden` or `origin_not_allowed`", body = crate::error::ErrorBody),
+        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+        (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_closed`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/ws/audio/{id}")]
 pub async fn join(
     session: SessionAccess,
     req: HttpRequest,

@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use actix::{Actor, Addr};
 use actix_web::http::header::{self, ContentDisposition, DispositionParam, DispositionType};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use bytes::Bytes;
 use flacstream_actors::activity::Activity;
 use flacstream_actors::registry::{Leave, SessionId};
@@ -143,6 +143,27 @@ fn spool_settings(
 }
 
 /// `POST /convert`: see the module docs.
+#[utoipa::path(
+    tag = "conversion",
+    description = "Any audio the service reads (multipart field `file`, or the raw body) in, FLAC streamed back as it is encoded, with a final STREAMINFO from the first byte. Headers `Flacstream-Source-Codec` and `Flacstream-Lossless` say what the source was.",
+    params(ConvertParams),
+    request_body(content(
+        (crate::api::openapi::AudioForm = "multipart/form-data"),
+        (crate::api::openapi::AudioBytes = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "The FLAC", content_type = "audio/flac",
+            headers(("Flacstream-Source-Codec" = String, description = "pcm, mp3, aac, alac, flac, vorbis, opus, mulaw, alaw, pcm_float"),
+                    ("Flacstream-Lossless" = bool, description = "Whether the FLAC holds exactly the source's samples"))),
+        (status = 400, description = "`bad_parameter`, `missing_file`, `bad_upload`, or bad audio (`corrupt_audio`, `truncated_audio`, …)", body = crate::error::ErrorBody),
+        (status = 408, description = "`upload_too_slow`", body = crate::error::ErrorBody),
+        (status = 413, description = "`upload_too_large`, `audio_too_long` or `media_limit`", body = crate::error::ErrorBody),
+        (status = 415, description = "`unrecognized_format`, `unsupported_codec`, `float_pcm`, `no_audio_track`…", body = crate::error::ErrorBody),
+        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/convert")]
 pub async fn convert(
     access: Access,
     req: HttpRequest,
@@ -307,15 +328,19 @@ fn watch_for_stall(hangup: &Hangup, stall: std::time::Duration) {
 }
 
 /// Query parameters of `/convert`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ConvertParams {
     /// Compression level 0–8.
+    #[param(minimum = 0, maximum = 8, example = 5)]
     pub level: Option<u8>,
     /// Samples per block.
+    #[param(minimum = 32, maximum = 16384, example = 4096)]
     pub block_size: Option<usize>,
     /// Store floating-point PCM rounded to 16 or 24 bits instead of
     /// refusing it (`float_pcm`); the FLAC is then not lossless.
+    #[param(example = 24)]
     pub float_to: Option<u8>,
     /// A token; read by [`crate::auth`].
     #[allow(
@@ -323,6 +348,7 @@ pub struct ConvertParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<crate::auth::TokenParameter>,
 }
 
@@ -354,17 +380,22 @@ pub fn decode_options(float_to: Option<u8>) -> Result<DecodeOptions, ApiError> {
 }
 
 /// Query parameters of `/upload`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadParams {
     /// Compression level 0–8.
+    #[param(minimum = 0, maximum = 8, example = 5)]
     pub level: Option<u8>,
     /// Samples per block.
+    #[param(minimum = 32, maximum = 16384, example = 4096)]
     pub block_size: Option<usize>,
     /// Store floating-point PCM rounded to 16 or 24 bits (see
     /// [`ConvertParams::float_to`]).
+    #[param(example = 24)]
     pub float_to: Option<u8>,
     /// Owner, for listing.
+    #[param(example = "ann")]
     pub user_id: Option<String>,
     /// The new session's id, chosen by the client; see
     /// [`crate::ids::parse_chosen_id`].
@@ -375,11 +406,12 @@ pub struct UploadParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<crate::auth::TokenParameter>,
 }
 
 /// The answer to `/upload`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Uploaded {
     /// The new session.
     pub session_id: String,
@@ -388,6 +420,7 @@ pub struct Uploaded {
     /// MD5 of the audio.
     pub md5: String,
     /// What the upload's audio was coded with (`pcm`, `mp3`, `aac`, …).
+    #[schema(value_type = String)]
     pub source_codec: &'static str,
     /// Whether the FLAC holds exactly the upload's samples.
     pub lossless: bool,
@@ -396,7 +429,7 @@ pub struct Uploaded {
 }
 
 /// Links to an uploaded session.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UploadLinks {
     /// The session's metadata.
     pub session: String,
@@ -408,6 +441,26 @@ pub struct UploadLinks {
 }
 
 /// `POST /upload`: converts and stores the upload as a recorded session.
+#[utoipa::path(
+    tag = "conversion",
+    description = "Any audio the service reads (multipart field `file`, or the raw body), converted and stored as a recorded session; answered once it is stored. Lossless sources are kept sample for sample; `lossless` says which case it was.",
+    params(UploadParams),
+    request_body(content(
+        (crate::api::openapi::AudioForm = "multipart/form-data"),
+        (crate::api::openapi::AudioBytes = "application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "Stored; `Location` is the session", body = Uploaded),
+        (status = 400, description = "`bad_parameter`, `missing_file`, `bad_upload`, or bad audio (`corrupt_audio`, `truncated_audio`, …)", body = crate::error::ErrorBody),
+        (status = 408, description = "`upload_too_slow`", body = crate::error::ErrorBody),
+        (status = 413, description = "`upload_too_large`, `audio_too_long` or `media_limit`", body = crate::error::ErrorBody),
+        (status = 415, description = "`unrecognized_format`, `unsupported_codec`, `float_pcm`, `no_audio_track`…", body = crate::error::ErrorBody),
+        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_exists`: the chosen session_id is taken", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/upload")]
 pub async fn upload(
     access: Access,
     req: HttpRequest,

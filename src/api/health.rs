@@ -3,7 +3,7 @@
 //! this replica's leases do not hold: it cannot reach the catalog, so it
 //! could own no session).
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use serde_json::json;
 
 use flacstream_actors::lease_clock::LeaseClock;
@@ -11,11 +11,24 @@ use flacstream_actors::lease_clock::LeaseClock;
 use crate::drain::Draining;
 
 /// Always 200 while the process serves HTTP.
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "The process is alive", body = Object, example = json!({"status": "ok"})))
+)]
+#[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
 /// 200 while accepting work, 503 once draining or without a lease.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Accepting new streams", body = Object, example = json!({"status": "ready"})),
+        (status = 503, description = "Draining (`draining`), or in scaled mode without a catalog lease (`no_catalog`)", body = Object, example = json!({"status": "draining"})),
+    )
+)]
+#[get("/readyz")]
 pub async fn readyz(draining: web::Data<Draining>, lease: web::Data<LeaseClock>) -> HttpResponse {
     if draining.is_set() {
         HttpResponse::ServiceUnavailable().json(json!({ "status": "draining" }))

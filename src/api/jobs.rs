@@ -2,7 +2,7 @@
 //! after it ended, and the delivery log of its webhooks. Same ownership as
 //! the session.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{get, web, HttpResponse};
 use flacstream_actors::registry::SessionId;
 use flacstream_actors::store::{Job, JobAttempt, SessionJobs};
 use serde::{Deserialize, Serialize};
@@ -13,10 +13,12 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Query of `GET /api/jobs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobParams {
     /// The session whose jobs to list (required).
+    #[param(required = true, example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a")]
     pub session_id: Option<String>,
     /// A token; read by [`crate::auth`].
     #[allow(
@@ -24,6 +26,7 @@ pub struct JobParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<TokenParameter>,
 }
 
@@ -57,6 +60,17 @@ async fn list(state: &AppState, id: SessionId) -> Result<HttpResponse, ApiError>
 }
 
 /// `GET /api/jobs?session_id=…`.
+#[utoipa::path(
+    tag = "jobs",
+    description = "A session's background jobs with every attempt (the webhook delivery log); docs/protocol.md §9.12.",
+    params(JobParams),
+    responses(
+        (status = 200, description = "The session's jobs", body = Object),
+        (status = 400, description = "`bad_parameter`: no or a malformed session_id", body = crate::error::ErrorBody),
+        (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/jobs")]
 pub async fn by_query(
     access: Access,
     query: web::Query<JobParams>,
@@ -73,6 +87,16 @@ pub async fn by_query(
 }
 
 /// `GET /api/audio/sessions/{id}/jobs`.
+#[utoipa::path(
+    tag = "jobs",
+    description = "The same list as `GET /api/jobs?session_id=`.",
+    params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The session's jobs", body = Object),
+        (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/audio/sessions/{id}/jobs")]
 pub async fn of_session(
     mut session: SessionAccess,
     state: web::Data<AppState>,

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use actix_files::NamedFile;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{get, HttpRequest, HttpResponse};
 use flacstream_actors::object_recordings::ObjectRecordings;
 use flacstream_actors::registry::SessionId;
 use flacstream_actors::store::{SessionRecord, StoreError};
@@ -91,6 +91,16 @@ pub async fn forget(state: &AppState, id: SessionId) -> Result<(), ApiError> {
 }
 
 /// `GET /api/audio/sessions/{id}/original`.
+#[utoipa::path(
+    tag = "sessions",
+    description = "The bytes uploaded to /upload (or a container recorded session), with their media type; kept with `--keep-originals`.",
+    params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The original, with its media type", content_type = "application/octet-stream"),
+        (status = 404, description = "`session_not_found` or `no_original`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/audio/sessions/{id}/original")]
 pub async fn original(
     req: HttpRequest,
     mut session: SessionAccess,

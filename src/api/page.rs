@@ -14,7 +14,7 @@
 //! | `/style.css` | `web/style.css` |
 
 use actix_web::http::header;
-use actix_web::HttpResponse;
+use actix_web::{get, HttpResponse};
 
 /// The page (`web/index.html`).
 pub const INDEX_HTML: &str = include_str!("../../web/index.html");
@@ -38,22 +38,42 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 }
 
 /// `GET /`: the page.
+#[utoipa::path(
+    tag = "documentation",
+    responses((status = 200, description = "The browser page", content_type = "text/html"))
+)]
+#[get("/")]
 pub async fn index() -> HttpResponse {
     asset("text/html; charset=utf-8", INDEX_HTML)
 }
 
 /// `GET /app.js`: the page's script.
+#[utoipa::path(
+    tag = "documentation",
+    responses((status = 200, description = "The page's script", content_type = "text/javascript"))
+)]
+#[get("/app.js")]
 pub async fn app_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", APP_JS)
 }
 
 /// `GET /recorder-worklet.js`: the AudioWorklet that turns the microphone's
 /// samples into 16-bit PCM.
+#[utoipa::path(
+    tag = "documentation",
+    responses((status = 200, description = "The page's AudioWorklet", content_type = "text/javascript"))
+)]
+#[get("/recorder-worklet.js")]
 pub async fn recorder_worklet_js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", RECORDER_WORKLET_JS)
 }
 
 /// `GET /style.css`: the page's style sheet.
+#[utoipa::path(
+    tag = "documentation",
+    responses((status = 200, description = "The page's style sheet", content_type = "text/css"))
+)]
+#[get("/style.css")]
 pub async fn style_css() -> HttpResponse {
     asset("text/css; charset=utf-8", STYLE_CSS)
 }
@@ -61,28 +81,38 @@ pub async fn style_css() -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::body::to_bytes;
+    use actix_web::{test as web_test, App};
 
-    async fn check(response: HttpResponse, content_type: &str, body: &str) {
+    async fn check(path: &str, content_type: &str, body: &str) {
+        let app = web_test::init_service(
+            App::new()
+                .service(index)
+                .service(app_js)
+                .service(recorder_worklet_js)
+                .service(style_css),
+        )
+        .await;
+        let response =
+            web_test::call_service(&app, web_test::TestRequest::get().uri(path).to_request()).await;
         assert_eq!(response.status(), 200);
         let headers = response.headers();
         assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), content_type);
         assert_eq!(headers.get(header::CACHE_CONTROL).unwrap(), CACHE_CONTROL);
-        let bytes = to_bytes(response.into_body()).await.unwrap();
+        let bytes = web_test::read_body(response).await;
         assert_eq!(bytes, body.as_bytes());
     }
 
     #[actix_web::test]
     async fn serves_every_asset_with_its_type() {
-        check(index().await, "text/html; charset=utf-8", INDEX_HTML).await;
-        check(app_js().await, "text/javascript; charset=utf-8", APP_JS).await;
+        check("/", "text/html; charset=utf-8", INDEX_HTML).await;
+        check("/app.js", "text/javascript; charset=utf-8", APP_JS).await;
         check(
-            recorder_worklet_js().await,
+            "/recorder-worklet.js",
             "text/javascript; charset=utf-8",
             RECORDER_WORKLET_JS,
         )
         .await;
-        check(style_css().await, "text/css; charset=utf-8", STYLE_CSS).await;
+        check("/style.css", "text/css; charset=utf-8", STYLE_CSS).await;
     }
 
     #[test]

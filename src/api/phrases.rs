@@ -20,7 +20,7 @@
 //! upload another's.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::SessionId;
 use flacstream_actors::store::{
     BindPhrase, FindPhrase, ListPhrases, PhraseName, SessionRecord, UnbindPhrase,
@@ -47,14 +47,18 @@ const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
 /// Query of a phrase upload.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PhraseUploadParams {
     /// Compression level 0–8.
+    #[param(minimum = 0, maximum = 8, example = 5)]
     pub level: Option<u8>,
     /// Samples per block.
+    #[param(minimum = 32, maximum = 16384, example = 4096)]
     pub block_size: Option<usize>,
     /// Floating-point PCM rounded to 16 or 24 bits, as on `/upload`.
+    #[param(example = 24)]
     pub float_to: Option<u8>,
     /// A token; read by [`crate::auth`].
     #[allow(
@@ -62,11 +66,12 @@ pub struct PhraseUploadParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<TokenParameter>,
 }
 
 /// A phrase as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhraseJson {
     /// The user.
     pub user_id: String,
@@ -79,7 +84,7 @@ pub struct PhraseJson {
 }
 
 /// Links of a phrase.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhraseLinks {
     /// This phrase.
     #[serde(rename = "self")]
@@ -170,6 +175,22 @@ async fn find(
 }
 
 /// `POST /audio/user/{user_id}/phrase/{phrase_id}`.
+#[utoipa::path(
+    tag = "phrases",
+    description = "Stores the audio (multipart field `audio_file`, or the raw body; any format the service reads) as the user's phrase, converted to FLAC as /upload does; a re-upload replaces it.",
+    params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), PhraseUploadParams),
+    request_body(content(
+        (crate::api::openapi::AudioForm = "multipart/form-data"),
+        (crate::api::openapi::AudioBytes = "application/octet-stream"),
+    )),
+    responses(
+        (status = 201, description = "Stored; `Location` is the phrase", body = PhraseJson),
+        (status = 400, description = "`bad_parameter`, `missing_file` or `bad_upload`", body = crate::error::ErrorBody),
+        (status = 413, description = "`upload_too_large` or `audio_too_long`", body = crate::error::ErrorBody),
+        (status = 415, description = "`unrecognized_format`, `unsupported_codec`, `float_pcm`, `needs_seeking`…", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/audio/user/{user_id}/phrase/{phrase_id}")]
 pub async fn upload(
     access: Access,
     req: HttpRequest,
@@ -232,6 +253,15 @@ pub async fn upload(
 }
 
 /// `GET /audio/user/{user_id}/phrase/{phrase_id}`.
+#[utoipa::path(
+    tag = "phrases",
+    params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The phrase and its session", body = PhraseJson),
+        (status = 404, description = "`phrase_not_found`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/audio/user/{user_id}/phrase/{phrase_id}")]
 pub async fn get(
     access: Access,
     path: web::Path<(String, String)>,
@@ -243,6 +273,15 @@ pub async fn get(
 }
 
 /// `GET …/phrase/{phrase_id}/flac`.
+#[utoipa::path(
+    tag = "phrases",
+    params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The phrase's FLAC", content_type = "audio/flac"),
+        (status = 404, description = "`phrase_not_found`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/audio/user/{user_id}/phrase/{phrase_id}/flac")]
 pub async fn flac(
     access: Access,
     req: HttpRequest,
@@ -255,6 +294,15 @@ pub async fn flac(
 }
 
 /// `GET …/phrase/{phrase_id}/original`.
+#[utoipa::path(
+    tag = "phrases",
+    params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The bytes uploaded, with their media type", content_type = "application/octet-stream"),
+        (status = 404, description = "`phrase_not_found` or `no_original`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/audio/user/{user_id}/phrase/{phrase_id}/original")]
 pub async fn original(
     access: Access,
     req: HttpRequest,
@@ -267,6 +315,16 @@ pub async fn original(
 }
 
 /// `GET …/phrase/{phrase_id}/m4a`: the original when it was MP4/M4A.
+#[utoipa::path(
+    tag = "phrases",
+    params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The original M4A", content_type = "audio/mp4"),
+        (status = 404, description = "`phrase_not_found`", body = crate::error::ErrorBody),
+        (status = 406, description = "`format_unavailable`: the phrase was uploaded in another format", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/audio/user/{user_id}/phrase/{phrase_id}/m4a")]
 pub async fn m4a(
     access: Access,
     req: HttpRequest,
@@ -286,6 +344,16 @@ pub async fn m4a(
 }
 
 /// `DELETE /audio/user/{user_id}/phrase/{phrase_id}`.
+#[utoipa::path(
+    tag = "phrases",
+    description = "Deletes the phrase and the session that holds it.",
+    params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "`phrase_not_found`", body = crate::error::ErrorBody),
+    )
+)]
+#[delete("/audio/user/{user_id}/phrase/{phrase_id}")]
 pub async fn delete(
     access: Access,
     path: web::Path<(String, String)>,
@@ -309,12 +377,15 @@ pub async fn delete(
 }
 
 /// Query of the phrase list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PhraseListParams {
     /// Page size, 1–1000 (default 100).
+    #[param(minimum = 1, maximum = 1000, example = 100)]
     pub limit: Option<u32>,
     /// Entries to skip.
+    #[param(example = 0)]
     pub offset: Option<u64>,
     /// A token; read by [`crate::auth`].
     #[allow(
@@ -322,11 +393,12 @@ pub struct PhraseListParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<TokenParameter>,
 }
 
 /// One entry of the phrase list.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhraseEntry {
     /// The phrase.
     pub phrase_id: String,
@@ -337,7 +409,7 @@ pub struct PhraseEntry {
 }
 
 /// A page of phrases.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PhrasePage {
     /// By phrase name.
     pub phrases: Vec<PhraseEntry>,
@@ -346,6 +418,16 @@ pub struct PhrasePage {
 }
 
 /// `GET /audio/user/{user_id}/phrases`.
+#[utoipa::path(
+    tag = "phrases",
+    description = "The user's phrases, by name, a page at a time.",
+    params(("user_id" = String, Path, description = "The user", example = "ann"), PhraseListParams),
+    responses(
+        (status = 200, description = "A page of phrases", body = PhrasePage),
+        (status = 400, description = "`bad_parameter`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/audio/user/{user_id}/phrases")]
 pub async fn list(
     access: Access,
     req: HttpRequest,

@@ -15,7 +15,7 @@
 
 use actix_files::NamedFile;
 use actix_web::http::header::{ContentDisposition, DispositionParam, DispositionType};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse};
 use flacstream_actors::registry::Lookup;
 use flacstream_actors::session::Finalize;
 use flacstream_actors::store::{List, Load, Remove, SessionRecord, SessionStatus};
@@ -40,11 +40,12 @@ const MAX_PAGE: u32 = 500;
 const MAX_OFFSET: u64 = i64::MAX as u64 - MAX_PAGE as u64;
 
 /// A session as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionJson {
     /// The session.
     pub session_id: String,
     /// `live`, `closed` or `failed`.
+    #[schema(value_type = String, examples("live", "closed", "failed"))]
     pub status: &'static str,
     /// Owner.
     pub user_id: Option<String>,
@@ -53,6 +54,7 @@ pub struct SessionJson {
     pub format: String,
     /// What the audio was coded with before it became FLAC (`pcm`, `mp3`,
     /// `aac`, `alac`, `flac`, `vorbis`, `mulaw`, `alaw`).
+    #[schema(value_type = String)]
     pub source_codec: &'static str,
     /// Whether the FLAC holds exactly the source's samples.
     pub lossless: bool,
@@ -93,6 +95,7 @@ pub struct SessionJson {
     /// Loudness, silences and clipping (`GET …/analysis`), on a single
     /// session's answer.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
     pub analysis: Option<serde_json::Value>,
 }
 
@@ -132,6 +135,16 @@ impl SessionJson {
 }
 
 /// `GET /api/audio/sessions/{id}`.
+#[utoipa::path(
+    tag = "sessions",
+    description = "The session, with live counters while it is live and its analysis once measured.",
+    params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The session", body = SessionJson),
+        (status = 404, description = "`session_not_found` (also for another owner's session)", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/audio/sessions/{id}")]
 pub async fn get(
     mut session: SessionAccess,
     state: web::Data<AppState>,
@@ -143,6 +156,17 @@ pub async fn get(
 }
 
 /// `POST /api/audio/sessions/{id}/close`: finalizes, then answers the final record.
+#[utoipa::path(
+    tag = "sessions",
+    description = "Finalizes a live session (its producer gets `done`), then answers the final record; a finished one is answered as it is.",
+    params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The final session", body = SessionJson),
+        (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
+        (status = 503, description = "`session_owned_elsewhere` (scaled mode; with Retry-After) or `unavailable`", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/api/audio/sessions/{id}/close")]
 pub async fn close(
     session: SessionAccess,
     state: web::Data<AppState>,
@@ -212,6 +236,16 @@ const FINAL_SAVE_POLLS: u32 = 100;
 const FINAL_SAVE_POLL_MS: u64 = 50;
 
 /// `GET /api/audio/sessions/{id}/audio`: the FLAC file.
+#[utoipa::path(
+    tag = "sessions",
+    description = "The session's FLAC: final once it has ended, growing while it is live (its STREAMINFO then has no totals).",
+    params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 200, description = "The FLAC", content_type = "audio/flac"),
+        (status = 404, description = "`session_not_found` or `no_recording` (record=false)", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/audio/sessions/{id}/audio")]
 pub async fn audio(
     req: HttpRequest,
     mut session: SessionAccess,
@@ -283,14 +317,18 @@ fn flac_mime() -> actix_web::mime::Mime {
 }
 
 /// Query of the list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Only this owner's sessions.
+    #[param(example = "ann")]
     pub user_id: Option<String>,
     /// Page size, 1–500 (default 50).
+    #[param(minimum = 1, maximum = 500, example = 50)]
     pub limit: Option<u32>,
     /// Sessions to skip.
+    #[param(example = 0)]
     pub offset: Option<u64>,
     /// A token; read by [`crate::auth`].
     #[allow(
@@ -298,11 +336,12 @@ pub struct ListParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<TokenParameter>,
 }
 
 /// A page of sessions.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SessionPage {
     /// Newest first.
     pub sessions: Vec<SessionJson>,
@@ -311,6 +350,16 @@ pub struct SessionPage {
 }
 
 /// `GET /api/audio/sessions`.
+#[utoipa::path(
+    tag = "sessions",
+    description = "The caller's sessions, newest first, a page at a time (`next_offset` is the next page's offset).",
+    params(ListParams),
+    responses(
+        (status = 200, description = "A page of sessions", body = SessionPage),
+        (status = 400, description = "`bad_parameter`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/audio/sessions")]
 pub async fn list(
     access: Access,
     req: HttpRequest,
@@ -323,6 +372,21 @@ pub async fn list(
 
 /// `GET /api/users/{user_id}/sessions`: the list of one user's sessions
 /// (the lookup by user), as `GET /api/audio/sessions?user_id=…`.
+#[utoipa::path(
+    tag = "sessions",
+    description = "One user's sessions, as `GET /api/audio/sessions?user_id=`; a `user_id` in the query must equal the path's.",
+    params(
+        ("user_id" = String, Path, description = "The owner's user id", example = "ann"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1–500 (default 50)", minimum = 1, maximum = 500, example = 50),
+        ("offset" = Option<u64>, Query, description = "Sessions to skip", example = 0),
+        crate::api::openapi::TokenQuery,
+    ),
+    responses(
+        (status = 200, description = "A page of sessions", body = SessionPage),
+        (status = 400, description = "`bad_parameter`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/api/users/{user_id}/sessions")]
 pub async fn list_by_user(
     access: Access,
     req: HttpRequest,
@@ -380,6 +444,17 @@ async fn page(
 }
 
 /// `DELETE /api/audio/sessions/{id}`: only finished sessions.
+#[utoipa::path(
+    tag = "sessions",
+    description = "Removes a finished session: its FLAC, its kept original, its metadata.",
+    params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_live`: close it first", body = crate::error::ErrorBody),
+    )
+)]
+#[delete("/api/audio/sessions/{id}")]
 pub async fn delete(
     session: SessionAccess,
     state: web::Data<AppState>,

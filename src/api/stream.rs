@@ -3,7 +3,7 @@
 //! slow-reader cut-off) is [`crate::websocket::transport`].
 
 use actix::Actor;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{get, web, HttpRequest, HttpResponse};
 use flacstream_actors::session::{outbound_channel, Connect, InputFormat, Role, SessionKind};
 use flacstream_actors::Session;
 use flacstream_codec::flac::{MAX_BLOCK_SIZE, MAX_LEVEL, MIN_BLOCK_SIZE};
@@ -15,12 +15,15 @@ use crate::state::AppState;
 use crate::websocket::transport::{next_connection_id, Dialect, Link, Upgrade};
 
 /// Query parameters of `/stream`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct StreamParams {
     /// Compression level 0..=8.
+    #[param(minimum = 0, maximum = 8, example = 5)]
     pub level: Option<u8>,
     /// Samples per block, [`MIN_BLOCK_SIZE`]..=[`MAX_BLOCK_SIZE`].
+    #[param(minimum = 32, maximum = 16384, example = 4096)]
     pub block_size: Option<usize>,
     /// A token; read by [`crate::auth`].
     #[allow(
@@ -28,6 +31,7 @@ pub struct StreamParams {
         reason = "accepted here so the query parses; auth::Access reads it"
     )]
     #[serde(default)]
+    #[param(value_type = Option<String>)]
     pub access_token: Option<TokenParameter>,
 }
 
@@ -60,6 +64,20 @@ fn serde_urlencoded_query<T: for<'de> Deserialize<'de>>(query: &str) -> Result<T
 }
 
 /// Upgrades to a WebSocket stream; see the module docs.
+#[utoipa::path(
+    tag = "streaming",
+    description = "A WebSocket: audio in (WAV, or any container the service reads), FLAC frames out as they are encoded; the session ends with the connection (AsyncAPI channel `stream`, docs/protocol.md §1-8).",
+    params(StreamParams),
+    responses(
+        (status = 101, description = "Switching Protocols: the WebSocket; its messages are in the AsyncAPI document (/asyncapi.yaml)"),
+        (status = 400, description = "`not_websocket` (not an upgrade) or `bad_parameter`", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden` or `origin_not_allowed`", body = crate::error::ErrorBody),
+        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
+        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+    )
+)]
+#[get("/stream")]
 pub async fn stream(
     access: Access,
     req: HttpRequest,

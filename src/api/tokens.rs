@@ -15,7 +15,7 @@
 //! may ask (a token gets 403 `forbidden`); with authentication off the
 //! endpoint answers 404 `auth_disabled`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{post, web, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +31,8 @@ use crate::ids::parse_chosen_id;
 pub const MAX_TOKEN_REQUEST_BYTES: usize = 4096;
 
 /// The request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"session_id": "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a", "user_id": "ann", "ttl_seconds": 120}))]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     /// The one session the token reaches (and may create).
@@ -43,7 +44,7 @@ pub struct TokenRequest {
 }
 
 /// The answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     /// The token.
     pub token: String,
@@ -66,6 +67,20 @@ async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
 }
 
 /// `POST /api/tokens`; see the module docs.
+#[utoipa::path(
+    tag = "tokens",
+    description = "A short-lived token for a browser, scoped to a session, a user or both; asked for with an API key (a token gets 403). With authentication off: 404 `auth_disabled`.",
+    request_body(content = TokenRequest, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The token", body = TokenResponse),
+        (status = 400, description = "`bad_parameter`", body = crate::error::ErrorBody),
+        (status = 401, description = "`unauthorized`", body = crate::error::ErrorBody),
+        (status = 403, description = "`forbidden`: a token cannot ask for a token", body = crate::error::ErrorBody),
+        (status = 404, description = "`auth_disabled`", body = crate::error::ErrorBody),
+    )
+)]
+#[post("/api/tokens")]
 pub async fn issue(
     access: Access,
     payload: web::Payload,

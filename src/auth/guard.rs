@@ -157,6 +157,11 @@ impl Auth {
         })
     }
 
+    /// The `Origin` allow-list.
+    pub fn origins(&self) -> &AllowedOrigins {
+        &self.origins
+    }
+
     /// Off, with no allow-list: what the defaults give.
     pub fn off() -> Self {
         Self {

@@ -162,6 +162,22 @@ impl AllowedOrigins {
         Self { trusted, ..self }
     }
 
+    /// Whether no origin is listed.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// Whether `value` (an `Origin` header) is on the configured list: the
+    /// origins whose pages get CORS answers ([`crate::auth::cors`]). The
+    /// service's own origin needs none: its requests are same-origin.
+    pub fn listed(&self, value: &header::HeaderValue) -> bool {
+        value
+            .to_str()
+            .ok()
+            .and_then(Origin::parse)
+            .is_some_and(|origin| self.list.contains(&origin))
+    }
+
     /// Refuses (403 `origin_not_allowed`) a request whose `Origin` header
     /// is present and neither the service's own origin ([`Origin::own`])
     /// nor listed.
