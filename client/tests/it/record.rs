@@ -1,0 +1,56 @@
+//! `record` end to end: a session whose connection is cut mid-stream (by a
+//! proxy, as a dropped link would) resumes where the server says, and the
+//! recording, downloaded over HTTP, decodes (claxon) to exactly the input.
+
+use crate::common::{assert_flac_matches, fixture, run_client, server_addr, temp_dir};
+use crate::proxy::{Part, Proxy};
+use flacstream_codec::fixture::WavSpec;
+
+#[test]
+fn a_connection_cut_mid_stream_resumes_and_the_recording_is_exact() {
+    // 3 s of 16-bit stereo at 16 kHz: 192,000 bytes of audio, cut after
+    // about half of them went out.
+    let dir = temp_dir("record-cut");
+    let f = fixture(&dir, "take.wav", WavSpec::pcm(2, 16_000, 16), 48_000, 51);
+    let proxy = Proxy::start(server_addr(), vec![Part::CutAfter(100_000)]);
+    let url = format!("ws://{}/api/ws/audio", proxy.addr);
+    let flac = dir.join("take.flac");
+    let run = run_client(&[
+        "record".as_ref(),
+        f.path.as_os_str(),
+        "--url".as_ref(),
+        url.as_ref(),
+        "--block-size".as_ref(),
+        "1024".as_ref(),
+        "--download".as_ref(),
+        flac.as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let stdout = String::from_utf8(run.stdout.clone()).unwrap();
+    let id = stdout.trim();
+    assert_eq!(id.len(), 36, "the session id on stdout: {stdout:?}");
+    assert!(
+        run.stderr.contains("reconnecting") && run.stderr.contains("resumed at sample"),
+        "{}",
+        run.stderr
+    );
+    assert!(proxy.accepted().len() >= 2, "{}", run.stderr);
+    assert_flac_matches(&flac, &f);
+    assert!(!dir.join("take.flac.part").exists());
+}
+
+#[test]
+fn a_session_id_that_is_not_a_v4_uuid_is_a_usage_error() {
+    let dir = temp_dir("record-bad-id");
+    let f = fixture(&dir, "a.wav", WavSpec::pcm(1, 8_000, 16), 100, 52);
+    let run = run_client(&[
+        "record".as_ref(),
+        f.path.as_os_str(),
+        "--session-id".as_ref(),
+        "not-a-uuid".as_ref(),
+        "--url".as_ref(),
+        "ws://127.0.0.1:9/api/ws/audio".as_ref(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("--session-id"), "{}", run.stderr);
+}
