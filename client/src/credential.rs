@@ -51,13 +51,16 @@ impl fmt::Debug for Credential {
 }
 
 impl Credential {
-    /// At most one of the two, checked: empty values, values the server
-    /// would refuse by length, and characters a header cannot carry are
-    /// usage errors here rather than a 401 later.
+    /// At most one of the two, checked: values the server would refuse by
+    /// length, and characters a header cannot carry, are usage errors here
+    /// rather than a 401 later. Empty values count as not given.
     pub fn from_flags(
         api_key: Option<&str>,
         token: Option<&str>,
     ) -> Result<Option<Self>, ClientError> {
+        // An empty value (`FLACSTREAM_TOKEN=` left exported) is no credential.
+        let api_key = api_key.map(str::trim).filter(|s| !s.is_empty());
+        let token = token.map(str::trim).filter(|s| !s.is_empty());
         let credential = match (api_key, token) {
             (Some(_), Some(_)) => {
                 return Err(ClientError::Usage(
@@ -66,17 +69,14 @@ impl Credential {
                         .into(),
                 ))
             }
-            (Some(key), None) => Self::ApiKey(key.trim().to_string()),
-            (None, Some(token)) => Self::Token(token.trim().to_string()),
+            (Some(key), None) => Self::ApiKey(key.to_string()),
+            (None, Some(token)) => Self::Token(token.to_string()),
             (None, None) => return Ok(None),
         };
         let (value, max, flag) = match &credential {
             Self::ApiKey(k) => (k, MAX_API_KEY_BYTES, "--api-key"),
             Self::Token(t) => (t, MAX_TOKEN_CHARS, "--token"),
         };
-        if value.is_empty() {
-            return Err(ClientError::Usage(format!("{flag} is empty")));
-        }
         if value.len() > max {
             return Err(ClientError::Usage(format!(
                 "{flag} is {} bytes long; the server accepts at most {max}",
@@ -120,7 +120,7 @@ mod tests {
     fn one_credential_at_most_and_never_printed() {
         assert_eq!(Credential::from_flags(None, None).unwrap(), None);
         assert!(Credential::from_flags(Some("a"), Some("b")).is_err());
-        assert!(Credential::from_flags(Some(" "), None).is_err());
+        assert_eq!(Credential::from_flags(Some(" "), Some("")).unwrap(), None);
         assert!(Credential::from_flags(Some("a b"), None).is_err());
         assert!(Credential::from_flags(None, Some(&"t".repeat(513))).is_err());
         let key = Credential::from_flags(Some("fsk_secret\n"), None)

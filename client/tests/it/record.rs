@@ -8,14 +8,25 @@ use flacstream_codec::fixture::WavSpec;
 
 #[test]
 fn a_connection_cut_mid_stream_resumes_and_the_recording_is_exact() {
-    // 3 s of 16-bit stereo at 16 kHz: 192,000 bytes of audio, cut after
-    // about half of them went out.
-    let dir = temp_dir("record-cut");
+    cut_and_resume("record-cut", &[]);
+}
+
+#[test]
+fn with_the_smallest_buffer_reading_waits_for_acks_and_a_cut_still_resumes() {
+    // 64 KiB: the input is read as acks free room, and what was sent past
+    // the last ack when the link went down is still held.
+    cut_and_resume("record-cut-small", &["--buffer-bytes", "65536"]);
+}
+
+/// Records 3 s of 16-bit stereo at 16 kHz (192,000 bytes of audio) through
+/// a proxy that cuts the first connection after about half of them.
+fn cut_and_resume(name: &str, extra: &[&str]) {
+    let dir = temp_dir(name);
     let f = fixture(&dir, "take.wav", WavSpec::pcm(2, 16_000, 16), 48_000, 51);
     let proxy = Proxy::start(server_addr(), vec![Part::CutAfter(100_000)]);
     let url = format!("ws://{}/api/ws/audio", proxy.addr);
     let flac = dir.join("take.flac");
-    let run = run_client(&[
+    let mut args: Vec<&std::ffi::OsStr> = vec![
         "record".as_ref(),
         f.path.as_os_str(),
         "--url".as_ref(),
@@ -24,7 +35,9 @@ fn a_connection_cut_mid_stream_resumes_and_the_recording_is_exact() {
         "1024".as_ref(),
         "--download".as_ref(),
         flac.as_os_str(),
-    ]);
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let run = run_client(&args);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let stdout = String::from_utf8(run.stdout.clone()).unwrap();
     let id = stdout.trim();
