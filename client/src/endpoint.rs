@@ -1,6 +1,7 @@
-//! The server as the client reaches it: `ws://` or `wss://` (TLS from
-//! [`crate::tls`]), the credential in the handshake, a bounded handshake,
-//! and which refusals are worth another attempt.
+//! The server as the client reaches it: `ws://` or `wss://` (the
+//! connection from [`crate::transport`], TLS configured by [`crate::tls`]),
+//! the credential in the handshake, a bounded handshake, and which refusals
+//! are worth another attempt.
 //!
 //! Worth retrying: a connection that could not be made or broke during the
 //! handshake, and HTTP 408, 429, 502, 503 and 504 (with the server's
@@ -13,16 +14,16 @@ use std::time::Duration;
 
 use rustls::ClientConfig;
 use serde::Deserialize;
-use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::{AUTHORIZATION, RETRY_AFTER};
 use tokio_tungstenite::tungstenite::http::HeaderMap;
 use tokio_tungstenite::tungstenite::{self, protocol::WebSocketConfig};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::WebSocketStream;
 
 use crate::credential::Credential;
 use crate::error::ClientError;
 use crate::retry::{parse_retry_after, Backoff, RetryPolicy};
+use crate::transport::{Transport, TransportError};
 
 /// Longest time for one attempt's TCP connect, TLS handshake and upgrade.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -33,7 +34,7 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 pub const MAX_INCOMING_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 
 /// An open WebSocket, plain or TLS.
-pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub type Ws = WebSocketStream<Transport>;
 
 /// How one attempt failed.
 #[derive(Debug)]
@@ -95,27 +96,55 @@ impl Endpoint {
 
     /// One attempt at opening a WebSocket to `url`.
     pub async fn open_once(&self, url: &str) -> Result<Ws, Failure> {
+        let usage =
+            |why: String| Failure::Permanent(ClientError::Usage(format!("--url {url}: {why}")));
         let mut request = url
             .into_client_request()
-            .map_err(|e| Failure::Permanent(ClientError::Usage(format!("--url {url}: {e}"))))?;
+            .map_err(|e| usage(e.to_string()))?;
         if let Some(credential) = &self.credential {
             request
                 .headers_mut()
                 .insert(AUTHORIZATION, credential.header_value());
         }
+        let uri = request.uri().clone();
+        let tls = match uri.scheme_str() {
+            Some("wss") => Some(&self.tls),
+            Some("ws") => None,
+            _ => return Err(usage("only ws:// and wss:// URLs are supported".into())),
+        };
+        let host = uri.host().ok_or_else(|| usage("no host".into()))?;
+        let port = uri
+            .port_u16()
+            .unwrap_or(if tls.is_some() { 443 } else { 80 });
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_INCOMING_MESSAGE_BYTES))
             .max_frame_size(Some(MAX_INCOMING_MESSAGE_BYTES));
-        let connector = Connector::Rustls(Arc::clone(&self.tls));
-        let attempt = tokio_tungstenite::connect_async_tls_with_config(
-            request,
-            Some(config),
-            true,
-            Some(connector),
-        );
+        let attempt = async {
+            let stream = Transport::connect(host, port, tls)
+                .await
+                .map_err(|e| match e {
+                    TransportError::Connect(e) => Failure::Transient {
+                        error: connect(url, tungstenite::Error::Io(e)),
+                        retry_after: None,
+                    },
+                    TransportError::Tls(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        Failure::Permanent(connect(url, tungstenite::Error::Io(e)))
+                    }
+                    TransportError::Tls(e) => Failure::Transient {
+                        error: connect(url, tungstenite::Error::Io(e)),
+                        retry_after: None,
+                    },
+                    TransportError::BadName(host) => {
+                        usage(format!("{host} is not a valid TLS name"))
+                    }
+                })?;
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+                .await
+                .map_err(|e| self.classify(url, e))
+        };
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, attempt).await {
             Ok(Ok((ws, _response))) => Ok(ws),
-            Ok(Err(e)) => Err(self.classify(url, e)),
+            Ok(Err(failure)) => Err(failure),
             Err(_) => Err(Failure::Transient {
                 error: ClientError::Connect {
                     url: url.to_string(),
@@ -139,11 +168,6 @@ impl Endpoint {
             tungstenite::Error::Url(e) => {
                 Failure::Permanent(ClientError::Usage(format!("--url {url}: {e}")))
             }
-            // rustls reports a certificate it cannot verify as InvalidData.
-            tungstenite::Error::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData => {
-                Failure::Permanent(connect(url, error))
-            }
-            tungstenite::Error::Tls(_) => Failure::Permanent(connect(url, error)),
             tungstenite::Error::Io(_)
             | tungstenite::Error::Protocol(_)
             | tungstenite::Error::ConnectionClosed

@@ -7,6 +7,7 @@
 //! - [`args`]: command-line flags, and the [`args::Plan`] they describe.
 //! - [`credential`]: the API key or token, sent as `Authorization: Bearer`, never printed.
 //! - [`tls`]: rustls on ring with the system's roots and `--ca-file`.
+//! - [`transport`]: the TCP or TLS connection under a WebSocket.
 //! - [`retry`]: backoff bounded in attempts and waiting time; `Retry-After`.
 //! - [`endpoint`]: opening a WebSocket (TLS, credential, retries), and
 //!   which refusals are worth another attempt.
@@ -41,6 +42,7 @@ pub mod retry;
 pub mod session_urls;
 pub mod source;
 pub mod tls;
+pub mod transport;
 pub mod verify;
 
 use futures_util::StreamExt;
