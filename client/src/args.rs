@@ -221,6 +221,12 @@ pub struct RecordArgs {
           value_parser = clap::value_parser!(u64).range(MIN_BUFFER_BYTES..=1 << 40))]
     pub buffer_bytes: u64,
 
+    /// Send at the audio's own rate, as a live source would (20 ms
+    /// messages); by default as fast as the server accepts, which the
+    /// server's input-rate limit cuts off (`input_too_fast`) past its burst.
+    #[arg(long)]
+    pub realtime: bool,
+
     /// Keep audio until the server says it is durable (`samples_durable`:
     /// on disk, fsync'd) rather than only received, to survive a server
     /// crash in scaled mode.

@@ -17,7 +17,6 @@ use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use serde::Deserialize;
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -28,6 +27,12 @@ use crate::error::ClientError;
 use crate::pacing::MAX_MESSAGE_BYTES;
 use crate::session_urls::SessionUrls;
 use crate::source::Source;
+
+mod message;
+pub mod pace;
+
+use message::{parse, Text};
+use pace::Pace;
 
 /// Longest wait for the `session` message after the upgrade.
 pub const SESSION_MESSAGE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -97,36 +102,6 @@ impl Notes {
     }
 }
 
-/// Server text messages on a session.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Text {
-    Session {
-        session_id: String,
-        samples_received: u64,
-        #[serde(default)]
-        resumed: bool,
-    },
-    Ack {
-        samples_received: u64,
-        samples_durable: u64,
-    },
-    Storage {
-        code: String,
-        message: String,
-    },
-    Done {
-        reason: String,
-        samples: u64,
-    },
-    Error {
-        code: String,
-        message: String,
-    },
-    #[serde(other)]
-    Other,
-}
-
 /// How one connection ended.
 enum End {
     /// `done` then close 1000.
@@ -146,6 +121,8 @@ struct Recording<'a> {
     /// Bytes of one sample frame.
     frame: u64,
     keep_until_durable: bool,
+    /// `--realtime`: when the session's clock started, and its pace.
+    pace: Option<Pace>,
     /// The input is used up.
     eof: Cell<bool>,
     /// `close_session` was sent on some connection.
@@ -166,6 +143,7 @@ pub async fn record(
     let session_id = session_id(args.session_id.as_deref())?;
     let source = Source::open(&args.input, args.format, args.sample_rate, args.channels).await?;
     let urls = SessionUrls::new(&args.url, &session_id, &source.spec, args)?;
+    let pace = args.realtime.then(|| Pace::new(&source.spec));
     let rec = Recording {
         endpoint,
         urls,
@@ -173,6 +151,7 @@ pub async fn record(
         source,
         backlog: RefCell::new(Backlog::new(args.buffer_bytes)),
         keep_until_durable: args.keep_until_durable,
+        pace,
         eof: Cell::new(false),
         close_sent: Cell::new(false),
         received: Cell::new(0),
@@ -337,6 +316,8 @@ impl Recording<'_> {
         let position = Cell::new(offset);
         let frame = self.frame;
         let keep_until_durable = self.keep_until_durable;
+        let pace = self.pace;
+        let piece_max = pace.map_or(MAX_MESSAGE_BYTES, |p| p.step);
         let backlog = &self.backlog;
         let eof = &self.eof;
         let close_sent = &self.close_sent;
@@ -349,10 +330,13 @@ impl Recording<'_> {
             loop {
                 let piece = backlog
                     .borrow()
-                    .slice_from(position.get(), MAX_MESSAGE_BYTES)
+                    .slice_from(position.get(), piece_max)
                     .map(<[u8]>::to_vec);
                 if let Some(piece) = piece {
                     let len = piece.len() as u64;
+                    if let Some(pace) = pace {
+                        tokio::time::sleep_until(pace.due(position.get() + len)).await;
+                    }
                     tx.send(Message::binary(piece))
                         .await
                         .map_err(SendEnd::Broken)?;
@@ -516,11 +500,6 @@ fn judge(seen: Seen, send_end: Option<SendEnd>) -> End {
             )))
         }
     }
-}
-
-fn parse(text: &str) -> Result<Text, ClientError> {
-    serde_json::from_str(text)
-        .map_err(|e| ClientError::Protocol(format!("unreadable text message {text:?}: {e}")))
 }
 
 /// `--session-id`, checked as the server checks it (a canonical version-4

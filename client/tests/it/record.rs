@@ -67,3 +67,30 @@ fn a_session_id_that_is_not_a_v4_uuid_is_a_usage_error() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("--session-id"), "{}", run.stderr);
 }
+
+#[test]
+fn realtime_sends_no_faster_than_the_audio_and_the_recording_is_exact() {
+    // One second of 16-bit mono at 8 kHz: paced, it cannot take less.
+    let dir = temp_dir("record-realtime");
+    let f = fixture(&dir, "second.wav", WavSpec::pcm(1, 8_000, 16), 8_000, 53);
+    let url = format!("ws://{}/api/ws/audio", server_addr());
+    let flac = dir.join("second.flac");
+    let run = run_client(&[
+        "record".as_ref(),
+        f.path.as_os_str(),
+        "--realtime".as_ref(),
+        "--url".as_ref(),
+        url.as_ref(),
+        "--download".as_ref(),
+        flac.as_os_str(),
+        "-q".as_ref(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "", "--quiet prints nothing on success");
+    assert!(
+        run.elapsed >= std::time::Duration::from_millis(950),
+        "1 s of audio sent in {:?}",
+        run.elapsed
+    );
+    assert_flac_matches(&flac, &f);
+}
