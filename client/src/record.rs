@@ -88,7 +88,9 @@ impl Notes {
     /// when stdout carries the FLAC.
     pub fn session(&self, id: &str) {
         if self.id_to_stdout {
-            println!("{id}");
+            use std::io::Write;
+            // A closed stdout (`| head -0`) must not end the recording.
+            let _ = writeln!(std::io::stdout(), "{id}");
         } else {
             eprintln!("flacstream-client: session {id}");
         }
