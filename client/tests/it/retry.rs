@@ -74,3 +74,32 @@ fn a_retry_after_past_the_wait_budget_and_a_400_are_not_retried() {
         assert_eq!(proxy.accepted().len(), 1, "{code}: one attempt only");
     }
 }
+
+#[test]
+fn record_waits_out_a_503_before_opening_its_session() {
+    let proxy = Proxy::start(
+        server_addr(),
+        vec![Part::Answer(http_error(
+            "503 Service Unavailable",
+            "server_busy",
+            "Retry-After: 1\r\n",
+        ))],
+    );
+    let dir = temp_dir("record-retry-after");
+    let f = fixture(&dir, "a.wav", WavSpec::pcm(1, 16_000, 16), 8_000, 23);
+    let flac = dir.join("a.flac");
+    let url = format!("ws://{}/api/ws/audio", proxy.addr);
+    let run = run_client(&[
+        "record".as_ref(),
+        f.path.as_os_str(),
+        "--url".as_ref(),
+        url.as_ref(),
+        "--download".as_ref(),
+        flac.as_os_str(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_flac_matches(&flac, &f);
+    let accepted = proxy.accepted();
+    assert!(accepted.len() >= 2, "{}", run.stderr);
+    assert!(accepted[1] - accepted[0] >= Duration::from_secs(1));
+}

@@ -183,6 +183,27 @@ fn no_key_a_wrong_key_and_an_untrusted_certificate_fail_at_once() {
     );
     assert!(!run.stderr.contains("retrying"), "{}", run.stderr);
 
+    let record_url = format!("wss://127.0.0.1:{}/api/ws/audio", s.addr.port());
+    let record = run_client(&[
+        "record".as_ref(),
+        f.path.as_os_str(),
+        "--url".as_ref(),
+        record_url.as_ref(),
+        "--ca-file".as_ref(),
+        s.ca.as_os_str(),
+    ]);
+    assert_eq!(
+        record.code, 4,
+        "record without a credential: {}",
+        record.stderr
+    );
+    assert!(
+        record.stderr.contains("no credential was sent"),
+        "{}",
+        record.stderr
+    );
+    assert!(record.stdout.is_empty(), "no session, no id");
+
     // Without --ca-file the private CA is not trusted: a TLS failure, not retried.
     let untrusted = run_client(&[
         f.path.as_os_str(),
