@@ -1,7 +1,8 @@
 //! A recorded session's FLAC over HTTP (`GET /api/audio/sessions/{id}/audio`,
 //! docs/protocol.md 9.9), with the credential and TLS of the WebSocket and
-//! the same retries (429 and 503 with `Retry-After`), written to a file
-//! (through `<file>.part`, renamed once complete) or to stdout.
+//! the same retries (429 and 503 with `Retry-After`), written to
+//! `<file>.part` (which the caller renames once it has checked it) or kept
+//! in memory for stdout.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -23,7 +24,7 @@ const MAX_ERROR_BODY_BYTES: usize = 4096;
 /// Where the FLAC goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Destination {
-    /// A file (written as `<file>.part` first).
+    /// A file (written as `<file>.part`, see [`Downloaded::keep`]).
     File(PathBuf),
     /// Collected in memory, for stdout (after the caller's check).
     Memory,
@@ -47,6 +48,24 @@ pub struct Downloaded {
     pub bytes: u64,
     /// The FLAC itself, for [`Destination::Memory`].
     pub memory: Option<Vec<u8>>,
+    /// Where a [`Destination::File`] was written: `<file>.part`, for the
+    /// caller to check and [`Downloaded::keep`].
+    pub part: Option<PathBuf>,
+}
+
+impl Downloaded {
+    /// Renames the part file to `path` (once the caller is content with it).
+    pub async fn keep(&self, path: &Path) -> Result<(), ClientError> {
+        let Some(part) = &self.part else {
+            return Ok(());
+        };
+        tokio::fs::rename(part, path)
+            .await
+            .map_err(|source| ClientError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
+    }
 }
 
 /// Downloads `url` to `to`, retrying as the endpoint allows.
@@ -100,6 +119,7 @@ async fn attempt(
             Ok(Downloaded {
                 bytes: flac.len() as u64,
                 memory: Some(flac),
+                part: None,
             })
         }
         Destination::File(path) => {
@@ -112,12 +132,10 @@ async fn attempt(
                     return Err(e);
                 }
             };
-            tokio::fs::rename(&part, path)
-                .await
-                .map_err(|source| write_error(path, source))?;
             Ok(Downloaded {
                 bytes,
                 memory: None,
+                part: Some(part),
             })
         }
     }

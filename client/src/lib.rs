@@ -153,18 +153,21 @@ async fn record_and_fetch(
         let wav = tokio::fs::read(&args.input)
             .await
             .map_err(ClientError::Read)?;
-        let checked = match (&to, &got.memory) {
-            (_, Some(flac)) => verify::verify_reader(flac.as_slice(), &wav),
-            (Destination::File(file), None) => verify::verify(file, &wav),
-            (Destination::Memory, None) => Ok(verify::Verified { samples: 0 }),
+        let checked = match (&got.memory, &got.part) {
+            (Some(flac), _) => verify::verify_reader(flac.as_slice(), &wav),
+            (None, Some(part)) => verify::verify(part, &wav),
+            (None, None) => Ok(verify::Verified { samples: 0 }),
         };
-        checked.map_err(|source| match &to {
-            Destination::File(file) => ClientError::Verify {
-                kept: file.clone(),
+        checked.map_err(|source| match &got.part {
+            Some(part) => ClientError::Verify {
+                kept: part.clone(),
                 source,
             },
-            Destination::Memory => ClientError::VerifyStdout { source },
+            None => ClientError::VerifyStdout { source },
         })?;
+    }
+    if let Destination::File(file) = &to {
+        got.keep(file).await?;
     }
     if let Some(flac) = got.memory {
         use tokio::io::AsyncWriteExt;

@@ -18,6 +18,11 @@ fn with_the_smallest_buffer_reading_waits_for_acks_and_a_cut_still_resumes() {
     cut_and_resume("record-cut-small", &["--buffer-bytes", "65536"]);
 }
 
+#[test]
+fn kept_until_durable_a_cut_still_resumes_exactly() {
+    cut_and_resume("record-cut-durable", &["--keep-until-durable"]);
+}
+
 /// Records 3 s of 16-bit stereo at 16 kHz (192,000 bytes of audio) through
 /// a proxy that cuts the first connection after about half of them.
 fn cut_and_resume(name: &str, extra: &[&str]) {
