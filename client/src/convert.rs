@@ -3,36 +3,51 @@
 //!
 //! The FLAC is written to `<output>.part` and renamed to `<output>` only once
 //! verified. A failed stream removes the part file; a failed verification
-//! keeps it for inspection.
+//! keeps it for inspection. With `-o -` the FLAC is kept in memory (its
+//! STREAMINFO is patched at the end, which a pipe cannot seek back to) and
+//! written to stdout only once verified.
+//!
+//! Opening the stream is retried as the [`Endpoint`] allows; a stream that
+//! fails once started is not (it may be a long file, and `/stream` keeps
+//! nothing to resume from).
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::args::{Job, Settings};
+use tokio::io::AsyncWriteExt;
+
+use crate::args::{is_stdio, Job, Settings};
 pub use crate::converted::Converted;
+use crate::endpoint::Endpoint;
 use crate::error::ClientError;
-use crate::exchange::{exchange, Done};
+use crate::exchange::{exchange, Done, STREAMINFO_BYTES};
 use crate::input::Input;
 use crate::progress::FileProgress;
-use crate::verify::verify;
+use crate::verify::{verify, verify_reader};
 
 /// Converts one file; see the module docs.
 pub async fn convert(
     job: &Job,
     settings: &Settings,
+    endpoint: &Endpoint,
     progress: &FileProgress<'_>,
 ) -> Result<Converted, ClientError> {
     let input = Input::read(&job.input).await?;
     progress.start(input.bytes.len() as u64);
+    let mut backoff = endpoint.backoff();
+    let ws = endpoint
+        .open(&settings.url, &mut backoff, |e, wait| {
+            progress.retrying(e, wait)
+        })
+        .await?;
+    if is_stdio(&job.output) {
+        return to_stdout(ws, input, settings, progress).await;
+    }
     let mut flac = PartFile::new(part_path(&job.output));
-    let streamed = exchange(
-        &settings.url,
-        &input,
-        settings.realtime,
-        progress,
-        |bytes| flac.write(bytes),
-    )
+    let streamed = exchange(ws, &input, settings.realtime, progress, |bytes| {
+        flac.write(bytes)
+    })
     .await;
     let done = match streamed.and_then(|done| flac.finish(&done).map(|()| done)) {
         Ok(done) => done,
@@ -62,6 +77,49 @@ pub async fn convert(
         samples: done.samples,
         bytes_in,
         bytes_out: flac.written,
+    })
+}
+
+/// The stream into memory, checked, then out on stdout.
+async fn to_stdout(
+    ws: crate::endpoint::Ws,
+    input: Input,
+    settings: &Settings,
+    progress: &FileProgress<'_>,
+) -> Result<Converted, ClientError> {
+    let mut flac = Vec::new();
+    let done = exchange(ws, &input, settings.realtime, progress, |bytes| {
+        flac.extend_from_slice(bytes);
+        Ok(())
+    })
+    .await?;
+    let Some(streaminfo) = flac.get_mut(8..8 + STREAMINFO_BYTES) else {
+        return Err(ClientError::Protocol(format!(
+            "the server sent {} FLAC bytes, fewer than the 42-byte stream header",
+            flac.len()
+        )));
+    };
+    streaminfo.copy_from_slice(&done.streaminfo);
+    progress.verifying();
+    let bytes_in = input.bytes.len() as u64;
+    let (flac, verified) = tokio::task::spawn_blocking(move || {
+        let verified = verify_reader(flac.as_slice(), &input.bytes);
+        (flac, verified)
+    })
+    .await
+    .map_err(|e| ClientError::Protocol(format!("verification did not finish: {e}")))?;
+    verified.map_err(|source| ClientError::VerifyStdout { source })?;
+    let mut stdout = tokio::io::stdout();
+    let written = stdout.write_all(&flac).await.and(stdout.flush().await);
+    written.map_err(|source| ClientError::Write {
+        path: PathBuf::from("stdout"),
+        source,
+    })?;
+    Ok(Converted {
+        output: PathBuf::from("stdout"),
+        samples: done.samples,
+        bytes_in,
+        bytes_out: flac.len() as u64,
     })
 }
 

@@ -19,6 +19,9 @@ pub mod exit {
     pub const SERVER: u8 = 2;
     /// The FLAC received does not decode to exactly the input's samples.
     pub const VERIFY: u8 = 3;
+    /// The server refused the credential (HTTP 401 or 403): none was given,
+    /// or the API key or token is unknown, expired, or does not reach this.
+    pub const AUTH: u8 = 4;
 }
 
 /// Why one file (or the whole run) failed.
@@ -60,6 +63,14 @@ pub enum ClientError {
         #[source]
         source: Box<tokio_tungstenite::tungstenite::Error>,
     },
+    /// An HTTP request failed without an answer.
+    #[error("cannot download {url}: {message}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// Why.
+        message: String,
+    },
     /// The server answered the upgrade with an HTTP error.
     #[error("the server refused the stream (HTTP {status}): {code}: {message}")]
     Refused {
@@ -69,6 +80,37 @@ pub enum ClientError {
         code: String,
         /// Human-readable message from the body.
         message: String,
+    },
+    /// The FLAC meant for stdout does not match the input; nothing was written.
+    #[error("verification failed: {source}; nothing was written to stdout")]
+    VerifyStdout {
+        /// What differs.
+        #[source]
+        source: VerifyError,
+    },
+    /// The server refused the credential (HTTP 401 or 403). Never holds the
+    /// credential itself.
+    #[error("the server refused the credential (HTTP {status}, {code}): {message}; {hint}")]
+    Unauthorized {
+        /// 401 or 403.
+        status: u16,
+        /// `unauthorized`, `forbidden`…
+        code: String,
+        /// The server's message (which never repeats the credential).
+        message: String,
+        /// What the client sent, and what to check.
+        hint: String,
+    },
+    /// Retries were used up; `source` is the last failure.
+    #[error("{source} (gave up after {attempts} attempts and {waited_seconds:.1} s of waiting)")]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent waiting between them.
+        waited_seconds: f64,
+        /// The last attempt's failure.
+        #[source]
+        source: Box<ClientError>,
     },
     /// The server sent `{"type":"error",…}`.
     #[error("the server failed the stream: {code}: {message}{}", close_suffix(*close))]
@@ -111,11 +153,14 @@ impl ClientError {
             | Self::Read(_)
             | Self::Write { .. } => exit::USAGE_OR_IO,
             Self::Connect { .. }
+            | Self::Download { .. }
             | Self::Refused { .. }
             | Self::Server { .. }
             | Self::Incomplete(_)
             | Self::Protocol(_) => exit::SERVER,
-            Self::Verify { .. } => exit::VERIFY,
+            Self::Verify { .. } | Self::VerifyStdout { .. } => exit::VERIFY,
+            Self::Unauthorized { .. } => exit::AUTH,
+            Self::GaveUp { source, .. } => source.exit_code(),
         }
     }
 }

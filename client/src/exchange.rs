@@ -7,6 +7,7 @@ use serde::Deserialize;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{self, Message};
 
+use crate::endpoint::Ws;
 use crate::error::ClientError;
 use crate::input::Input;
 use crate::pacing::Pacing;
@@ -57,19 +58,17 @@ struct Received {
     lost: Option<String>,
 }
 
-/// Streams `input` to `url` and hands each FLAC byte run to `on_flac` as it
-/// arrives. Returns the `done` message only when the stream completed
-/// (`done`, then close 1000); any other ending is an error.
+/// Streams `input` over `ws` (an open `/stream` WebSocket) and hands each
+/// FLAC byte run to `on_flac` as it arrives. Returns the `done` message only
+/// when the stream completed (`done`, then close 1000); any other ending is
+/// an error.
 pub async fn exchange(
-    url: &str,
+    ws: Ws,
     input: &Input,
     realtime: bool,
     progress: &FileProgress<'_>,
     mut on_flac: impl FnMut(&[u8]) -> Result<(), ClientError>,
 ) -> Result<Done, ClientError> {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .map_err(|e| connect_error(url, e))?;
     let (mut tx, mut rx) = ws.split();
 
     let send = async {
@@ -189,31 +188,6 @@ fn decode_streaminfo(b64: &str) -> Result<[u8; STREAMINFO_BYTES], ClientError> {
             bytes.len()
         ))
     })
-}
-
-/// An HTTP refusal keeps the server's code and message; anything else is a
-/// connection failure.
-fn connect_error(url: &str, error: tungstenite::Error) -> ClientError {
-    if let tungstenite::Error::Http(response) = &error {
-        let status = response.status().as_u16();
-        let body = response.body().as_deref().unwrap_or_default();
-        return match serde_json::from_slice::<Text>(body) {
-            Ok(Text::Error { code, message }) => ClientError::Refused {
-                status,
-                code,
-                message,
-            },
-            _ => ClientError::Refused {
-                status,
-                code: "http_error".into(),
-                message: String::from_utf8_lossy(body).into_owned(),
-            },
-        };
-    }
-    ClientError::Connect {
-        url: url.to_string(),
-        source: Box::new(error),
-    }
 }
 
 #[cfg(test)]

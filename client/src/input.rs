@@ -4,6 +4,9 @@ use std::path::Path;
 
 use flacstream_codec::wav::{WavError, WavEvent, WavFormat, WavParser};
 
+use tokio::io::AsyncReadExt;
+
+use crate::args::is_stdio;
 use crate::error::ClientError;
 
 /// What the client needs from a WAV header.
@@ -44,8 +47,18 @@ pub struct Input {
 }
 
 impl Input {
-    /// Reads `path` and parses its header (off the async threads).
+    /// Reads `path` (`-`: all of stdin) and parses its header (off the
+    /// async threads).
     pub async fn read(path: &Path) -> Result<Self, ClientError> {
+        if is_stdio(path) {
+            let mut bytes = Vec::new();
+            tokio::io::stdin()
+                .read_to_end(&mut bytes)
+                .await
+                .map_err(ClientError::Read)?;
+            let header = parse_header(&bytes);
+            return Ok(Self { bytes, header });
+        }
         let path = path.to_path_buf();
         tokio::task::spawn_blocking(move || {
             let bytes = std::fs::read(&path).map_err(ClientError::Read)?;

@@ -139,6 +139,23 @@ impl FileProgress<'_> {
         }
     }
 
+    /// Opening the stream failed in a way worth retrying; the next attempt
+    /// comes after `wait`.
+    pub fn retrying(&self, error: &ClientError, wait: std::time::Duration) {
+        if self.reporter.mode == Mode::Quiet {
+            return;
+        }
+        let line = format!(
+            "{}: {error}; retrying in {:.1} s",
+            self.name,
+            wait.as_secs_f64()
+        );
+        if let Some(bar) = self.bar.get() {
+            bar.set_message(format!("retrying in {:.1} s", wait.as_secs_f64()));
+        }
+        self.reporter.line(&line);
+    }
+
     /// `n` more WAV bytes went out.
     pub fn sent(&self, n: u64) {
         let sent = self.sent.get() + n;

@@ -9,7 +9,7 @@
 //! bounded by one block whatever the length.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::Path;
 
 use flacstream_codec::pcm::{PcmDecoder, PcmLayout};
@@ -84,7 +84,12 @@ pub struct Verified {
 /// Checks that the FLAC at `flac` decodes to exactly the audio in `wav`.
 pub fn verify(flac: &Path, wav: &[u8]) -> Result<Verified, VerifyError> {
     let file = File::open(flac).map_err(VerifyError::Read)?;
-    let mut reader = claxon::FlacReader::new(BufReader::new(file)).map_err(VerifyError::Decode)?;
+    verify_reader(BufReader::new(file), wav)
+}
+
+/// [`verify`] for a FLAC read from `flac` (one held in memory for stdout).
+pub fn verify_reader(flac: impl Read, wav: &[u8]) -> Result<Verified, VerifyError> {
+    let mut reader = claxon::FlacReader::new(flac).map_err(VerifyError::Decode)?;
     let info = reader.streaminfo();
     let mut decoded = reader.samples();
 

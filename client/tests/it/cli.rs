@@ -164,10 +164,17 @@ fn unreachable_server_exits_2() {
         dir.join("out").as_os_str(),
         "--url".as_ref(),
         url.as_ref(),
+        "--max-attempts".as_ref(),
+        "2".as_ref(),
     ]);
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("a.wav"), "{}", run.stderr);
     assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("retrying in") && run.stderr.contains("gave up after 2 attempts"),
+        "a refused connection is retried, within --max-attempts: {}",
+        run.stderr
+    );
 }
 
 #[test]

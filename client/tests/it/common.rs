@@ -30,23 +30,34 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// The `/stream` URL of a server shared by every test in this process,
 /// started on first use (127.0.0.1:0, temporary data dir).
 pub fn server_url() -> String {
+    format!("ws://{}/stream", server_addr())
+}
+
+/// The address of the shared server of [`server_url`].
+pub fn server_addr() -> SocketAddr {
     static ADDR: OnceLock<SocketAddr> = OnceLock::new();
-    let addr = ADDR.get_or_init(|| {
-        let data = temp_dir("data").to_string_lossy().to_string();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            actix_rt::System::new().block_on(async move {
-                let args = ["flacstream", "--bind", "127.0.0.1:0", "--data-dir", &data];
-                let settings = Config::parse_from(args).validate().expect("valid flags");
-                let mut service = Service::start(settings).expect("server starts");
-                tx.send(service.addr).expect("test is waiting");
-                let _ = service.run().await;
-            });
+    *ADDR.get_or_init(|| start_server(&[]))
+}
+
+/// Starts a server of its own with `flags` (an explicit loopback `--bind`
+/// and a temporary data dir come first) on a thread of its own, for the
+/// rest of the test process; returns its address.
+pub fn start_server(flags: &[String]) -> SocketAddr {
+    let data = temp_dir("data").to_string_lossy().to_string();
+    let flags = flags.to_vec();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        actix_rt::System::new().block_on(async move {
+            let mut args = vec!["flacstream", "--bind", "127.0.0.1:0", "--data-dir", &data];
+            args.extend(flags.iter().map(String::as_str));
+            let settings = Config::parse_from(args).validate().expect("valid flags");
+            let mut service = Service::start(settings).expect("server starts");
+            tx.send(service.addr).expect("test is waiting");
+            let _ = service.run().await;
         });
-        rx.recv_timeout(Duration::from_secs(30))
-            .expect("server started")
     });
-    format!("ws://{addr}/stream")
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("server started")
 }
 
 /// A WAV fixture written to disk, with the samples it holds.
@@ -77,27 +88,72 @@ pub struct Run {
     pub code: i32,
     /// Everything on stderr.
     pub stderr: String,
+    /// Everything on stdout.
+    pub stdout: Vec<u8>,
     /// Wall time.
     pub elapsed: Duration,
 }
 
 /// Runs `flacstream-client` with `args` and waits for it.
 pub fn run_client<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Run {
+    run_client_with(args, &[], None)
+}
+
+/// [`run_client`] with environment variables and bytes on stdin. The
+/// credential variables of the test's own environment never reach it.
+pub fn run_client_with<S: AsRef<std::ffi::OsStr>>(
+    args: &[S],
+    env: &[(&str, &str)],
+    stdin: Option<&[u8]>,
+) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
     let start = Instant::now();
-    let Output { status, stderr, .. } = Command::new(env!("CARGO_BIN_EXE_flacstream-client"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_flacstream-client"));
+    command
         .args(args)
-        .output()
-        .expect("the client runs");
+        .env_remove("FLACSTREAM_API_KEY")
+        .env_remove("FLACSTREAM_TOKEN")
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("the client runs");
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().expect("piped stdin");
+        let bytes = bytes.to_vec();
+        // A thread, so a client that stops reading cannot block the test.
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = child.wait_with_output().expect("the client finishes");
     Run {
         code: status.code().expect("exited, not killed"),
         stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        stdout,
         elapsed: start.elapsed(),
     }
 }
 
 /// Decodes `flac` with claxon and checks format, STREAMINFO total and every sample.
 pub fn assert_flac_matches(flac: &Path, fixture: &Fixture) {
-    let mut reader = claxon::FlacReader::open(flac).expect("claxon opens the output");
+    let bytes = std::fs::read(flac).expect("the output exists");
+    assert_flac_bytes_match(&bytes, &flac.display().to_string(), fixture);
+}
+
+/// [`assert_flac_matches`] for a FLAC in memory, named `name` in failures.
+pub fn assert_flac_bytes_match(bytes: &[u8], name: &str, fixture: &Fixture) {
+    let flac = Path::new(name);
+    let mut reader = claxon::FlacReader::new(bytes).expect("claxon opens the output");
     let info = reader.streaminfo();
     let channels = usize::from(fixture.spec.channels);
     assert_eq!(info.channels as usize, channels, "{}", flac.display());

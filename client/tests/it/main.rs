@@ -3,6 +3,11 @@
 //! - [`cli`]: the real `flacstream-client` binary against a real server:
 //!   round trips, `--realtime` pacing and exit codes.
 //! - [`verify`]: the verifier on a FLAC made by the real client and server.
+//! - [`tls_auth`]: `wss://` with a private CA, API keys and tokens, refusals.
+//! - [`retry`]: `Retry-After` honoured, permanent refusals not retried.
+//! - [`stdio`]: `-` for stdin and stdout.
+//! - [`record`]: a recorded session cut mid-stream, resumed, exact.
+//! - [`proxy`]: a TCP proxy that refuses or cuts connections.
 //! - [`common`]: the shared server, WAV fixtures and a way to run the binary.
 //!
 //! One binary rather than one per file because linking dominates the build:
@@ -18,5 +23,11 @@
 
 mod common;
 
+mod proxy;
+
 mod cli;
+mod record;
+mod retry;
+mod stdio;
+mod tls_auth;
 mod verify;
