@@ -66,7 +66,7 @@ pub mod jobs;
 pub mod limits;
 pub(crate) mod metrics;
 pub(crate) mod protocol;
-pub(crate) mod routes;
+pub mod routes;
 pub mod service;
 pub mod shutdown;
 pub(crate) mod state;

@@ -1,6 +1,9 @@
 //! The service's integration tests, as one test binary: every module runs a
 //! real server (in-process, or the built binary) and real clients.
 //!
+//! - [`api_contract`]: the routes against the OpenAPI document; JSON 404
+//!   and 405; the embedded docs.
+//! - [`cors`]: CORS for `--allowed-origins`.
 //! - [`analysis`]: chunk metadata and session analysis, against the test's
 //!   own numbers and ffmpeg's `ebur128` and `silencedetect`.
 //! - [`admin`]: `/admin/drain` and the container clients (`probe`, `drain`).
@@ -41,10 +44,12 @@ mod common;
 
 mod admin;
 mod analysis;
+mod api_contract;
 mod auth;
 mod chosen_ids;
 mod container_sessions;
 mod convert;
+mod cors;
 mod faults;
 mod formats;
 mod full_disk;
