@@ -38,10 +38,12 @@ fn concrete(template: &str, operation: &Value) -> String {
     };
     template
         .split('/')
-        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => example(name),
-            None => s.to_string(),
-        })
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => example(name),
+                None => s.to_string(),
+            },
+        )
         .collect::<Vec<_>>()
         .join("/")
 }
@@ -55,7 +57,7 @@ async fn every_documented_operation_is_routed() {
     let mut operations = operations(&document);
     assert!(operations.len() >= 35, "{operations:?}");
     // The drain last: it stops this server taking new work.
-    operations.sort_by_key(|(method, path)| (method == "POST" && path == "/admin/drain"));
+    operations.sort_by_key(|(method, path)| method == "POST" && path == "/admin/drain");
     for (method, path) in operations {
         let answer = http_request(server.addr, &method, &path, &[], b"").await;
         let code = serde_json::from_slice::<Value>(&answer.body)
