@@ -28,6 +28,7 @@ use crate::state::AppState;
 /// answers 202 with the [`DrainStatus`].
 #[utoipa::path(
     tag = "operations",
+    security(()),
     description = "Starts the drain SIGTERM starts (idempotent). Loopback peers only, and never through a proxy or from a browser.",
     responses(
         (status = 202, description = "Draining", body = DrainStatus),
@@ -50,6 +51,7 @@ pub async fn drain(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 /// Answers 200 with the [`DrainStatus`].
 #[utoipa::path(
     tag = "operations",
+    security(()),
     description = "How the drain stands. Loopback peers only.",
     responses(
         (status = 200, description = "The drain's state", body = DrainStatus),

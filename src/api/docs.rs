@@ -31,6 +31,7 @@ fn config() -> Arc<Config<'static>> {
 /// `GET /docs`: to `/docs/`, where the UI's relative links resolve.
 #[utoipa::path(
     tag = "documentation",
+    security(()),
     responses((status = 308, description = "Redirect to /docs/", headers(("Location" = String))))
 )]
 #[get("/docs")]
@@ -43,6 +44,7 @@ pub async fn docs_root() -> HttpResponse {
 /// `GET /docs/{file}`: the interactive docs (`/docs/` is the page).
 #[utoipa::path(
     tag = "documentation",
+    security(()),
     params(("file" = String, Path, description = "A file of the UI; empty for its page", example = "index.html")),
     responses(
         (status = 200, description = "The page or one of its files", content_type = "text/html"),

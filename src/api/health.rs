@@ -13,6 +13,7 @@ use crate::drain::Draining;
 /// Always 200 while the process serves HTTP.
 #[utoipa::path(
     tag = "operations",
+    security(()),
     responses((status = 200, description = "The process is alive", body = Object, example = json!({"status": "ok"})))
 )]
 #[get("/healthz")]
@@ -23,6 +24,7 @@ pub async fn healthz() -> HttpResponse {
 /// 200 while accepting work, 503 once draining or without a lease.
 #[utoipa::path(
     tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "Accepting new streams", body = Object, example = json!({"status": "ready"})),
         (status = 503, description = "Draining (`draining`), or in scaled mode without a catalog lease (`no_catalog`)", body = Object, example = json!({"status": "draining"})),

@@ -7,7 +7,9 @@
 //! described by the AsyncAPI document (`docs/asyncapi.yaml`).
 
 use actix_web::{get, web, HttpResponse};
-use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{
+    ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+};
 use utoipa::{Modify, OpenApi};
 
 use crate::error::ErrorBody;
@@ -51,6 +53,14 @@ struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        // Every operation takes a credential when authentication is on (and
+        // none when it is off: the empty requirement); the open ones (the
+        // page, the docs, health, metrics, drain) say `security(())`.
+        openapi.security = Some(vec![
+            SecurityRequirement::default(),
+            SecurityRequirement::new(BEARER, Vec::<String>::new()),
+            SecurityRequirement::new(QUERY_TOKEN, Vec::<String>::new()),
+        ]);
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             BEARER,
@@ -94,6 +104,7 @@ impl ApiDocument {
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(
     tag = "documentation",
+    security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
 )]
 #[get("/openapi.json")]

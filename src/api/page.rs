@@ -40,6 +40,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 /// `GET /`: the page.
 #[utoipa::path(
     tag = "documentation",
+    security(()),
     responses((status = 200, description = "The browser page", content_type = "text/html"))
 )]
 #[get("/")]
@@ -50,6 +51,7 @@ pub async fn index() -> HttpResponse {
 /// `GET /app.js`: the page's script.
 #[utoipa::path(
     tag = "documentation",
+    security(()),
     responses((status = 200, description = "The page's script", content_type = "text/javascript"))
 )]
 #[get("/app.js")]
@@ -61,6 +63,7 @@ pub async fn app_js() -> HttpResponse {
 /// samples into 16-bit PCM.
 #[utoipa::path(
     tag = "documentation",
+    security(()),
     responses((status = 200, description = "The page's AudioWorklet", content_type = "text/javascript"))
 )]
 #[get("/recorder-worklet.js")]
@@ -71,6 +74,7 @@ pub async fn recorder_worklet_js() -> HttpResponse {
 /// `GET /style.css`: the page's style sheet.
 #[utoipa::path(
     tag = "documentation",
+    security(()),
     responses((status = 200, description = "The page's style sheet", content_type = "text/css"))
 )]
 #[get("/style.css")]
