@@ -12,6 +12,7 @@
 //!   it, recovers sessions a crash left open.
 //! - [`shutdown`]: SIGTERM/SIGINT → drain.
 //! - [`cpu`]: the start-up check that the CPU can run an x86-64-v3 build.
+//! - [`logging`]: the log output, text or one JSON object per line.
 //!
 //! The HTTP surface:
 //! - [`routes`]: the route table, the one place that names the endpoints.
@@ -64,6 +65,7 @@ pub mod error;
 pub(crate) mod ids;
 pub mod jobs;
 pub mod limits;
+pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod protocol;
 pub(crate) mod routes;
