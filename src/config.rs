@@ -22,8 +22,8 @@ use flacstream_codec::wav::DEFAULT_MAX_HEADER_BYTES;
 use crate::auth::{Auth, AuthFlags};
 use crate::limits::client_connections::DEFAULT_MAX_CONNECTIONS_PER_IP;
 use crate::limits::client_ip::{Cidr, TrustedProxies};
-use crate::logging::LogFormat;
 use crate::limits::session_rate::DEFAULT_NEW_SESSIONS_PER_MINUTE;
+use crate::logging::LogFormat;
 use crate::tls::TlsFiles;
 
 mod defaults;

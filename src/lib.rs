@@ -21,6 +21,10 @@
 //!   admission steps they share.
 //! - [`drain`]: [`drain::Stopper`], the drain SIGTERM and `/admin/drain`
 //!   start.
+//! - [`access_log`]: the middleware logging one line per request, and the
+//!   line a WebSocket logs at its end.
+//! - [`request_id`]: the middleware giving each request its id, returned
+//!   in `X-Request-Id` and in error bodies.
 //!
 //! Below the endpoints:
 //! - [`jobs`]: background jobs from the catalog's queue, on any replica:
@@ -53,6 +57,7 @@
 //! the `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing
 //! are the actix-free `flacstream-codec` crate in `codec/`.
 
+pub mod access_log;
 pub(crate) mod api;
 pub mod auth;
 pub(crate) mod catalog;
@@ -68,6 +73,7 @@ pub mod limits;
 pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod protocol;
+pub mod request_id;
 pub(crate) mod routes;
 pub mod service;
 pub mod shutdown;

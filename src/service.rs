@@ -223,6 +223,13 @@ impl Service {
                 .app_data(lease.clone())
                 .app_data(prometheus.clone())
                 .configure(routes::configure)
+                // Last, so outermost: the access line times everything.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::request_id::middleware,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::access_log::middleware,
+                ))
         })
         .on_connect(move |connection, data| socket::attach(connection, data, kernel_cut_off))
         // Frames go out as they are encoded; with Nagle's algorithm a frame

@@ -102,7 +102,10 @@ mod tests {
     fn beyond_loopback_without_auth_needs_the_explicit_flag() {
         for public in ["0.0.0.0:8080", "[::]:80", "192.168.1.2:8080"] {
             let err = resolve(Some(addr(public)), false, false).unwrap_err();
-            assert!(err.to_string().contains("--allow-public-without-auth"), "{err}");
+            assert!(
+                err.to_string().contains("--allow-public-without-auth"),
+                "{err}"
+            );
             assert_eq!(
                 resolve(Some(addr(public)), false, true).unwrap(),
                 (addr(public), Exposure::PublicWithoutAuth)

@@ -143,7 +143,9 @@ mod tests {
         assert!(uses(lookup(&[])).is_empty());
         let found = uses(lookup(&[("MAX_UPLOAD_BYTES", "5")]));
         assert!(matches!(&found[..], [LegacyUse::Read(e)] if e.old == "MAX_UPLOAD_BYTES"));
-        assert!(found[0].note().contains("rename it to FLACSTREAM_MAX_UPLOAD_BYTES"));
+        assert!(found[0]
+            .note()
+            .contains("rename it to FLACSTREAM_MAX_UPLOAD_BYTES"));
         let found = uses(lookup(&[
             ("MAX_UPLOAD_BYTES", "5"),
             ("FLACSTREAM_MAX_UPLOAD_BYTES", "6"),
