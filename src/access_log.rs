@@ -288,7 +288,7 @@ impl SocketAccess {
         let close = self.traffic.close_code.load(Ordering::Relaxed);
         SocketLine {
             route: self.route.clone(),
-            close_code: (close != 0).then(|| close as u16),
+            close_code: (close != 0).then_some(close as u16),
             bytes_in: self.traffic.bytes_in.load(Ordering::Relaxed),
             bytes_out: self.traffic.bytes_out.load(Ordering::Relaxed),
             duration_ms: self.started.elapsed().as_secs_f64() * 1000.0,

@@ -221,9 +221,18 @@ async fn read_loop(
         let Some(message) = message else {
             return;
         };
+        match &message {
+            Ok(AggregatedMessage::Binary(bytes)) => traffic.received(bytes.len()),
+            Ok(AggregatedMessage::Text(text)) => traffic.received(text.len()),
+            Ok(
+                AggregatedMessage::Ping(_)
+                | AggregatedMessage::Pong(_)
+                | AggregatedMessage::Close(_),
+            )
+            | Err(_) => {}
+        }
         match message {
             Ok(AggregatedMessage::Binary(bytes)) => {
-                traffic.received(bytes.len());
                 if link.role == Role::Listener {
                     abort(StreamError::BadMessage(
                         "a listener may not send audio".into(),
@@ -262,10 +271,7 @@ async fn read_loop(
                     }
                 }
             }
-            Ok(AggregatedMessage::Text(text)) => match {
-                traffic.received(text.len());
-                ClientMessage::parse(&text)
-            } {
+            Ok(AggregatedMessage::Text(text)) => match ClientMessage::parse(&text) {
                 Ok(ClientMessage::End) => link.session.do_send(EndOfInput {
                     conn: link.conn,
                     reason: EndReason::Complete,
