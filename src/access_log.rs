@@ -184,10 +184,27 @@ pub async fn middleware(
     req.extensions_mut().insert(Arrival { client, started });
     let method = req.method().to_string();
     let path = req.path().to_owned();
-    let request = req.request().clone();
+    // Not cloned before the call: routing needs the request unshared.
     let response = match next.call(req).await {
         Ok(response) => response.map_into_boxed_body(),
-        Err(e) => ServiceResponse::from_err(e, request),
+        Err(e) => {
+            // Only a middleware inside this one returns an error (handlers'
+            // are responses by now); actix renders it after this, so it is
+            // logged here, without what the request no longer tells.
+            HttpLine {
+                method,
+                route: "-".to_owned(),
+                path,
+                status: e.as_response_error().status_code().as_u16(),
+                bytes: 0,
+                duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+                client,
+                session_id: None,
+                request_id: None,
+            }
+            .log();
+            return Err(e);
+        }
     };
     let req = response.request();
     let line = HttpLine {

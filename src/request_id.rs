@@ -104,12 +104,10 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let id = RequestId::accept(req.headers().get(HEADER));
     req.extensions_mut().insert(id.clone());
-    let request = req.request().clone();
-    let response = match next.call(req).await {
-        Ok(response) => response.map_into_boxed_body(),
-        // Rendered here rather than further out, so it carries the id too.
-        Err(e) => ServiceResponse::from_err(e, request),
-    };
+    // Not cloned before the call: routing needs the request unshared. The
+    // app's handlers render their errors into responses; only a middleware
+    // inside this one could return an error, and it goes on without the id.
+    let response = next.call(req).await?.map_into_boxed_body();
     let mut response = with_id_in_error_body(response, &id).await;
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(HEADER, value);
