@@ -21,6 +21,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::Bytes;
 use actix_web::{web, HttpMessage, HttpRequest};
+use log::kv;
 
 use crate::limits::client_ip::ClientIp;
 use crate::request_id::RequestId;
@@ -89,20 +90,28 @@ impl HttpLine {
 
     /// Logs the line, its fields as key-values.
     pub fn log(&self) {
-        log::info!(
-            target: TARGET,
-            kind = "http",
-            method = self.method.as_str(),
-            route = self.route.as_str(),
-            path = self.path.as_str(),
-            status = self.status,
-            bytes = self.bytes,
-            duration_ms = round_ms(self.duration_ms),
-            client:% = self.client,
-            session_id = self.session_id.as_deref(),
-            request_id = self.request_id.as_deref();
-            "{}", self.text()
-        );
+        if log::log_enabled!(target: TARGET, log::Level::Info) {
+            self.with_record(|record| log::logger().log(record));
+        }
+    }
+
+    /// Hands the line's record to `f`.
+    pub fn with_record(&self, f: impl FnOnce(&log::Record<'_>)) {
+        let client = self.client.to_string();
+        let fields: [(&str, kv::Value<'_>); 11] = [
+            ("kind", "http".into()),
+            ("method", self.method.as_str().into()),
+            ("route", self.route.as_str().into()),
+            ("path", self.path.as_str().into()),
+            ("status", self.status.into()),
+            ("bytes", self.bytes.into()),
+            ("duration_ms", round_ms(self.duration_ms).into()),
+            ("client", client.as_str().into()),
+            ("session_id", optional(self.session_id.as_deref())),
+            ("request_id", optional(self.request_id.as_deref())),
+            ("event", "end".into()),
+        ];
+        emit(&self.text(), &fields, f);
     }
 }
 
@@ -148,20 +157,50 @@ impl SocketLine {
 
     /// Logs the line, its fields as key-values.
     pub fn log(&self) {
-        log::info!(
-            target: TARGET,
-            kind = "websocket",
-            route = self.route.as_str(),
-            close_code = self.close_code,
-            bytes_in = self.bytes_in,
-            bytes_out = self.bytes_out,
-            duration_ms = round_ms(self.duration_ms),
-            client:? = self.client,
-            session_id = self.session_id.as_str(),
-            request_id = self.request_id.as_deref();
-            "{}", self.text()
-        );
+        if log::log_enabled!(target: TARGET, log::Level::Info) {
+            self.with_record(|record| log::logger().log(record));
+        }
     }
+
+    /// Hands the line's record to `f`.
+    pub fn with_record(&self, f: impl FnOnce(&log::Record<'_>)) {
+        let client = self.client.map(|c| c.to_string());
+        let fields: [(&str, kv::Value<'_>); 10] = [
+            ("kind", "websocket".into()),
+            ("route", self.route.as_str().into()),
+            (
+                "close_code",
+                self.close_code
+                    .map_or_else(kv::Value::null, kv::Value::from),
+            ),
+            ("bytes_in", self.bytes_in.into()),
+            ("bytes_out", self.bytes_out.into()),
+            ("duration_ms", round_ms(self.duration_ms).into()),
+            ("client", optional(client.as_deref())),
+            ("session_id", self.session_id.as_str().into()),
+            ("request_id", optional(self.request_id.as_deref())),
+            ("event", "close".into()),
+        ];
+        emit(&self.text(), &fields, f);
+    }
+}
+
+/// A text field that may be unknown: null then.
+fn optional(value: Option<&str>) -> kv::Value<'_> {
+    value.map_or_else(kv::Value::null, kv::Value::from)
+}
+
+/// Builds an access record of `text` with `fields` and hands it to `f`.
+fn emit(text: &str, fields: &[(&str, kv::Value<'_>)], f: impl FnOnce(&log::Record<'_>)) {
+    f(&log::Record::builder()
+        .args(format_args!("{text}"))
+        .level(log::Level::Info)
+        .target(TARGET)
+        .module_path_static(Some(module_path!()))
+        .file_static(Some(file!()))
+        .line(Some(line!()))
+        .key_values(&fields)
+        .build());
 }
 
 /// Milliseconds to a tenth, as a log field.
@@ -404,6 +443,43 @@ mod tests {
             ..line
         };
         assert!(none.text().contains("closed - ") && none.text().contains("client=-"));
+    }
+
+    #[test]
+    fn in_json_each_field_is_a_key() {
+        let mut json = String::new();
+        http_line().with_record(|r| json = crate::logging::json_line("t", r));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["target"], TARGET);
+        assert_eq!(v["message"], http_line().text());
+        assert_eq!(v["kind"], "http");
+        assert_eq!(v["method"], "GET");
+        assert_eq!(v["route"], "/api/audio/sessions/{id}");
+        assert_eq!(v["path"], "/api/audio/sessions/abc");
+        assert_eq!(v["status"], 404);
+        assert_eq!(v["bytes"], 77);
+        assert_eq!(v["duration_ms"], 1.3);
+        assert_eq!(v["client"], "10.1.2.3");
+        assert_eq!(v["session_id"], "abc");
+        assert_eq!(v["request_id"], "r1");
+        let socket = SocketLine {
+            route: "/stream".into(),
+            close_code: Some(1000),
+            bytes_in: 1,
+            bytes_out: 2,
+            duration_ms: 3.0,
+            client: None,
+            session_id: "s".into(),
+            request_id: None,
+        };
+        socket.with_record(|r| json = crate::logging::json_line("t", r));
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["kind"], "websocket");
+        assert_eq!(v["close_code"], 1000);
+        assert_eq!(v["bytes_in"], 1);
+        assert_eq!(v["bytes_out"], 2);
+        assert!(v["client"].is_null() && v["request_id"].is_null());
+        assert_eq!(v["session_id"], "s");
     }
 
     #[test]
