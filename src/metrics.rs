@@ -7,6 +7,10 @@
 //! facade takes one global recorder per process, so [`install`] builds it
 //! once and every [`crate::service::Service`] in the process (the integration
 //! tests start many) shares it; their counters add up.
+//!
+//! At install every series whose labels are known is exported at 0, the
+//! build's `flacstream_build_info` at 1, and the standard `process_*`
+//! metrics ([`process`]) from then on.
 
 pub mod process;
 
