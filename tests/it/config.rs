@@ -1,8 +1,8 @@
 //! The binary's settings as an operator gives them: the environment names
 //! (old unprefixed ones still read), the listening address's safe default
-//! and its refusal, and JSON log lines.
+//! and its refusal, and JSON log lines (the access log's among them).
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -27,6 +27,16 @@ impl Run {
 /// look at removed from the inherited environment first), reading stderr
 /// until it exits or a line contains `until`, then stops it.
 fn run(args: &[&str], env: &[(&str, &str)], until: &str) -> Run {
+    run_with(args, env, until, |_| {})
+}
+
+/// [`run`], handing each line to `on_line` as it comes.
+fn run_with(
+    args: &[&str],
+    env: &[(&str, &str)],
+    until: &str,
+    mut on_line: impl FnMut(&str),
+) -> Run {
     let data = std::env::temp_dir().join(format!(
         "flacstream-config-{}-{}",
         std::process::id(),
@@ -69,6 +79,7 @@ fn run(args: &[&str], env: &[(&str, &str)], until: &str) -> Run {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => {
+                on_line(&line);
                 let done = line.contains(until);
                 lines.push(line);
                 if done {
@@ -168,4 +179,46 @@ fn json_logs_are_one_object_per_line() {
         }
         assert!(v["timestamp"].as_str().unwrap().ends_with('Z'), "{line}");
     }
+}
+
+#[test]
+fn json_access_lines_have_their_fields_as_keys() {
+    let r = run_with(
+        &["--bind", "127.0.0.1:0", "--log-format", "json"],
+        &[],
+        "\"request_id\":\"json-access\"",
+        |line| {
+            let Some(rest) = line.split("Listening on ").nth(1) else {
+                return;
+            };
+            let addr = rest.split([' ', '"']).next().unwrap();
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            write!(
+                s,
+                "GET /api/audio/sessions/nope?token=secret HTTP/1.1\r\nHost: x\r\n\
+                 X-Request-Id: json-access\r\nConnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            assert!(
+                answer.contains("\"request_id\":\"json-access\""),
+                "{answer}"
+            );
+        },
+    );
+    assert_eq!(r.exited, None, "{:#?}", r.lines);
+    let line = r.lines.last().unwrap();
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(v["target"], "flacstream::access", "{line}");
+    assert_eq!(v["kind"], "http");
+    assert_eq!(v["method"], "GET");
+    assert_eq!(v["route"], "/api/audio/sessions/{id}");
+    assert_eq!(v["path"], "/api/audio/sessions/nope");
+    assert_eq!(v["status"], 404);
+    assert!(v["bytes"].as_u64().unwrap() > 0);
+    assert!(v["duration_ms"].is_number());
+    assert_eq!(v["client"], "127.0.0.1");
+    assert_eq!(v["session_id"], "nope");
+    assert!(!line.contains("secret"), "{line}");
 }
