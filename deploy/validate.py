@@ -11,7 +11,7 @@ relations deploy/README.md promises, which no schema check would catch:
   preStop wait >= drain grace + stall + flush margin, so the hook outlasts
   the drain it starts;
 * the probes, a locked-down container, and a data emptyDir with room for
-  one upload (MAX_UPLOAD_BYTES);
+  one upload (FLACSTREAM_MAX_UPLOAD_BYTES);
 * no affinity anywhere: no Ingress, no ingress-nginx or hash/cookie/sticky
   annotation, no Service sessionAffinity, no HTTPRoute sessionPersistence;
 * routing: each HTTPRoute hangs on a listener of the Gateway, with that
@@ -319,7 +319,7 @@ def check(path, secret_example=None, auth_example=None):
             and "ALL" in sc.get("capabilities", {}).get("drop", [])):
         errors.append("container securityContext is not locked down")
 
-    upload = int(config.get("MAX_UPLOAD_BYTES", 2 * 1024**3))
+    upload = int(config.get("FLACSTREAM_MAX_UPLOAD_BYTES", config.get("MAX_UPLOAD_BYTES", 2 * 1024**3)))
     mounts = {m["mountPath"]: m["name"] for m in container.get("volumeMounts", [])}
     volumes = {v["name"]: v for v in pod.get("volumes", [])}
     data = volumes.get(mounts.get(config.get("FLACSTREAM_DATA_DIR", "/data")), {})

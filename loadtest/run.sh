@@ -8,7 +8,7 @@
 # SCENARIO: realtime, speech, burst, slow-reader, flood or ramp (see
 # loadtest/README.md for each one's knobs). Knobs are environment variables,
 # e.g. `STREAMS=200 STREAMS_PER_VU=4 DURATION=600 loadtest/run.sh realtime`.
-# Server settings (FLACSTREAM_*, CONNECTION_TIMEOUT_SECONDS, ...) set in the
+# Server settings (FLACSTREAM_*, e.g. FLACSTREAM_CONNECTION_TIMEOUT_SECONDS) set in the
 # environment reach the server; run.sh only fills in defaults fit for load.
 # FLACSTREAM_BIN=path skips the build and runs that binary. SERVER_CPUS and
 # K6_CPUS (taskset lists, e.g. 1 and 0) pin the server and k6 to cores.
@@ -83,7 +83,7 @@ case $scenario in
     idle) length=${DURATION:-30}
         # Idle connections are what this scenario holds: keep the server's
         # idle cut-off out of the way.
-        export CONNECTION_TIMEOUT_SECONDS=${CONNECTION_TIMEOUT_SECONDS:-$(( length + 60 ))} ;;
+        export FLACSTREAM_CONNECTION_TIMEOUT_SECONDS=${FLACSTREAM_CONNECTION_TIMEOUT_SECONDS:-$(( length + 60 ))} ;;
     *) length=${DURATION:-60} ;;
 esac
 

@@ -7,8 +7,9 @@ pub mod probe;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::config::legacy_env::{self, LegacyUse};
 use crate::config::{Config, DEFAULT_DRAIN_GRACE_SECONDS, DEFAULT_OUTBOUND_STALL_SECONDS};
 use crate::drain::DRAIN_FLUSH_MARGIN_SECONDS;
 
@@ -46,6 +47,24 @@ pub struct Cli {
     /// The server's settings, used when there is no subcommand.
     #[command(flatten)]
     pub serve: Config,
+}
+
+impl Cli {
+    /// Parses the process's command line and environment, reading each
+    /// setting's old unprefixed environment name where only that one is set
+    /// ([`crate::config::legacy_env`]); exits with clap's message on an error.
+    /// The uses of old names are returned for the caller to log once logging
+    /// is set up.
+    pub fn parse_with_legacy_env() -> (Self, Vec<LegacyUse>) {
+        let (command, found) = legacy_env::aliased(Self::command(), |name| {
+            std::env::var_os(name).map(|v| v.to_string_lossy().into_owned())
+        });
+        let matches = command.get_matches();
+        match Self::from_arg_matches(&matches) {
+            Ok(cli) => (cli, found),
+            Err(e) => e.exit(),
+        }
+    }
 }
 
 /// Clients of a running server, for containers without a shell.

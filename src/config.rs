@@ -23,10 +23,13 @@ use crate::auth::{Auth, AuthFlags};
 use crate::limits::client_connections::DEFAULT_MAX_CONNECTIONS_PER_IP;
 use crate::limits::client_ip::{Cidr, TrustedProxies};
 use crate::limits::session_rate::DEFAULT_NEW_SESSIONS_PER_MINUTE;
+use crate::logging::LogFormat;
 use crate::tls::TlsFiles;
 
 mod defaults;
+pub mod exposure;
 mod jobs;
+pub mod legacy_env;
 mod settings;
 
 pub use defaults::*;
@@ -41,20 +44,36 @@ pub use settings::{ClusterSettings, ConfigError, Settings};
     about = "Live WAV to FLAC over WebSocket"
 )]
 pub struct Config {
-    /// Address to listen on.
-    #[arg(long, env = "FLACSTREAM_BIND", default_value = "0.0.0.0:8080")]
-    pub bind: SocketAddr,
+    /// Address to listen on [default: 127.0.0.1:8080, or 0.0.0.0:8080 with
+    /// --auth]. Beyond loopback without --auth needs
+    /// --allow-public-without-auth.
+    #[arg(long, env = "FLACSTREAM_BIND")]
+    pub bind: Option<SocketAddr>,
+
+    /// Allow --bind beyond loopback with authentication off (e.g. behind a
+    /// proxy that authenticates); a loud warning is logged at start.
+    #[arg(
+        long,
+        env = "FLACSTREAM_ALLOW_PUBLIC_WITHOUT_AUTH",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub allow_public_without_auth: bool,
+
+    /// Log lines as plain text or as one JSON object per line (timestamp,
+    /// level, target, message, fields). RUST_LOG still chooses what is logged.
+    #[arg(long, env = "FLACSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Directory for recordings (created if missing).
     #[arg(long, env = "FLACSTREAM_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
     /// Largest WebSocket frame and reassembled message, in bytes.
-    #[arg(long, env = "MAX_MESSAGE_SIZE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_SIZE_BYTES)]
+    #[arg(long, env = "FLACSTREAM_MAX_MESSAGE_SIZE_BYTES", default_value_t = DEFAULT_MAX_MESSAGE_SIZE_BYTES)]
     pub max_message_size_bytes: usize,
 
     /// Seconds without audio before a stream is closed.
-    #[arg(long, env = "CONNECTION_TIMEOUT_SECONDS", default_value_t = DEFAULT_CONNECTION_TIMEOUT_SECONDS)]
+    #[arg(long, env = "FLACSTREAM_CONNECTION_TIMEOUT_SECONDS", default_value_t = DEFAULT_CONNECTION_TIMEOUT_SECONDS)]
     pub connection_timeout_seconds: u64,
 
     /// Concurrent sessions at most; more are refused with HTTP 503.
@@ -113,19 +132,19 @@ pub struct Config {
     pub max_header_bytes: u64,
 
     /// Connections (producer + listeners) one session may have at once.
-    #[arg(long, env = "MAX_CONNECTIONS_PER_SESSION", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_SESSION)]
+    #[arg(long, env = "FLACSTREAM_MAX_CONNECTIONS_PER_SESSION", default_value_t = DEFAULT_MAX_CONNECTIONS_PER_SESSION)]
     pub max_connections_per_session: usize,
 
     /// Seconds a recorded session waits for a connection to come back.
-    #[arg(long, env = "SESSION_RESUME_SECONDS", default_value_t = DEFAULT_SESSION_RESUME_SECONDS)]
+    #[arg(long, env = "FLACSTREAM_SESSION_RESUME_SECONDS", default_value_t = DEFAULT_SESSION_RESUME_SECONDS)]
     pub session_resume_seconds: u64,
 
     /// Longest a session (recorded, /stream or a conversion) may run, in seconds.
-    #[arg(long, env = "MAX_SESSION_SECONDS", default_value_t = DEFAULT_MAX_SESSION_SECONDS)]
+    #[arg(long, env = "FLACSTREAM_MAX_SESSION_SECONDS", default_value_t = DEFAULT_MAX_SESSION_SECONDS)]
     pub max_session_seconds: u64,
 
     /// Largest upload to /convert and /upload, in bytes.
-    #[arg(long, env = "MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    #[arg(long, env = "FLACSTREAM_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
 
     /// HTTP worker threads (default: one per core).
@@ -302,7 +321,7 @@ impl Config {
         Self::parse_from(["flacstream"])
     }
 
-    fn cluster(&self) -> Result<ClusterSettings, ConfigError> {
+    fn cluster(&self, bind: SocketAddr) -> Result<ClusterSettings, ConfigError> {
         if let Some(url) = &self.database_url {
             if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
                 return Err(ConfigError::DatabaseUrl);
@@ -314,7 +333,7 @@ impl Config {
             if !shared {
                 return Err(ConfigError::ScaledNeedsStorage);
             }
-            if self.advertise_url.is_none() && self.bind.ip().is_unspecified() {
+            if self.advertise_url.is_none() && bind.ip().is_unspecified() {
                 return Err(ConfigError::AdvertiseUrl);
             }
         }
@@ -355,7 +374,9 @@ impl Config {
 
     /// Checks every value once.
     pub fn validate(self) -> Result<Settings, ConfigError> {
-        let cluster = self.cluster()?;
+        let (bind, exposure) =
+            exposure::resolve(self.bind, self.auth, self.allow_public_without_auth)?;
+        let cluster = self.cluster(bind)?;
         at_least_one(
             "--max-message-size-bytes",
             self.max_message_size_bytes as u64,
@@ -445,7 +466,8 @@ impl Config {
         })?;
         let encoder_threads = self.encoder_threads.map_or_else(cores, NonZeroUsize::get);
         Ok(Settings {
-            bind: self.bind,
+            bind,
+            exposure,
             cluster,
             data_dir: self.data_dir,
             max_message_size_bytes: self.max_message_size_bytes,

@@ -123,7 +123,10 @@ fn scaled_mode_needs_postgres_and_shared_storage_and_sane_bounds() {
             "--database-url",
             "postgresql://u@h/db",
             "--storage-url",
-            "s3://b/p"
+            "s3://b/p",
+            "--bind",
+            "0.0.0.0:8080",
+            "--allow-public-without-auth",
         ]),
         Err(ConfigError::AdvertiseUrl)
     ));
@@ -148,4 +151,40 @@ fn scaled_mode_needs_postgres_and_shared_storage_and_sane_bounds() {
     ] {
         assert!(parse(&[flag, bad]).is_err(), "{flag} {bad}");
     }
+}
+
+#[test]
+fn the_listening_address_is_loopback_unless_auth_is_on_or_public_is_allowed() {
+    use crate::config::exposure::Exposure;
+    let s = Config::defaults().validate().unwrap();
+    assert_eq!(s.bind, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(s.exposure, Exposure::LoopbackByDefault);
+    let (_, key) = crate::auth::keys::new_key("a");
+    let s = Config::parse_from(["flacstream", "--auth", "--api-keys", &key])
+        .validate()
+        .unwrap();
+    assert_eq!(s.bind, "0.0.0.0:8080".parse().unwrap());
+    let public = Config::parse_from(["flacstream", "--bind", "0.0.0.0:9000"]);
+    assert!(matches!(
+        public.validate(),
+        Err(ConfigError::PublicWithoutAuth(_))
+    ));
+    let s = Config::parse_from([
+        "flacstream",
+        "--bind",
+        "0.0.0.0:9000",
+        "--allow-public-without-auth",
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(s.exposure, Exposure::PublicWithoutAuth);
+}
+
+#[test]
+fn the_log_format_is_text_unless_json_is_asked_for() {
+    use crate::logging::LogFormat;
+    assert_eq!(Config::defaults().log_format, LogFormat::Text);
+    let c = Config::parse_from(["flacstream", "--log-format", "json"]);
+    assert_eq!(c.log_format, LogFormat::Json);
+    assert!(Config::try_parse_from(["flacstream", "--log-format", "xml"]).is_err());
 }

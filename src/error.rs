@@ -202,6 +202,86 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+/// Every code [`ApiError::code`] can give (those of the stream, WAV and
+/// media errors within it included), each once: the `code` label values
+/// `/metrics` lists at 0 from the start. docs/protocol.md explains each.
+pub const ERROR_CODES: &[&str] = &[
+    // The HTTP surface's own.
+    "bad_parameter",
+    "unsupported_format",
+    "not_websocket",
+    "server_busy",
+    "draining",
+    "session_not_found",
+    "session_closed",
+    "session_live",
+    "session_exists",
+    "too_many_connections",
+    "no_recording",
+    "phrase_not_found",
+    "chunk_not_found",
+    "no_analysis",
+    "format_unavailable",
+    "no_original",
+    "storage",
+    "upload_too_large",
+    "audio_too_long",
+    "unsupported_media_type",
+    "missing_file",
+    "bad_upload",
+    "unavailable",
+    "not_loopback",
+    "unauthorized",
+    "forbidden",
+    "origin_not_allowed",
+    "auth_disabled",
+    "too_many_connections_from_client",
+    "rate_limited",
+    "upload_too_slow",
+    "session_owned_elsewhere",
+    "not_found",
+    "method_not_allowed",
+    // A stream's (flacstream_actors::StreamError).
+    "internal",
+    "idle_timeout",
+    "slow_reader",
+    "message_too_large",
+    "bad_message",
+    "stream_too_long",
+    "shutting_down",
+    "superseded",
+    "session_moved",
+    "input_too_fast",
+    // The WAV header's (flacstream_codec::wav).
+    "not_wav",
+    "bad_fmt_size",
+    "duplicate_fmt",
+    "data_before_fmt",
+    "zero_channels",
+    "zero_sample_rate",
+    "zero_bits_per_sample",
+    "bad_block_align",
+    "bad_extensible",
+    "bad_chunk_id",
+    "truncated_header",
+    "unsupported_container",
+    "unsupported_bit_depth",
+    "too_many_channels",
+    "unsupported_sample_rate",
+    "header_too_large",
+    // Other containers' (flacstream_codec::media).
+    "unrecognized_format",
+    "no_audio_track",
+    "unsupported_codec",
+    "float_pcm",
+    "corrupt_audio",
+    "truncated_audio",
+    "media_limit",
+    "format_changed",
+    "needs_seeking",
+    "format_mismatch",
+];
+
 impl ApiError {
     /// Stable, machine-readable code.
     pub fn code(&self) -> &'static str {
@@ -470,6 +550,28 @@ mod tests {
             assert_eq!(api.code(), "unavailable");
             assert_eq!(api.status_code(), StatusCode::SERVICE_UNAVAILABLE);
             assert!(api.to_string().contains(&e.to_string()), "{api}");
+        }
+    }
+
+    #[test]
+    fn every_error_code_is_listed_once_and_documented() {
+        let protocol = include_str!("../docs/protocol.md");
+        let mut seen = std::collections::HashSet::new();
+        for code in ERROR_CODES {
+            assert!(seen.insert(code), "{code} is listed twice");
+            assert!(
+                protocol.contains(&format!("`{code}`")),
+                "{code} is not in docs/protocol.md"
+            );
+        }
+        for e in [
+            ApiError::SessionNotFound,
+            ApiError::NotWebSocket,
+            ApiError::AuthDisabled,
+            ApiError::from(StreamError::BadMessage(String::new())),
+            ApiError::from(StreamError::Superseded),
+        ] {
+            assert!(ERROR_CODES.contains(&e.code()), "{}", e.code());
         }
     }
 }

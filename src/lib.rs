@@ -12,6 +12,7 @@
 //!   it, recovers sessions a crash left open.
 //! - [`shutdown`]: SIGTERM/SIGINT → drain.
 //! - [`cpu`]: the start-up check that the CPU can run an x86-64-v3 build.
+//! - [`logging`]: the log output, text or one JSON object per line.
 //!
 //! The HTTP surface:
 //! - [`routes`]: the route table, the one place that names the endpoints.
@@ -20,6 +21,10 @@
 //!   admission steps they share.
 //! - [`drain`]: [`drain::Stopper`], the drain SIGTERM and `/admin/drain`
 //!   start.
+//! - [`access_log`]: the middleware logging one line per request, and the
+//!   line a WebSocket logs at its end.
+//! - [`request_id`]: the middleware giving each request its id, returned
+//!   in `X-Request-Id` and in error bodies.
 //!
 //! Below the endpoints:
 //! - [`jobs`]: background jobs from the catalog's queue, on any replica:
@@ -52,6 +57,7 @@
 //! the `flacstream-actors` crate in `actors/`; WAV parsing and FLAC writing
 //! are the actix-free `flacstream-codec` crate in `codec/`.
 
+pub mod access_log;
 pub(crate) mod api;
 pub mod auth;
 pub(crate) mod catalog;
@@ -64,8 +70,10 @@ pub mod error;
 pub(crate) mod ids;
 pub mod jobs;
 pub mod limits;
+pub mod logging;
 pub(crate) mod metrics;
 pub(crate) mod protocol;
+pub mod request_id;
 pub mod routes;
 pub mod service;
 pub mod shutdown;

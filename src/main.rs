@@ -3,8 +3,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use flacstream::cli::{Cli, Command};
+use flacstream::config::legacy_env::LegacyUse;
 use flacstream::config::Config;
 use flacstream::service::Service;
 use flacstream::shutdown::drain_on_signal;
@@ -15,13 +15,13 @@ fn main() -> ExitCode {
         eprintln!("flacstream: {message}");
         return ExitCode::FAILURE;
     }
-    let cli = Cli::parse();
+    let (cli, legacy_env) = Cli::parse_with_legacy_env();
     match cli.command {
         Some(Command::Probe(args)) => flacstream::cli::probe::probe(&args),
         Some(Command::Drain(args)) => flacstream::cli::probe::drain(&args),
         Some(Command::Key(args)) => flacstream::auth::keys::print_new_key(&args.id),
         Some(Command::Migrate(args)) => flacstream::cli::migrate::migrate(&args),
-        None => match serve(cli.serve) {
+        None => match serve(cli.serve, &legacy_env) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("flacstream: {e}");
@@ -31,11 +31,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(config: Config) -> std::io::Result<()> {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+fn serve(config: Config, legacy_env: &[LegacyUse]) -> std::io::Result<()> {
+    flacstream::logging::init(config.log_format);
+    for found in legacy_env {
+        log::warn!("{}", found.note());
+    }
     let settings = config
         .validate()
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    if let Some((level, notice)) = settings.exposure.notice(settings.bind) {
+        log::log!(level, "{notice}");
+    }
     actix_web::rt::System::new().block_on(async move {
         let mut service = Service::start(settings)?;
         actix_web::rt::spawn(drain_on_signal(service.stopper()));

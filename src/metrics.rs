@@ -7,19 +7,45 @@
 //! facade takes one global recorder per process, so [`install`] builds it
 //! once and every [`crate::service::Service`] in the process (the integration
 //! tests start many) shares it; their counters add up.
+//!
+//! At install every series whose labels are known is exported at 0, the
+//! build's `flacstream_build_info` at 1, and the standard `process_*`
+//! metrics ([`process`]) from then on.
+
+pub mod process;
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use flacstream_actors::metrics::{Kind, ALL};
+use flacstream_actors::metrics::{
+    Kind, ALL, BUILD_INFO, ENDPOINTS, JOBS, JOB_ATTEMPTS, JOB_SECONDS, LABEL_CODE, LABEL_COMMIT,
+    LABEL_ENDPOINT, LABEL_KIND, LABEL_OUTCOME, LABEL_REASON, LABEL_STATE, LABEL_VERSION,
+    REASON_DISCONNECTED, REJECTIONS, STREAMS_FAILED, STREAMS_FINISHED, STREAMS_STARTED,
+};
+use flacstream_actors::session::EndReason;
+use flacstream_actors::store::{JobKind, JobState};
+
+use crate::error::ERROR_CODES;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// The media type of Prometheus' text format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// How often histogram samples are folded into their buckets between scrapes,
-/// in seconds; bounds the memory a burst of blocks holds until then.
+/// and the `process_*` metrics read, in seconds; bounds the memory a burst
+/// of blocks holds until then, and how old a scrape's process numbers are.
 const UPKEEP_INTERVAL_SECONDS: u64 = 5;
+
+/// The git commit `flacstream_build_info` names: `FLACSTREAM_GIT_COMMIT`
+/// in the build's environment (the image build can pass it), else
+/// `unknown`. No build script: that would rebuild on every commit.
+const GIT_COMMIT: &str = match option_env!("FLACSTREAM_GIT_COMMIT") {
+    Some(commit) => commit,
+    None => "unknown",
+};
+
+/// Outcomes of a job attempt ([`JOB_ATTEMPTS`]).
+const JOB_OUTCOMES: [&str; 3] = ["done", "retry", "failed"];
 
 /// Installs the process's recorder on first use and returns its handle.
 pub fn install() -> PrometheusHandle {
@@ -41,12 +67,15 @@ pub fn install() -> PrometheusHandle {
                 log::warn!("A metrics recorder was already installed; /metrics will be empty.");
             }
             describe();
+            register_known_series();
+            process::install();
             let upkeep = handle.clone();
             let spawned = std::thread::Builder::new()
                 .name("metrics-upkeep".into())
                 .spawn(move || loop {
                     std::thread::sleep(Duration::from_secs(UPKEEP_INTERVAL_SECONDS));
                     upkeep.run_upkeep();
+                    process::record();
                 });
             if let Err(e) = spawned {
                 log::warn!("Metrics upkeep thread did not start: {e}.");
@@ -77,6 +106,55 @@ fn describe() {
             }
             Kind::Histogram => ::metrics::describe_histogram!(m.name, m.unit, m.help),
         }
+    }
+}
+
+/// Exports every labelled series whose label values are known in advance
+/// at 0 (counters, gauges) or empty (histograms), so that dashboards and
+/// alerts (`rate()`, absence checks) see them before the first event; and
+/// the build's info at 1.
+fn register_known_series() {
+    ::metrics::gauge!(BUILD_INFO, LABEL_VERSION => env!("CARGO_PKG_VERSION"), LABEL_COMMIT => GIT_COMMIT)
+        .set(1.0);
+    for endpoint in ENDPOINTS {
+        ::metrics::counter!(STREAMS_STARTED, LABEL_ENDPOINT => *endpoint).increment(0);
+    }
+    // Every `done` reason a stream can finish with, and a client's leaving.
+    let reasons = [
+        EndReason::Complete.as_str(),
+        EndReason::Closed.as_str(),
+        EndReason::GoingAway.as_str(),
+        EndReason::MaxDuration.as_str(),
+        EndReason::ResumeWindowExpired.as_str(),
+        REASON_DISCONNECTED,
+    ];
+    for reason in reasons {
+        ::metrics::counter!(STREAMS_FINISHED, LABEL_REASON => reason).increment(0);
+    }
+    for code in ERROR_CODES {
+        ::metrics::counter!(STREAMS_FAILED, LABEL_CODE => *code).increment(0);
+        ::metrics::counter!(REJECTIONS, LABEL_CODE => *code).increment(0);
+    }
+    for kind in JobKind::ALL {
+        let kind = kind.as_str();
+        // Queued, running and failed are what the job runner's gauge
+        // reports; done jobs are counted by the attempts.
+        for state in [JobState::Queued, JobState::Running, JobState::Failed] {
+            ::metrics::gauge!(JOBS, LABEL_KIND => kind, LABEL_STATE => state.as_str())
+                .increment(0.0);
+        }
+        for outcome in JOB_OUTCOMES {
+            ::metrics::counter!(JOB_ATTEMPTS, LABEL_KIND => kind, LABEL_OUTCOME => outcome)
+                .increment(0);
+        }
+        // Registered without a sample: the exporter renders its buckets at 0.
+        let _ = ::metrics::histogram!(JOB_SECONDS, LABEL_KIND => kind);
+    }
+    for m in ALL
+        .iter()
+        .filter(|m| m.kind == Kind::Histogram && m.labels.is_empty())
+    {
+        let _ = ::metrics::histogram!(m.name);
     }
 }
 

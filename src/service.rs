@@ -244,6 +244,13 @@ impl Service {
                 .configure(routes::configure)
                 .default_service(web::to(fallback::unrouted))
                 .into_app()
+                // Last, so outermost: the access line times everything.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::request_id::middleware,
+                ))
+                .wrap(actix_web::middleware::from_fn(
+                    crate::access_log::middleware,
+                ))
         })
         .on_connect(move |connection, data| socket::attach(connection, data, kernel_cut_off))
         // Frames go out as they are encoded; with Nagle's algorithm a frame

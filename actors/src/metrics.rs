@@ -65,6 +65,16 @@ pub const JOBS: &str = "flacstream_jobs";
 pub const JOB_ATTEMPTS: &str = "flacstream_job_attempts_total";
 /// Time one job attempt took, in seconds.
 pub const JOB_SECONDS: &str = "flacstream_job_seconds";
+/// Always 1, labelled with the build's [`LABEL_VERSION`] and
+/// [`LABEL_COMMIT`]: which build a replica runs.
+pub const BUILD_INFO: &str = "flacstream_build_info";
+/// Label of [`BUILD_INFO`]: the package version.
+pub const LABEL_VERSION: &str = "version";
+/// Label of [`BUILD_INFO`]: the git commit given at build time
+/// (`FLACSTREAM_GIT_COMMIT`), else `unknown`.
+pub const LABEL_COMMIT: &str = "commit";
+/// Every [`LABEL_ENDPOINT`] value [`stream_started`] is given.
+pub const ENDPOINTS: &[&str] = &["/stream", "/api/ws/audio", "/convert", "/upload"];
 /// Label of the job metrics: the job's kind.
 pub const LABEL_KIND: &str = "kind";
 /// Label of [`JOBS`]: the job's state.
@@ -141,6 +151,15 @@ const fn metric(name: &'static str, kind: Kind, unit: Unit, help: &'static str) 
 
 /// Every metric, for the service to describe and to set buckets from.
 pub const ALL: &[Metric] = &[
+    Metric {
+        labels: &[LABEL_VERSION, LABEL_COMMIT],
+        ..metric(
+            BUILD_INFO,
+            Kind::Gauge,
+            Unit::Count,
+            "Always 1: the version and commit of this build.",
+        )
+    },
     metric(
         SEGMENTS_WRITTEN,
         Kind::Counter,

@@ -40,6 +40,15 @@ pub enum ConfigError {
     /// A shared catalog needs shared recordings.
     #[error("FLACSTREAM_DATABASE_URL (scaled mode) needs FLACSTREAM_STORAGE_URL=s3://… too: replicas must share recordings as they share the catalog")]
     ScaledNeedsStorage,
+    /// Listening beyond loopback with authentication off, not allowed.
+    #[error(
+        "refusing to listen on {0} with authentication off: anyone who can reach it could use \
+         and delete every session. Turn authentication on (--auth, FLACSTREAM_AUTH=true, with \
+         --api-keys), listen on loopback (--bind 127.0.0.1:8080), or, behind a proxy that \
+         authenticates, pass --allow-public-without-auth \
+         (FLACSTREAM_ALLOW_PUBLIC_WITHOUT_AUTH=true)"
+    )]
+    PublicWithoutAuth(SocketAddr),
     /// A job, webhook or retention setting cannot work.
     #[error("{0}")]
     Jobs(String),
@@ -82,6 +91,8 @@ pub struct ClusterSettings {
 pub struct Settings {
     /// Address to listen on.
     pub bind: SocketAddr,
+    /// How [`Settings::bind`] was chosen, for the line logged at start.
+    pub exposure: super::exposure::Exposure,
     /// Where the catalog and recordings are, and how replicas share them.
     pub cluster: ClusterSettings,
     /// Directory for recordings.

@@ -11,6 +11,7 @@
 //!   that leaves output unread for the stall timeout.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
@@ -24,9 +25,11 @@ use flacstream_actors::session::{
 use flacstream_actors::{Outbound, Registry, Session, StreamError};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::access_log::{self, SocketAccess, SocketTraffic};
 use crate::error::{done_close_code, ApiError};
 use crate::limits::client_connections::ClientSlot;
 use crate::protocol::{AckMessage, ChunkMessage, ClientMessage, DoneMessage, StorageMessage};
+use crate::request_id::{self, RequestId};
 use crate::websocket::frame_limit;
 use crate::websocket::socket::PeerSocket;
 
@@ -96,6 +99,10 @@ pub struct Upgrade {
     pub messages: MessageStream,
     /// The client's socket, shut down when the client stops reading.
     pub socket: Option<PeerSocket>,
+    /// The upgrade request, until the connection's session is known.
+    pub request: HttpRequest,
+    /// For the access log's line at the socket's end.
+    pub access: SocketAccess,
 }
 
 impl Upgrade {
@@ -122,6 +129,8 @@ impl Upgrade {
                 ws,
                 messages,
                 socket,
+                request: req.clone(),
+                access: SocketAccess::of(req),
             },
         ))
     }
@@ -134,27 +143,41 @@ impl Link {
             ws,
             messages,
             socket,
+            request,
+            access,
         } = upgrade;
+        // The upgrade's own access line is logged once its response is
+        // sent, after this: it names the session too.
+        access_log::note_session(&request, self.session_id.to_string());
+        drop(request);
         let mut messages = messages
             .max_frame_size(self.max_message_bytes)
             .aggregate_continuations()
             .max_continuation_size(self.max_message_bytes);
         let (finished_tx, finished_rx) = oneshot::channel();
-        actix_web::rt::spawn(write_loop(
+        let writer = actix_web::rt::spawn(write_loop(
             ws.clone(),
             events,
             self.session.clone(),
             self.stall,
             socket,
             finished_tx,
+            Ends {
+                traffic: Arc::clone(&access.traffic),
+                request_id: access.request_id().cloned(),
+            },
         ));
         actix_web::rt::spawn(async move {
-            read_loop(&self, ws, &mut messages, finished_rx).await;
+            read_loop(&self, ws, &mut messages, finished_rx, &access.traffic).await;
             self.session.do_send(Disconnect { conn: self.conn });
             self.registry.do_send(Leave {
                 id: self.session_id,
             });
             linger(&mut messages).await;
+            // The write loop ends within its final-message timeouts; its
+            // last bytes and close code belong in the line.
+            let _ = writer.await;
+            access.end(self.session_id.to_string());
         });
     }
 }
@@ -181,6 +204,7 @@ async fn read_loop(
     mut ws: actix_ws::Session,
     messages: &mut AggregatedMessageStream,
     mut finished: oneshot::Receiver<()>,
+    traffic: &SocketTraffic,
 ) {
     let abort = |error: StreamError| {
         link.session.do_send(Abort {
@@ -197,6 +221,16 @@ async fn read_loop(
         let Some(message) = message else {
             return;
         };
+        match &message {
+            Ok(AggregatedMessage::Binary(bytes)) => traffic.received(bytes.len()),
+            Ok(AggregatedMessage::Text(text)) => traffic.received(text.len()),
+            Ok(
+                AggregatedMessage::Ping(_)
+                | AggregatedMessage::Pong(_)
+                | AggregatedMessage::Close(_),
+            )
+            | Err(_) => {}
+        }
         match message {
             Ok(AggregatedMessage::Binary(bytes)) => {
                 if link.role == Role::Listener {
@@ -231,6 +265,7 @@ async fn read_loop(
                 };
                 if matches!(link.dialect, Dialect::Audio { acks: true, .. }) {
                     let text = AckMessage::new(link.session_id, &ack).json();
+                    traffic.sent(text.len());
                     if ws.text(text).await.is_err() {
                         return;
                     }
@@ -261,7 +296,12 @@ async fn read_loop(
                 }
             }
             Ok(AggregatedMessage::Pong(_)) => {}
-            Ok(AggregatedMessage::Close(_)) => return,
+            Ok(AggregatedMessage::Close(reason)) => {
+                if let Some(reason) = reason {
+                    traffic.closed(reason.code.into());
+                }
+                return;
+            }
             Err(e) if is_oversize(&e) => {
                 let error = StreamError::MessageTooLarge(link.max_message_bytes);
                 flacstream_actors::metrics::rejected(error.code());
@@ -324,6 +364,13 @@ fn is_oversize(e: &actix_ws::ProtocolError) -> bool {
     }
 }
 
+/// What the write loop tells the access log, and the request id its
+/// `error` message carries.
+struct Ends {
+    traffic: Arc<SocketTraffic>,
+    request_id: Option<RequestId>,
+}
+
 /// Sends the session's events to the client and closes the connection at the end.
 async fn write_loop(
     mut ws: actix_ws::Session,
@@ -332,7 +379,11 @@ async fn write_loop(
     stall: Duration,
     socket: Option<PeerSocket>,
     finished: oneshot::Sender<()>,
+    ends: Ends,
 ) {
+    let traffic = &ends.traffic;
+    let error_json =
+        |error: &ApiError| request_id::error_json(error.json(), ends.request_id.as_ref());
     let final_timeout = Duration::from_secs(FINAL_MESSAGE_TIMEOUT_SECONDS);
     let (text, close, stalled) = loop {
         let Some(event) = events.recv().await else {
@@ -340,30 +391,37 @@ async fn write_loop(
             break (None, None, false);
         };
         match event {
-            Outbound::Flac(bytes) => match tokio::time::timeout(stall, ws.binary(bytes)).await {
-                Ok(Ok(())) => session.do_send(Delivered),
-                Ok(Err(_closed)) => break (None, None, false),
-                Err(_elapsed) => {
-                    let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
-                    break (Some(error.json()), Some(error.close_code()), true);
+            Outbound::Flac(bytes) => {
+                let n = bytes.len();
+                match tokio::time::timeout(stall, ws.binary(bytes)).await {
+                    Ok(Ok(())) => {
+                        traffic.sent(n);
+                        session.do_send(Delivered)
+                    }
+                    Ok(Err(_closed)) => break (None, None, false),
+                    Err(_elapsed) => {
+                        let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
+                        break (Some(error_json(&error)), Some(error.close_code()), true);
+                    }
                 }
-            },
+            }
             Outbound::Done(summary) => {
                 let code = done_close_code(summary.reason);
                 break (Some(DoneMessage::from(&summary).json()), Some(code), false);
             }
             Outbound::Failed(error) => {
                 let error = ApiError::from(error);
-                break (Some(error.json()), Some(error.close_code()), false);
+                break (Some(error_json(&error)), Some(error.close_code()), false);
             }
             Outbound::Chunk(chunk) => {
                 let text = ChunkMessage::new(&chunk).json();
+                let n = text.len();
                 match tokio::time::timeout(stall, ws.text(text)).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => traffic.sent(n),
                     Ok(Err(_closed)) => break (None, None, false),
                     Err(_elapsed) => {
                         let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
-                        break (Some(error.json()), Some(error.close_code()), true);
+                        break (Some(error_json(&error)), Some(error.close_code()), true);
                     }
                 }
             }
@@ -372,12 +430,13 @@ async fn write_loop(
                 samples_durable,
             } => {
                 let notice = StorageMessage::new(available, samples_durable).json();
+                let n = notice.len();
                 match tokio::time::timeout(stall, ws.text(notice)).await {
-                    Ok(Ok(())) => {}
+                    Ok(Ok(())) => traffic.sent(n),
                     Ok(Err(_closed)) => break (None, None, false),
                     Err(_elapsed) => {
                         let error = ApiError::from(StreamError::SlowReader(stall.as_secs()));
-                        break (Some(error.json()), Some(error.close_code()), true);
+                        break (Some(error_json(&error)), Some(error.close_code()), true);
                     }
                 }
             }
@@ -395,11 +454,19 @@ async fn write_loop(
     // frame (they may still fit its buffers), then its socket is shut down:
     // the connection must not outlive the stall by more than this.
     let mut delivered = true;
+    if let Some(code) = close {
+        traffic.closed(code.into());
+    }
     if let Some(text) = text {
-        delivered &= matches!(
+        let n = text.len();
+        let sent = matches!(
             tokio::time::timeout(final_timeout, ws.text(text)).await,
             Ok(Ok(()))
         );
+        if sent {
+            traffic.sent(n);
+        }
+        delivered &= sent;
     }
     let reason = close.map(|code| CloseReason {
         code,

@@ -10,6 +10,8 @@
 //! - [`auth`]: keys, tokens, session ownership, the Origin allow-list, and
 //!   that no credential reaches the log.
 //! - [`chosen_ids`]: sessions whose client chose the id.
+//! - [`config`]: the binary's environment names, listening address and
+//!   JSON logs.
 //! - [`container_sessions`]: recorded sessions of containers (`format=webm`,
 //!   `ogg`, `flac`, `mp3` …), resumed at a byte offset, relayed when scaled.
 //! - [`convert`]: `POST /convert` and `POST /upload`.
@@ -47,6 +49,7 @@ mod analysis;
 mod api_contract;
 mod auth;
 mod chosen_ids;
+mod config;
 mod container_sessions;
 mod convert;
 mod cors;

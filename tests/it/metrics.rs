@@ -187,3 +187,73 @@ async fn live_streams_are_gauged_and_a_drain_shows() {
     assert_eq!(ready, 503, "readyz turns 503 as soon as draining starts");
     assert_eq!(out.last_text()["reason"], "going_away");
 }
+
+#[actix_rt::test]
+async fn a_fresh_server_lists_every_metric_before_anything_happened() {
+    // The binary, not an in-process server: this process's recorder has
+    // seen the other tests' traffic.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let data = std::env::temp_dir().join(format!("flacstream-fresh-{}-{port}", std::process::id()));
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flacstream"))
+        .args(["--bind", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the server binary starts");
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let text = loop {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            drop(s);
+            break Scrape::take(addr).await.0;
+        }
+        assert!(Instant::now() < deadline, "the server did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+
+    let has_series = |name: &str| {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .any(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{', '_']))
+    };
+    for m in flacstream_actors::metrics::ALL {
+        assert!(has_series(m.name), "{} is missing:\n{text}", m.name);
+    }
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(has_series(name), "{name} is missing:\n{text}");
+    }
+    let version = format!("version=\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(
+        text.lines().any(|l| l.starts_with("flacstream_build_info{")
+            && l.contains(&version)
+            && l.contains("commit=\"")
+            && l.ends_with("} 1")),
+        "{text}"
+    );
+    // Labelled series with known labels are there at 0 already.
+    for series in [
+        "flacstream_rejections_total{code=\"rate_limited\"} 0",
+        "flacstream_streams_failed_total{code=\"bad_message\"} 0",
+        "flacstream_streams_started_total{endpoint=\"/stream\"} 0",
+        "flacstream_streams_finished_total{reason=\"complete\"} 0",
+        "flacstream_encode_seconds_count 0",
+    ] {
+        assert!(text.contains(series), "{series} is missing:\n{text}");
+    }
+}

@@ -1,7 +1,7 @@
 // flood: GOOD_STREAMS (20) live 44.1 kHz stereo streams for DURATION (40) s,
 // while flooders, one VU of each kind, start after 5 s and misbehave again
 // and again until 10 s before the end:
-//   oversize  one 2 MiB message (over MAX_MESSAGE_SIZE_BYTES, 1 MiB): message_too_large, close 1009
+//   oversize  one 2 MiB message (over FLACSTREAM_MAX_MESSAGE_SIZE_BYTES, 1 MiB): message_too_large, close 1009
 //   garbage   64 KiB messages that are not a WAV: not_wav, close 1007
 //   bad_text  a valid stream, then text that is not {"type":"end"}: bad_message, close 1008
 //   fast      a valid streaming WAV in 512 KiB messages as fast as the server
