@@ -13,6 +13,7 @@ use crate::endpoint::Endpoint;
 use crate::error::ClientError;
 use crate::retry::{RetryPolicy, DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_WAIT_SECONDS};
 use crate::source::SampleFormat;
+use crate::stdio::is_stdio;
 
 /// Where the server listens unless `--url` says otherwise.
 pub const DEFAULT_URL: &str = "ws://127.0.0.1:8080/stream";
@@ -32,9 +33,6 @@ pub const DEFAULT_BUFFER_BYTES: u64 = 64 * 1024 * 1024;
 /// The smallest `--buffer-bytes`: one whole message of the largest size
 /// the client sends.
 pub const MIN_BUFFER_BYTES: u64 = crate::pacing::MAX_MESSAGE_BYTES as u64;
-
-/// The name standing for stdin (input) or stdout (output).
-pub const STDIO: &str = "-";
 
 /// The FLAC name an input read from stdin gets in the output directory.
 pub const STDIN_NAME: &str = "stdin.flac";
@@ -240,11 +238,6 @@ pub struct RecordArgs {
     /// Credentials, TLS and retries.
     #[command(flatten)]
     pub connect: ConnectArgs,
-}
-
-/// Whether `path` is `-` (stdin or stdout).
-pub fn is_stdio(path: &Path) -> bool {
-    path.as_os_str() == STDIO
 }
 
 /// Checks a `ws://` or `wss://` URL's scheme.

@@ -17,13 +17,14 @@ use std::path::{Path, PathBuf};
 
 use tokio::io::AsyncWriteExt;
 
-use crate::args::{is_stdio, Job, Settings};
+use crate::args::{Job, Settings};
 pub use crate::converted::Converted;
 use crate::endpoint::Endpoint;
 use crate::error::ClientError;
 use crate::exchange::{exchange, Done, STREAMINFO_BYTES};
 use crate::input::Input;
 use crate::progress::FileProgress;
+use crate::stdio::is_stdio;
 use crate::verify::{verify, verify_reader};
 
 /// Converts one file; see the module docs.

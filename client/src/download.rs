@@ -10,9 +10,9 @@ use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 
-use crate::args::is_stdio;
 use crate::endpoint::{retrying, Endpoint, Failure};
 use crate::error::ClientError;
+use crate::stdio::is_stdio;
 
 /// Longest wait for the answer's head; the body may then take as long as
 /// it keeps arriving (each chunk within this too).

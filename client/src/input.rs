@@ -6,8 +6,8 @@ use flacstream_codec::wav::{WavError, WavEvent, WavFormat, WavParser};
 
 use tokio::io::AsyncReadExt;
 
-use crate::args::is_stdio;
 use crate::error::ClientError;
+use crate::stdio::is_stdio;
 
 /// What the client needs from a WAV header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 //! - [`retry`]: backoff bounded in attempts and waiting time; `Retry-After`.
 //! - [`endpoint`]: opening a WebSocket (TLS, credential, retries), and
 //!   which refusals are worth another attempt.
+//! - [`stdio`]: `-` for stdin or stdout.
 //! - [`input`]: a WAV file read into memory, and what its header says.
 //! - [`pacing`]: how the WAV is cut into messages, and when each is due
 //!   with `--realtime`.
@@ -41,13 +42,14 @@ pub mod record;
 pub mod retry;
 pub mod session_urls;
 pub mod source;
+pub mod stdio;
 pub mod tls;
 pub mod transport;
 pub mod verify;
 
 use futures_util::StreamExt;
 
-use crate::args::{is_stdio, Args, Command, Plan, RecordArgs};
+use crate::args::{Args, Command, Plan, RecordArgs};
 use crate::convert::convert;
 use crate::converted::Converted;
 use crate::download::{download, Destination};
@@ -56,6 +58,7 @@ use crate::error::{exit, ClientError};
 use crate::progress::Reporter;
 use crate::record::{record, Notes};
 use crate::source::SampleFormat;
+use crate::stdio::is_stdio;
 
 /// Runs what `args` asks for and returns the process exit code.
 ///

@@ -7,9 +7,9 @@ use std::path::Path;
 use flacstream_codec::wav::WavError;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::args::is_stdio;
 use crate::error::ClientError;
 use crate::input::parse_header;
+use crate::stdio::is_stdio;
 
 /// Most header bytes read before the first audio byte of a WAV: the
 /// service's own bound (`FLACSTREAM_MAX_HEADER_BYTES`, 16 MiB).
