@@ -200,6 +200,10 @@ pub struct ErrorBody {
     pub code: &'static str,
     /// A sentence for humans.
     pub message: String,
+    /// The request's id (`X-Request-Id`): [`crate::request_id`] adds it to
+    /// every HTTP error answer, so [`ApiError::body`] leaves it out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Every code [`ApiError::code`] can give (those of the stream, WAV and
@@ -331,6 +335,7 @@ impl ApiError {
             kind: "error",
             code: self.code(),
             message: self.to_string(),
+            request_id: None,
         }
     }
 

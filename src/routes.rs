@@ -5,7 +5,7 @@
 //! OpenAPI description. Registered here with `service(...)` through
 //! utoipa-actix-web, the one call both routes the path and adds it to the
 //! OpenAPI document ([`document`]), so the two cannot disagree;
-//! `tests/it/openapi.rs` checks the served document against the server.
+//! `tests/it/api_contract.rs` checks the served document against the server.
 
 use actix_web::App;
 use utoipa::OpenApi;

@@ -240,6 +240,12 @@ impl Service {
                 .app_data(prometheus.clone())
                 .app_data(document.clone())
                 .app_data(route_table.clone())
+                // A query that does not parse (an unknown or malformed
+                // parameter) gets the JSON 400 every other refusal has.
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    crate::error::ApiError::BadParameter(format!("bad query parameters: {e}"))
+                        .into()
+                }))
                 .into_utoipa_app()
                 .configure(routes::configure)
                 .default_service(web::to(fallback::unrouted))

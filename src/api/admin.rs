@@ -27,6 +27,7 @@ use crate::state::AppState;
 /// Starts draining (idempotent: a drain under way is left as it is) and
 /// answers 202 with the [`DrainStatus`].
 #[utoipa::path(
+    operation_id = "startDrain",
     tag = "operations",
     security(()),
     description = "Starts the drain SIGTERM starts (idempotent). Loopback peers only, and never through a proxy or from a browser.",
@@ -50,6 +51,7 @@ pub async fn drain(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 
 /// Answers 200 with the [`DrainStatus`].
 #[utoipa::path(
+    operation_id = "getDrain",
     tag = "operations",
     security(()),
     description = "How the drain stands. Loopback peers only.",

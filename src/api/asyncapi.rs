@@ -12,6 +12,7 @@ pub const ASYNCAPI_YAML: &str = include_str!("../../docs/asyncapi.yaml");
 
 /// The AsyncAPI 3.0 document of the WebSocket protocols.
 #[utoipa::path(
+    operation_id = "asyncapi",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The AsyncAPI 3.0 document (YAML)", content_type = "application/yaml"))

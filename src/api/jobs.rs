@@ -61,13 +61,14 @@ async fn list(state: &AppState, id: SessionId) -> Result<HttpResponse, ApiError>
 
 /// `GET /api/jobs?session_id=…`.
 #[utoipa::path(
+    operation_id = "listJobs",
     tag = "jobs",
     description = "A session's background jobs with every attempt (the webhook delivery log); docs/protocol.md §9.12.",
     params(JobParams),
     responses(
         (status = 200, description = "The session's jobs", body = Object),
-        (status = 400, description = "`bad_parameter`: no or a malformed session_id", body = crate::error::ErrorBody),
-        (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
+        (status = 400, description = "`bad_parameter`: no session_id", body = crate::error::ErrorBody),
+        (status = 404, description = "`session_not_found` (also for an id that is no session id)", body = crate::error::ErrorBody),
     )
 )]
 #[get("/api/jobs")]
@@ -88,6 +89,7 @@ pub async fn by_query(
 
 /// `GET /api/audio/sessions/{id}/jobs`.
 #[utoipa::path(
+    operation_id = "listSessionJobs",
     tag = "jobs",
     description = "The same list as `GET /api/jobs?session_id=`.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),

@@ -68,7 +68,7 @@ impl Modify for SecuritySchemes {
                 Http::builder()
                     .scheme(HttpAuthScheme::Bearer)
                     .description(Some(
-                        "An API key (`--api-keys`) or a token from POST /api/tokens",
+                        "An API key (`--api-keys`) or a token from POST /api/tokens. Authorize one scheme only: two credentials are refused",
                     ))
                     .build(),
             ),
@@ -77,7 +77,7 @@ impl Modify for SecuritySchemes {
             QUERY_TOKEN,
             SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
                 "access_token",
-                "A token from POST /api/tokens (never an API key), for clients that cannot set headers",
+                "A token from POST /api/tokens (never an API key), for clients that cannot set headers. Authorize one scheme only: two credentials are refused",
             ))),
         );
     }
@@ -103,6 +103,7 @@ impl ApiDocument {
 
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(
+    operation_id = "openapi",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
@@ -135,15 +136,26 @@ pub struct TokenQuery {
 )]
 pub struct AudioBytes(Vec<u8>);
 
-/// A multipart upload of audio.
+/// A multipart upload of audio to the phrase API.
+#[derive(utoipa::ToSchema)]
+#[allow(
+    dead_code,
+    reason = "documentation only: the handler reads the multipart body"
+)]
+pub struct PhraseAudioForm {
+    /// The audio.
+    #[schema(value_type = String, format = Binary)]
+    pub audio_file: Vec<u8>,
+}
+
+/// A multipart upload of audio to /convert or /upload.
 #[derive(utoipa::ToSchema)]
 #[allow(
     dead_code,
     reason = "documentation only: the handlers read the multipart body"
 )]
 pub struct AudioForm {
-    /// The audio (`file` on /convert and /upload, `audio_file` on the phrase
-    /// API).
+    /// The audio.
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
 }

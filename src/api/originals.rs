@@ -92,11 +92,12 @@ pub async fn forget(state: &AppState, id: SessionId) -> Result<(), ApiError> {
 
 /// `GET /api/audio/sessions/{id}/original`.
 #[utoipa::path(
+    operation_id = "getSessionOriginal",
     tag = "sessions",
     description = "The bytes uploaded to /upload (or a container recorded session), with their media type; kept with `--keep-originals`.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
     responses(
-        (status = 200, description = "The original, with its media type", content_type = "application/octet-stream"),
+        (status = 200, description = "The original, with its media type", content_type = "audio/*"),
         (status = 404, description = "`session_not_found` or `no_original`", body = crate::error::ErrorBody),
     )
 )]

@@ -39,6 +39,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 
 /// `GET /`: the page.
 #[utoipa::path(
+    operation_id = "page",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The browser page", content_type = "text/html"))
@@ -50,6 +51,7 @@ pub async fn index() -> HttpResponse {
 
 /// `GET /app.js`: the page's script.
 #[utoipa::path(
+    operation_id = "pageScript",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The page's script", content_type = "text/javascript"))
@@ -62,6 +64,7 @@ pub async fn app_js() -> HttpResponse {
 /// `GET /recorder-worklet.js`: the AudioWorklet that turns the microphone's
 /// samples into 16-bit PCM.
 #[utoipa::path(
+    operation_id = "pageRecorderWorklet",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The page's AudioWorklet", content_type = "text/javascript"))
@@ -73,6 +76,7 @@ pub async fn recorder_worklet_js() -> HttpResponse {
 
 /// `GET /style.css`: the page's style sheet.
 #[utoipa::path(
+    operation_id = "pageStyle",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The page's style sheet", content_type = "text/css"))

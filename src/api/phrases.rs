@@ -176,11 +176,12 @@ async fn find(
 
 /// `POST /audio/user/{user_id}/phrase/{phrase_id}`.
 #[utoipa::path(
+    operation_id = "uploadPhrase",
     tag = "phrases",
     description = "Stores the audio (multipart field `audio_file`, or the raw body; any format the service reads) as the user's phrase, converted to FLAC as /upload does; a re-upload replaces it.",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), PhraseUploadParams),
     request_body(content(
-        (crate::api::openapi::AudioForm = "multipart/form-data"),
+        (crate::api::openapi::PhraseAudioForm = "multipart/form-data"),
         (crate::api::openapi::AudioBytes = "application/octet-stream"),
     )),
     responses(
@@ -254,6 +255,7 @@ pub async fn upload(
 
 /// `GET /audio/user/{user_id}/phrase/{phrase_id}`.
 #[utoipa::path(
+    operation_id = "getPhrase",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
@@ -274,6 +276,7 @@ pub async fn get(
 
 /// `GET …/phrase/{phrase_id}/flac`.
 #[utoipa::path(
+    operation_id = "getPhraseFlac",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
@@ -295,10 +298,11 @@ pub async fn flac(
 
 /// `GET …/phrase/{phrase_id}/original`.
 #[utoipa::path(
+    operation_id = "getPhraseOriginal",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
-        (status = 200, description = "The bytes uploaded, with their media type", content_type = "application/octet-stream"),
+        (status = 200, description = "The bytes uploaded, with their media type", content_type = "audio/*"),
         (status = 404, description = "`phrase_not_found` or `no_original`", body = crate::error::ErrorBody),
     )
 )]
@@ -316,6 +320,7 @@ pub async fn original(
 
 /// `GET …/phrase/{phrase_id}/m4a`: the original when it was MP4/M4A.
 #[utoipa::path(
+    operation_id = "getPhraseM4a",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
@@ -345,6 +350,7 @@ pub async fn m4a(
 
 /// `DELETE /audio/user/{user_id}/phrase/{phrase_id}`.
 #[utoipa::path(
+    operation_id = "deletePhrase",
     tag = "phrases",
     description = "Deletes the phrase and the session that holds it.",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
@@ -419,6 +425,7 @@ pub struct PhrasePage {
 
 /// `GET /audio/user/{user_id}/phrases`.
 #[utoipa::path(
+    operation_id = "listPhrases",
     tag = "phrases",
     description = "The user's phrases, by name, a page at a time.",
     params(("user_id" = String, Path, description = "The user", example = "ann"), PhraseListParams),

@@ -136,6 +136,7 @@ impl SessionJson {
 
 /// `GET /api/audio/sessions/{id}`.
 #[utoipa::path(
+    operation_id = "getSession",
     tag = "sessions",
     description = "The session, with live counters while it is live and its analysis once measured.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
@@ -157,12 +158,14 @@ pub async fn get(
 
 /// `POST /api/audio/sessions/{id}/close`: finalizes, then answers the final record.
 #[utoipa::path(
+    operation_id = "closeSession",
     tag = "sessions",
-    description = "Finalizes a live session (its producer gets `done`), then answers the final record; a finished one is answered as it is.",
+    description = "Finalizes a live session (its producer gets `done`), then answers the final record. A session that has ended already gets 409 `session_closed`.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
     responses(
         (status = 200, description = "The final session", body = SessionJson),
         (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
+        (status = 409, description = "`session_closed`: it has ended already", body = crate::error::ErrorBody),
         (status = 503, description = "`session_owned_elsewhere` (scaled mode; with Retry-After) or `unavailable`", body = crate::error::ErrorBody),
     )
 )]
@@ -237,6 +240,7 @@ const FINAL_SAVE_POLL_MS: u64 = 50;
 
 /// `GET /api/audio/sessions/{id}/audio`: the FLAC file.
 #[utoipa::path(
+    operation_id = "getSessionAudio",
     tag = "sessions",
     description = "The session's FLAC: final once it has ended, growing while it is live (its STREAMINFO then has no totals).",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
@@ -351,6 +355,7 @@ pub struct SessionPage {
 
 /// `GET /api/audio/sessions`.
 #[utoipa::path(
+    operation_id = "listSessions",
     tag = "sessions",
     description = "The caller's sessions, newest first, a page at a time (`next_offset` is the next page's offset).",
     params(ListParams),
@@ -373,6 +378,7 @@ pub async fn list(
 /// `GET /api/users/{user_id}/sessions`: the list of one user's sessions
 /// (the lookup by user), as `GET /api/audio/sessions?user_id=…`.
 #[utoipa::path(
+    operation_id = "listUserSessions",
     tag = "sessions",
     description = "One user's sessions, as `GET /api/audio/sessions?user_id=`; a `user_id` in the query must equal the path's.",
     params(
@@ -445,6 +451,7 @@ async fn page(
 
 /// `DELETE /api/audio/sessions/{id}`: only finished sessions.
 #[utoipa::path(
+    operation_id = "deleteSession",
     tag = "sessions",
     description = "Removes a finished session: its FLAC, its kept original, its metadata.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),

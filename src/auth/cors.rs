@@ -8,9 +8,12 @@
 //! requests with credentials, the answer names the page's exact origin
 //! (never `*`), lists its methods and headers by name, says
 //! `Access-Control-Allow-Credentials: true` and `Vary: Origin`. An origin
-//! that is not listed gets no CORS header at all; the request itself then
-//! meets the `Origin` check ([`super::origin`]): 403 `origin_not_allowed`,
-//! with the JSON body a page's script cannot read, but its console shows.
+//! that is not listed never gets `Access-Control-Allow-Origin` (actix-cors
+//! still adds its other headers, which mean nothing without it): its
+//! preflight is refused by actix-cors (400, plain text), and a request
+//! itself meets the `Origin` check ([`super::origin`]): 403
+//! `origin_not_allowed`, whose JSON a page's script cannot read, but its
+//! console shows.
 
 use actix_cors::Cors;
 use actix_web::http::{header, Method};

@@ -153,3 +153,37 @@ async fn the_docs_and_the_asyncapi_document_are_served_from_the_binary() {
     }
     server.drain().await;
 }
+
+#[test]
+fn operation_ids_are_unique() {
+    // OpenAPI requires it; client generators and Swagger UI key on them.
+    let document = serde_json::to_value(flacstream::routes::document()).unwrap();
+    let mut seen = std::collections::HashSet::new();
+    for item in document["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().expect("an operationId");
+            assert!(seen.insert(id.to_string()), "{id} twice");
+        }
+    }
+    assert!(seen.len() >= 35);
+}
+
+#[actix_rt::test]
+async fn a_query_that_does_not_parse_gets_json() {
+    let server = start(&[]);
+    let path = "/api/jobs?nope=1";
+    let answer = http_request(server.addr, "GET", path, &[], b"").await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["code"], "bad_parameter");
+    let answer = http_request(
+        server.addr,
+        "GET",
+        "/api/jobs?session_id=a&session_id=b",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.json()["code"], "bad_parameter");
+    server.drain().await;
+}

@@ -85,6 +85,7 @@ async fn an_unlisted_origin_gets_no_cors_and_a_403() {
         ("Access-Control-Request-Method", "POST"),
     ];
     let answer = http_request(server.addr, "OPTIONS", "/convert", &preflight, b"").await;
+    assert_eq!(answer.status, 400);
     assert_eq!(answer.header("access-control-allow-origin"), None);
     let answer = http_request(
         server.addr,
