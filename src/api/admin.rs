@@ -28,6 +28,7 @@ use crate::state::AppState;
 /// answers 202 with the [`DrainStatus`].
 #[utoipa::path(
     operation_id = "startDrain",
+    summary = "Start draining (loopback only)",
     tag = "operations",
     security(()),
     description = "Starts the drain SIGTERM starts (idempotent). Loopback peers only, and never through a proxy or from a browser.",
@@ -52,6 +53,7 @@ pub async fn drain(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpR
 /// Answers 200 with the [`DrainStatus`].
 #[utoipa::path(
     operation_id = "getDrain",
+    summary = "How the drain stands (loopback only)",
     tag = "operations",
     security(()),
     description = "How the drain stands. Loopback peers only.",

@@ -21,6 +21,7 @@ pub async fn load(
 /// `GET /api/audio/sessions/{id}/analysis`.
 #[utoipa::path(
     operation_id = "getSessionAnalysis",
+    summary = "Get a session's loudness, silences and clipping",
     tag = "analysis",
     description = "The session's loudness (EBU R128: integrated, range, true peak), silences and clipping; complete once the session has ended (docs/protocol.md §9.11).",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),

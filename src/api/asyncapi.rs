@@ -13,6 +13,7 @@ pub const ASYNCAPI_YAML: &str = include_str!("../../docs/asyncapi.yaml");
 /// The AsyncAPI 3.0 document of the WebSocket protocols.
 #[utoipa::path(
     operation_id = "asyncapi",
+    summary = "The AsyncAPI 3.0 document of the WebSocket protocols",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The AsyncAPI 3.0 document (YAML)", content_type = "application/yaml"))

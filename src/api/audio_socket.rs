@@ -288,6 +288,7 @@ impl SessionMessage {
 /// Opens a new recorded session; see the module docs.
 #[utoipa::path(
     operation_id = "openAudioSession",
+    summary = "Open a recorded session over a WebSocket",
     tag = "streaming",
     description = "A WebSocket that opens a recorded session: audio in with acks (`samples_durable`, `bytes_accepted`), optionally FLAC and chunk metadata out; the session outlives the connection and resumes (AsyncAPI channel `audioSession`, docs/protocol.md §9).",
     params(NewSessionParams),
@@ -377,6 +378,7 @@ pub async fn open(
 /// Joins a live session as producer or listener; see the module docs.
 #[utoipa::path(
     operation_id = "joinAudioSession",
+    summary = "Resume or listen to a live session over a WebSocket",
     tag = "streaming",
     description = "A WebSocket that joins a live session: its producer resuming (role=produce) or a listener receiving its FLAC (role=listen) (AsyncAPI channel `audioSessionJoin`, docs/protocol.md §9.5).",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), JoinParams),

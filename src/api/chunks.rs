@@ -41,6 +41,7 @@ pub struct ChunkPageParams {
 /// `GET /api/chunks/{chunk_id}`.
 #[utoipa::path(
     operation_id = "getChunk",
+    summary = "Get one chunk's metadata",
     tag = "analysis",
     description = "One chunk's metadata (level, peak, silence, clipping; docs/protocol.md §9.11).",
     params(("chunk_id" = String, Path, description = "`<session id>:<seq>`", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a:1"), crate::api::openapi::TokenQuery),
@@ -71,6 +72,7 @@ pub async fn get(
 /// `next_after` for the next page (null on the last).
 #[utoipa::path(
     operation_id = "listSessionChunks",
+    summary = "List a session's chunk metadata",
     tag = "analysis",
     description = "A session's chunks in order, a page at a time; `next_after` is the `after` of the next page (null on the last).",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), ChunkPageParams),

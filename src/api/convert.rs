@@ -145,6 +145,7 @@ fn spool_settings(
 /// `POST /convert`: see the module docs.
 #[utoipa::path(
     operation_id = "convert",
+    summary = "Convert any audio to FLAC, streamed back",
     tag = "conversion",
     description = "Any audio the service reads (multipart field `file`, or the raw body) in, FLAC streamed back as it is encoded, with a final STREAMINFO from the first byte. Headers `Flacstream-Source-Codec` and `Flacstream-Lossless` say what the source was.",
     params(ConvertParams),
@@ -444,6 +445,7 @@ pub struct UploadLinks {
 /// `POST /upload`: converts and stores the upload as a recorded session.
 #[utoipa::path(
     operation_id = "upload",
+    summary = "Convert and store any audio as a recorded session",
     tag = "conversion",
     description = "Any audio the service reads (multipart field `file`, or the raw body), converted and stored as a recorded session; answered once it is stored. Lossless sources are kept sample for sample; `lossless` says which case it was.",
     params(UploadParams),

@@ -31,6 +31,7 @@ fn config() -> Arc<Config<'static>> {
 /// `GET /docs`: to `/docs/`, where the UI's relative links resolve.
 #[utoipa::path(
     operation_id = "docsRedirect",
+    summary = "Redirect to the interactive docs",
     tag = "documentation",
     security(()),
     responses((status = 308, description = "Redirect to /docs/", headers(("Location" = String))))
@@ -45,6 +46,7 @@ pub async fn docs_root() -> HttpResponse {
 /// `GET /docs/{file}`: the interactive docs (`/docs/` is the page).
 #[utoipa::path(
     operation_id = "docs",
+    summary = "The interactive docs (Swagger UI) and their files",
     tag = "documentation",
     security(()),
     params(("file" = String, Path, description = "A file of the UI; empty for its page", example = "index.html")),

@@ -13,6 +13,7 @@ use crate::drain::Draining;
 /// Always 200 while the process serves HTTP.
 #[utoipa::path(
     operation_id = "healthz",
+    summary = "Liveness",
     tag = "operations",
     security(()),
     responses((status = 200, description = "The process is alive", body = Object, example = json!({"status": "ok"})))
@@ -25,6 +26,7 @@ pub async fn healthz() -> HttpResponse {
 /// 200 while accepting work, 503 once draining or without a lease.
 #[utoipa::path(
     operation_id = "readyz",
+    summary = "Readiness (false while draining)",
     tag = "operations",
     security(()),
     responses(

@@ -62,6 +62,7 @@ async fn list(state: &AppState, id: SessionId) -> Result<HttpResponse, ApiError>
 /// `GET /api/jobs?session_id=…`.
 #[utoipa::path(
     operation_id = "listJobs",
+    summary = "List a session's background jobs",
     tag = "jobs",
     description = "A session's background jobs with every attempt (the webhook delivery log); docs/protocol.md §9.12.",
     params(JobParams),
@@ -90,6 +91,7 @@ pub async fn by_query(
 /// `GET /api/audio/sessions/{id}/jobs`.
 #[utoipa::path(
     operation_id = "listSessionJobs",
+    summary = "List a session's background jobs",
     tag = "jobs",
     description = "The same list as `GET /api/jobs?session_id=`.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),

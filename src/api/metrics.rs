@@ -9,6 +9,7 @@ use crate::metrics::CONTENT_TYPE;
 /// `GET /metrics`: every metric in the Prometheus text format.
 #[utoipa::path(
     operation_id = "metrics",
+    summary = "Prometheus metrics",
     tag = "operations",
     security(()),
     responses((status = 200, description = "Prometheus text exposition 0.0.4", content_type = "text/plain"))

@@ -104,6 +104,7 @@ impl ApiDocument {
 /// The OpenAPI 3.1 document of this API.
 #[utoipa::path(
     operation_id = "openapi",
+    summary = "This OpenAPI 3.1 document",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))

@@ -93,6 +93,7 @@ pub async fn forget(state: &AppState, id: SessionId) -> Result<(), ApiError> {
 /// `GET /api/audio/sessions/{id}/original`.
 #[utoipa::path(
     operation_id = "getSessionOriginal",
+    summary = "Download a session's uploaded original",
     tag = "sessions",
     description = "The bytes uploaded to /upload (or a container recorded session), with their media type; kept with `--keep-originals`.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),

@@ -40,6 +40,7 @@ fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
 /// `GET /`: the page.
 #[utoipa::path(
     operation_id = "page",
+    summary = "The browser page",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The browser page", content_type = "text/html"))
@@ -52,6 +53,7 @@ pub async fn index() -> HttpResponse {
 /// `GET /app.js`: the page's script.
 #[utoipa::path(
     operation_id = "pageScript",
+    summary = "The page's script",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The page's script", content_type = "text/javascript"))
@@ -65,6 +67,7 @@ pub async fn app_js() -> HttpResponse {
 /// samples into 16-bit PCM.
 #[utoipa::path(
     operation_id = "pageRecorderWorklet",
+    summary = "The page's microphone AudioWorklet",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The page's AudioWorklet", content_type = "text/javascript"))
@@ -77,6 +80,7 @@ pub async fn recorder_worklet_js() -> HttpResponse {
 /// `GET /style.css`: the page's style sheet.
 #[utoipa::path(
     operation_id = "pageStyle",
+    summary = "The page's style sheet",
     tag = "documentation",
     security(()),
     responses((status = 200, description = "The page's style sheet", content_type = "text/css"))

@@ -177,6 +177,7 @@ async fn find(
 /// `POST /audio/user/{user_id}/phrase/{phrase_id}`.
 #[utoipa::path(
     operation_id = "uploadPhrase",
+    summary = "Store (or replace) a phrase",
     tag = "phrases",
     description = "Stores the audio (multipart field `audio_file`, or the raw body; any format the service reads) as the user's phrase, converted to FLAC as /upload does; a re-upload replaces it.",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), PhraseUploadParams),
@@ -256,6 +257,7 @@ pub async fn upload(
 /// `GET /audio/user/{user_id}/phrase/{phrase_id}`.
 #[utoipa::path(
     operation_id = "getPhrase",
+    summary = "Get a phrase",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
@@ -277,6 +279,7 @@ pub async fn get(
 /// `GET …/phrase/{phrase_id}/flac`.
 #[utoipa::path(
     operation_id = "getPhraseFlac",
+    summary = "Download a phrase's FLAC",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
@@ -299,6 +302,7 @@ pub async fn flac(
 /// `GET …/phrase/{phrase_id}/original`.
 #[utoipa::path(
     operation_id = "getPhraseOriginal",
+    summary = "Download a phrase's uploaded original",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
@@ -321,6 +325,7 @@ pub async fn original(
 /// `GET …/phrase/{phrase_id}/m4a`: the original when it was MP4/M4A.
 #[utoipa::path(
     operation_id = "getPhraseM4a",
+    summary = "Download a phrase's original M4A",
     tag = "phrases",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
     responses(
@@ -351,6 +356,7 @@ pub async fn m4a(
 /// `DELETE /audio/user/{user_id}/phrase/{phrase_id}`.
 #[utoipa::path(
     operation_id = "deletePhrase",
+    summary = "Delete a phrase",
     tag = "phrases",
     description = "Deletes the phrase and the session that holds it.",
     params(("user_id" = String, Path, description = "The user", example = "ann"), ("phrase_id" = String, Path, description = "The phrase", example = "greeting"), crate::api::openapi::TokenQuery),
@@ -426,6 +432,7 @@ pub struct PhrasePage {
 /// `GET /audio/user/{user_id}/phrases`.
 #[utoipa::path(
     operation_id = "listPhrases",
+    summary = "List a user's phrases",
     tag = "phrases",
     description = "The user's phrases, by name, a page at a time.",
     params(("user_id" = String, Path, description = "The user", example = "ann"), PhraseListParams),

@@ -137,6 +137,7 @@ impl SessionJson {
 /// `GET /api/audio/sessions/{id}`.
 #[utoipa::path(
     operation_id = "getSession",
+    summary = "Get a session",
     tag = "sessions",
     description = "The session, with live counters while it is live and its analysis once measured.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
@@ -159,6 +160,7 @@ pub async fn get(
 /// `POST /api/audio/sessions/{id}/close`: finalizes, then answers the final record.
 #[utoipa::path(
     operation_id = "closeSession",
+    summary = "Close (finalize) a live session",
     tag = "sessions",
     description = "Finalizes a live session (its producer gets `done`), then answers the final record. A session that has ended already gets 409 `session_closed`.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
@@ -241,6 +243,7 @@ const FINAL_SAVE_POLL_MS: u64 = 50;
 /// `GET /api/audio/sessions/{id}/audio`: the FLAC file.
 #[utoipa::path(
     operation_id = "getSessionAudio",
+    summary = "Download a session's FLAC",
     tag = "sessions",
     description = "The session's FLAC: final once it has ended, growing while it is live (its STREAMINFO then has no totals).",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),
@@ -356,6 +359,7 @@ pub struct SessionPage {
 /// `GET /api/audio/sessions`.
 #[utoipa::path(
     operation_id = "listSessions",
+    summary = "List sessions",
     tag = "sessions",
     description = "The caller's sessions, newest first, a page at a time (`next_offset` is the next page's offset).",
     params(ListParams),
@@ -379,6 +383,7 @@ pub async fn list(
 /// (the lookup by user), as `GET /api/audio/sessions?user_id=…`.
 #[utoipa::path(
     operation_id = "listUserSessions",
+    summary = "List one user's sessions",
     tag = "sessions",
     description = "One user's sessions, as `GET /api/audio/sessions?user_id=`; a `user_id` in the query must equal the path's.",
     params(
@@ -452,6 +457,7 @@ async fn page(
 /// `DELETE /api/audio/sessions/{id}`: only finished sessions.
 #[utoipa::path(
     operation_id = "deleteSession",
+    summary = "Delete a finished session",
     tag = "sessions",
     description = "Removes a finished session: its FLAC, its kept original, its metadata.",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), crate::api::openapi::TokenQuery),

@@ -66,6 +66,7 @@ fn serde_urlencoded_query<T: for<'de> Deserialize<'de>>(query: &str) -> Result<T
 /// Upgrades to a WebSocket stream; see the module docs.
 #[utoipa::path(
     operation_id = "stream",
+    summary = "Convert one stream to FLAC over a WebSocket",
     tag = "streaming",
     description = "A WebSocket: audio in (WAV, or any container the service reads), FLAC frames out as they are encoded; the session ends with the connection (AsyncAPI channel `stream`, docs/protocol.md §1-8).",
     params(StreamParams),

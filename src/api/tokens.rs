@@ -69,6 +69,7 @@ async fn read_body(mut payload: web::Payload) -> Result<Vec<u8>, ApiError> {
 /// `POST /api/tokens`; see the module docs.
 #[utoipa::path(
     operation_id = "issueToken",
+    summary = "Issue a short-lived token",
     tag = "tokens",
     description = "A short-lived token for a browser, scoped to a session, a user or both; asked for with an API key (a token gets 403). With authentication off: 404 `auth_disabled`.",
     request_body(content = TokenRequest, content_type = "application/json"),
