@@ -341,8 +341,18 @@ impl ApiError {
 
     /// The body as JSON text.
     pub fn json(&self) -> String {
+        self.json_for(None)
+    }
+
+    /// The body as JSON text with the request's id, for WebSocket `error`
+    /// messages (HTTP answers get theirs from [`crate::request_id`]).
+    pub fn json_for(&self, request_id: Option<&str>) -> String {
+        let body = ErrorBody {
+            request_id: request_id.map(str::to_string),
+            ..self.body()
+        };
         // A struct of strings always serialises.
-        serde_json::to_string(&self.body()).unwrap_or_default()
+        serde_json::to_string(&body).unwrap_or_default()
     }
 
     /// The WebSocket close code for this error.

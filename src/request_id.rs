@@ -155,14 +155,6 @@ pub fn add_request_id(body: &[u8], id: &str) -> Option<Vec<u8>> {
     Some(format!("{open},\"request_id\":{id}}}").into_bytes())
 }
 
-/// An error message's JSON `json` with `id` added, for WebSocket `error`
-/// messages, which no middleware sees.
-pub fn error_json(json: String, id: Option<&RequestId>) -> String {
-    id.and_then(|id| add_request_id(json.as_bytes(), id.as_str()))
-        .and_then(|with_id| String::from_utf8(with_id).ok())
-        .unwrap_or(json)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,7 +29,7 @@ use crate::access_log::{self, SocketAccess, SocketTraffic};
 use crate::error::{done_close_code, ApiError};
 use crate::limits::client_connections::ClientSlot;
 use crate::protocol::{AckMessage, ChunkMessage, ClientMessage, DoneMessage, StorageMessage};
-use crate::request_id::{self, RequestId};
+use crate::request_id::RequestId;
 use crate::websocket::frame_limit;
 use crate::websocket::socket::PeerSocket;
 
@@ -382,8 +382,8 @@ async fn write_loop(
     ends: Ends,
 ) {
     let traffic = &ends.traffic;
-    let error_json =
-        |error: &ApiError| request_id::error_json(error.json(), ends.request_id.as_ref());
+    let request_id = ends.request_id.as_ref().map(|id| id.as_str());
+    let error_json = |error: &ApiError| error.json_for(request_id);
     let final_timeout = Duration::from_secs(FINAL_MESSAGE_TIMEOUT_SECONDS);
     let (text, close, stalled) = loop {
         let Some(event) = events.recv().await else {
