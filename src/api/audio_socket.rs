@@ -293,12 +293,7 @@ impl SessionMessage {
     description = "A WebSocket that opens a recorded session: audio in with acks (`samples_durable`, `bytes_accepted`), optionally FLAC and chunk metadata out; the session outlives the connection and resumes (AsyncAPI channel `audioSession`, docs/protocol.md §9).",
     params(NewSessionParams),
     responses(
-        (status = 101, description = "Switching Protocols: the WebSocket; its messages are in the AsyncAPI document (/asyncapi.yaml)"),
-        (status = 400, description = "`not_websocket` (not an upgrade) or `bad_parameter`", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthorized`", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden` or `origin_not_allowed`", body = crate::error::ErrorBody),
-        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
-        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+        crate::api::openapi::UpgradeResponses,
         (status = 409, description = "`session_exists`: the chosen session_id is taken", body = crate::error::ErrorBody),
         (status = 415, description = "`unsupported_format` or `needs_seeking` (MP4 cannot be read as it arrives)", body = crate::error::ErrorBody),
     )
@@ -383,12 +378,7 @@ pub async fn open(
     description = "A WebSocket that joins a live session: its producer resuming (role=produce) or a listener receiving its FLAC (role=listen) (AsyncAPI channel `audioSessionJoin`, docs/protocol.md §9.5).",
     params(("id" = String, Path, description = "The session id (a UUID, or the id its client chose)", example = "0b5e3c1a-8d2f-4b7e-9c6a-1f2e3d4c5b6a"), JoinParams),
     responses(
-        (status = 101, description = "Switching Protocols: the WebSocket; its messages are in the AsyncAPI document (/asyncapi.yaml)"),
-        (status = 400, description = "`not_websocket` (not an upgrade) or `bad_parameter`", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthorized`", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden` or `origin_not_allowed`", body = crate::error::ErrorBody),
-        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
-        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+        crate::api::openapi::UpgradeResponses,
         (status = 404, description = "`session_not_found`", body = crate::error::ErrorBody),
         (status = 409, description = "`session_closed`", body = crate::error::ErrorBody),
     )

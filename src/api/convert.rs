@@ -158,12 +158,7 @@ fn spool_settings(
         (status = 200, description = "The FLAC", content_type = "audio/flac",
             headers(("Flacstream-Source-Codec" = String, description = "pcm, mp3, aac, alac, flac, vorbis, opus, mulaw, alaw, pcm_float"),
                     ("Flacstream-Lossless" = bool, description = "Whether the FLAC holds exactly the source's samples"))),
-        (status = 400, description = "`bad_parameter`, `missing_file`, `bad_upload`, or bad audio (`corrupt_audio`, `truncated_audio`, …)", body = crate::error::ErrorBody),
-        (status = 408, description = "`upload_too_slow`", body = crate::error::ErrorBody),
-        (status = 413, description = "`upload_too_large`, `audio_too_long` or `media_limit`", body = crate::error::ErrorBody),
-        (status = 415, description = "`unrecognized_format`, `unsupported_codec`, `float_pcm`, `no_audio_track`…", body = crate::error::ErrorBody),
-        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
-        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+        crate::api::openapi::UploadRefusals,
     )
 )]
 #[post("/convert")]
@@ -343,12 +338,7 @@ fn watch_for_stall(hangup: &Hangup, stall: std::time::Duration) {
     )),
     responses(
         (status = 201, description = "Stored; `Location` is the session", body = Uploaded),
-        (status = 400, description = "`bad_parameter`, `missing_file`, `bad_upload`, or bad audio (`corrupt_audio`, `truncated_audio`, …)", body = crate::error::ErrorBody),
-        (status = 408, description = "`upload_too_slow`", body = crate::error::ErrorBody),
-        (status = 413, description = "`upload_too_large`, `audio_too_long` or `media_limit`", body = crate::error::ErrorBody),
-        (status = 415, description = "`unrecognized_format`, `unsupported_codec`, `float_pcm`, `no_audio_track`…", body = crate::error::ErrorBody),
-        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
-        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
+        crate::api::openapi::UploadRefusals,
         (status = 409, description = "`session_exists`: the chosen session_id is taken", body = crate::error::ErrorBody),
     )
 )]

@@ -160,3 +160,74 @@ pub struct AudioForm {
     #[schema(value_type = String, format = Binary)]
     pub file: Vec<u8>,
 }
+
+/// The answers every WebSocket upgrade documents: the upgrade, and the
+/// refusals any of them can meet before it (access, limits, the cap).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "documentation only: the handlers answer")]
+pub enum UpgradeResponses {
+    /// The upgrade.
+    #[response(
+        status = 101,
+        description = "Switching Protocols: the WebSocket; its messages are in the AsyncAPI document (/asyncapi.yaml)"
+    )]
+    Upgraded,
+    /// A request that is not an upgrade, or a bad parameter.
+    #[response(
+        status = 400,
+        description = "`not_websocket` (not an upgrade) or `bad_parameter`"
+    )]
+    BadRequest(ErrorBody),
+    /// No valid credential.
+    #[response(status = 401, description = "`unauthorized`")]
+    Unauthorized(ErrorBody),
+    /// A credential that does not reach this, or a page's origin.
+    #[response(status = 403, description = "`forbidden` or `origin_not_allowed`")]
+    Forbidden(ErrorBody),
+    /// A per-client limit.
+    #[response(
+        status = 429,
+        description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)"
+    )]
+    TooMany(ErrorBody),
+    /// The session cap, or a drain.
+    #[response(status = 503, description = "`server_busy` or `draining`")]
+    Unavailable(ErrorBody),
+}
+
+/// The refusals an upload (`/convert`, `/upload`) can meet: its parameters,
+/// its audio, its size and speed, the client's limits, the cap.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code, reason = "documentation only: the handlers answer")]
+pub enum UploadRefusals {
+    /// Bad parameters or bad audio.
+    #[response(
+        status = 400,
+        description = "`bad_parameter`, `missing_file`, `bad_upload`, or bad audio (`corrupt_audio`, `truncated_audio`, …)"
+    )]
+    BadRequest(ErrorBody),
+    /// Too slow.
+    #[response(status = 408, description = "`upload_too_slow`")]
+    TooSlow(ErrorBody),
+    /// Too large or too long.
+    #[response(
+        status = 413,
+        description = "`upload_too_large`, `audio_too_long` or `media_limit`"
+    )]
+    TooLarge(ErrorBody),
+    /// A format the service does not read.
+    #[response(
+        status = 415,
+        description = "`unrecognized_format`, `unsupported_codec`, `float_pcm`, `no_audio_track`…"
+    )]
+    Unsupported(ErrorBody),
+    /// A per-client limit.
+    #[response(
+        status = 429,
+        description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)"
+    )]
+    TooMany(ErrorBody),
+    /// The session cap, or a drain.
+    #[response(status = 503, description = "`server_busy` or `draining`")]
+    Unavailable(ErrorBody),
+}

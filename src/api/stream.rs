@@ -70,14 +70,7 @@ fn serde_urlencoded_query<T: for<'de> Deserialize<'de>>(query: &str) -> Result<T
     tag = "streaming",
     description = "A WebSocket: audio in (WAV, or any container the service reads), FLAC frames out as they are encoded; the session ends with the connection (AsyncAPI channel `stream`, docs/protocol.md §1-8).",
     params(StreamParams),
-    responses(
-        (status = 101, description = "Switching Protocols: the WebSocket; its messages are in the AsyncAPI document (/asyncapi.yaml)"),
-        (status = 400, description = "`not_websocket` (not an upgrade) or `bad_parameter`", body = crate::error::ErrorBody),
-        (status = 401, description = "`unauthorized`", body = crate::error::ErrorBody),
-        (status = 403, description = "`forbidden` or `origin_not_allowed`", body = crate::error::ErrorBody),
-        (status = 429, description = "`too_many_connections_from_client` or `rate_limited` (with Retry-After)", body = crate::error::ErrorBody),
-        (status = 503, description = "`server_busy` or `draining`", body = crate::error::ErrorBody),
-    )
+    responses(crate::api::openapi::UpgradeResponses,)
 )]
 #[get("/stream")]
 pub async fn stream(
